@@ -1,0 +1,166 @@
+"""One synthetic sweep, written out for every build tool the benchmark compares.
+
+The point is to time the build tools, not the work, so every command is a cheap
+shell one-liner and the five build descriptions (Taskfile.py, Makefile, build.ninja,
+dodo.py, Snakefile) are as equivalent as each tool allows: the same N-point graph,
+the same commands, the same files. For each point i = 1..N:
+
+    sim_i    cat params.txt inputs/p_i.txt    > out/sim_i.dat
+    parse_i  tr a-z A-Z < out/sim_i.dat       > out/parse_i.csv
+    summary  every out/parse_*.csv, in order  > out/summary.csv
+
+The summary's command finds its inputs with `find | sort | xargs` rather than listing
+them, because 100,000 paths on one command line would pass ARG_MAX; its declared
+inputs are still all N CSVs, so every tool knows it depends on each of them. `out/`
+is created here, up front, so no tool pays for (or is spared) a `mkdir -p`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PARAMS = "alpha=1\nbeta=2\n"
+SUMMARY_CMD = "find out -name 'parse_*.csv' | LC_ALL=C sort | xargs cat > out/summary.csv"
+FILES = ("Taskfile.py", "Makefile", "build.ninja", "dodo.py", "Snakefile")
+
+
+def sim_cmd(i: int | str) -> str:
+    return f"cat params.txt inputs/p_{i}.txt > out/sim_{i}.dat"
+
+
+def parse_cmd(i: int | str) -> str:
+    return f"tr a-z A-Z < out/sim_{i}.dat > out/parse_{i}.csv"
+
+
+def point_input(i: int) -> str:
+    return f"point {i}\n"
+
+
+def generate(root: Path, n: int) -> None:
+    """Write params.txt, inputs/p_1..p_n.txt, an empty out/ and the five build files."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "params.txt").write_text(PARAMS)
+    inputs = root / "inputs"
+    inputs.mkdir(exist_ok=True)
+    for i in range(1, n + 1):
+        (inputs / f"p_{i}.txt").write_text(point_input(i))
+    (root / "out").mkdir(exist_ok=True)
+    (root / "Taskfile.py").write_text(taskfile(n))
+    (root / "Makefile").write_text(makefile(n))
+    (root / "build.ninja").write_text(ninja(n))
+    (root / "dodo.py").write_text(dodo(n))
+    (root / "Snakefile").write_text(snakefile(n))
+
+
+def taskfile(n: int) -> str:
+    return f'''from pytaskmake import task
+
+N = {n}
+SUMMARY = {SUMMARY_CMD!r}
+csvs = []
+for i in range(1, N + 1):
+    task(f"sim_{{i}}", f"{sim_cmd("{i}")}",
+         inputs=["params.txt", f"inputs/p_{{i}}.txt"], outputs=[f"out/sim_{{i}}.dat"])
+    task(f"parse_{{i}}", f"{parse_cmd("{i}")}",
+         inputs=[f"out/sim_{{i}}.dat"], outputs=[f"out/parse_{{i}}.csv"])
+    csvs.append(f"out/parse_{{i}}.csv")
+task("summary", SUMMARY, inputs=csvs, outputs=["out/summary.csv"])
+'''
+
+
+def makefile(n: int) -> str:
+    """Pattern rules; built-in rules off, as a Makefile written for speed would have.
+
+    .SECONDARY keeps make from deleting the out/sim_*.dat files, which only pattern
+    rules mention and which make would otherwise treat as intermediate.
+    """
+    return f"""MAKEFLAGS += --no-builtin-rules
+.SUFFIXES:
+.SECONDARY:
+N := {n}
+CSVS := $(patsubst %,out/parse_%.csv,$(shell seq 1 $(N)))
+
+out/summary.csv: $(CSVS)
+\t{SUMMARY_CMD}
+
+out/sim_%.dat: inputs/p_%.txt params.txt
+\t{sim_cmd("$*")}
+
+out/parse_%.csv: out/sim_%.dat
+\t{parse_cmd("$*")}
+"""
+
+
+def ninja(n: int) -> str:
+    lines = [
+        "rule sim",
+        "  command = cat params.txt $in > $out",
+        "rule parse",
+        "  command = tr a-z A-Z < $in > $out",
+        "rule summary",
+        f"  command = {SUMMARY_CMD}",
+    ]
+    for i in range(1, n + 1):
+        lines.append(f"build out/sim_{i}.dat: sim inputs/p_{i}.txt | params.txt")
+        lines.append(f"build out/parse_{i}.csv: parse out/sim_{i}.dat")
+    csvs = " $\n    ".join(f"out/parse_{i}.csv" for i in range(1, n + 1))
+    lines.append(f"build out/summary.csv: summary $\n    {csvs}")
+    lines.append("default out/summary.csv")
+    return "\n".join(lines) + "\n"
+
+
+def dodo(n: int) -> str:
+    return f'''N = {n}
+CSVS = [f"out/parse_{{i}}.csv" for i in range(1, N + 1)]
+
+
+def task_sim():
+    for i in range(1, N + 1):
+        yield {{
+            "name": str(i),
+            "actions": [f"{sim_cmd("{i}")}"],
+            "file_dep": ["params.txt", f"inputs/p_{{i}}.txt"],
+            "targets": [f"out/sim_{{i}}.dat"],
+        }}
+
+
+def task_parse():
+    for i in range(1, N + 1):
+        yield {{
+            "name": str(i),
+            "actions": [f"{parse_cmd("{i}")}"],
+            "file_dep": [f"out/sim_{{i}}.dat"],
+            "targets": [f"out/parse_{{i}}.csv"],
+        }}
+
+
+def task_summary():
+    return {{
+        "actions": [{SUMMARY_CMD!r}],
+        "file_dep": CSVS,
+        "targets": ["out/summary.csv"],
+    }}
+'''
+
+
+def snakefile(n: int) -> str:
+    return f'''N = {n}
+
+wildcard_constraints:
+    i=r"\\d+"
+
+rule summary:
+    input: expand("out/parse_{{i}}.csv", i=range(1, N + 1))
+    output: "out/summary.csv"
+    shell: {SUMMARY_CMD!r}
+
+rule sim:
+    input: "params.txt", "inputs/p_{{i}}.txt"
+    output: "out/sim_{{i}}.dat"
+    shell: "cat {{input}} > {{output}}"
+
+rule parse:
+    input: "out/sim_{{i}}.dat"
+    output: "out/parse_{{i}}.csv"
+    shell: "tr a-z A-Z < {{input}} > {{output}}"
+'''

@@ -1,0 +1,164 @@
+"""What a task does: a shell command, an argv list, or a Python callable.
+
+Each action has a *signature*, a string that changes exactly when what the action
+would do changes; staleness and the run cache both key on it, so it is defined
+once, here.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import re
+import shlex
+import types
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+@dataclass(frozen=True)
+class ShellAction:
+    """A command line run by /bin/sh, as make and ninja do."""
+
+    command: str
+
+    @property
+    def signature(self) -> str:
+        return "sh:" + self.command
+
+    @property
+    def cacheable(self) -> bool:
+        return True
+
+    def describe(self) -> str:
+        return self.command
+
+
+@dataclass(frozen=True)
+class ArgvAction:
+    """A program and its arguments, run without a shell (no quoting surprises)."""
+
+    argv: tuple[str, ...]
+
+    @property
+    def signature(self) -> str:
+        return "argv:" + "\0".join(self.argv)
+
+    @property
+    def cacheable(self) -> bool:
+        return True
+
+    def describe(self) -> str:
+        return shlex.join(self.argv)
+
+
+@dataclass(frozen=True)
+class CallableAction:
+    """A Python function run in a forked child, so it cannot corrupt the build."""
+
+    function: Callable[..., Any]
+    signature: str = field(compare=False)
+    cacheable: bool = field(compare=False)
+    wants: tuple[str, ...] = field(compare=False)
+
+    def describe(self) -> str:
+        return f"python {_qualified_name(self.function)}()"
+
+
+Action = ShellAction | ArgvAction | CallableAction
+
+
+def make_action(value: object, task_name: str) -> Action:
+    """Turn what the user passed as `action` into an Action, or raise TypeError."""
+    if isinstance(value, str):
+        if not value.strip():
+            raise TypeError(f"task {task_name!r} has an empty command")
+        return ShellAction(value)
+    if isinstance(value, (list, tuple)):
+        return _argv_action(value, task_name)
+    if callable(value):
+        return _callable_action(value)
+    raise TypeError(
+        f"task {task_name!r}: action must be a command string, an argv list or a callable, "
+        f"not {type(value).__name__}"
+    )
+
+
+def _argv_action(value: Sequence[object], task_name: str) -> ArgvAction:
+    if not value:
+        raise TypeError(f"task {task_name!r} has an empty argv list")
+    bad = [a for a in value if not isinstance(a, (str, int, float))]
+    if bad:
+        raise TypeError(f"task {task_name!r}: argv items must be strings, got {bad[0]!r}")
+    return ArgvAction(tuple(str(a) for a in value))
+
+
+def _callable_action(function: Callable[..., Any]) -> CallableAction:
+    text = _callable_fingerprint(function)
+    stable = _ADDRESS.search(text) is None
+    digest = hashlib.blake2b(_ADDRESS.sub("", text).encode(), digest_size=16).hexdigest()
+    return CallableAction(
+        function=function,
+        signature=f"py:{_qualified_name(function)}:{digest}",
+        cacheable=stable,
+        wants=_wanted_parameters(function),
+    )
+
+
+def _wanted_parameters(function: Callable[..., Any]) -> tuple[str, ...]:
+    """Which of `inputs`/`outputs` the callable accepts by name (doit's convention)."""
+    try:
+        params = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return ()
+    return tuple(name for name in ("inputs", "outputs") if name in params)
+
+
+def _qualified_name(function: Callable[..., Any]) -> str:
+    inner = function.func if isinstance(function, functools.partial) else function
+    module = getattr(inner, "__module__", None) or "?"
+    return f"{module}.{getattr(inner, '__qualname__', type(inner).__name__)}"
+
+
+def _callable_fingerprint(function: Callable[..., Any]) -> str:
+    """Code and bound values of a callable, so editing either changes the signature."""
+    if isinstance(function, functools.partial):
+        inner = _callable_fingerprint(function.func)
+        return f"partial({inner}, {function.args!r}, {sorted(function.keywords.items())!r})"
+    if isinstance(function, types.MethodType):
+        return f"method({_callable_fingerprint(function.__func__)}, {function.__self__!r})"
+    code = getattr(function, "__code__", None)
+    if code is None:  # a builtin or a callable object: its repr is all we can see
+        return f"object({type(function).__qualname__}, {function!r})"
+    cells = [c.cell_contents for c in (function.__closure__ or ()) if _cell_filled(c)]
+    defaults = (function.__defaults__, function.__kwdefaults__)
+    return f"code({_code_fingerprint(code)}, {defaults!r}, {_cell_reprs(cells)})"
+
+
+def _cell_filled(cell: types.CellType) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 - an empty cell raises
+    except ValueError:
+        return False
+    return True
+
+
+def _cell_reprs(values: list[object]) -> str:
+    parts = []
+    for value in values:
+        if callable(value) and hasattr(value, "__code__"):
+            parts.append(_callable_fingerprint(value))
+        else:
+            parts.append(repr(value))
+    return "[" + ", ".join(parts) + "]"
+
+
+def _code_fingerprint(code: types.CodeType) -> str:
+    consts = [
+        _code_fingerprint(c) if isinstance(c, types.CodeType) else repr(c) for c in code.co_consts
+    ]
+    return f"{code.co_code.hex()}|{consts}|{code.co_names}"

@@ -1,0 +1,287 @@
+"""One build: walk the selected graph, run what is stale, record what succeeded.
+
+This is the loop that composes the scheduler (order), the rebuilder (stale.check),
+an executor (where jobs run) and the state DB (traces), and reports each step as
+an event. A task is checked only once everything it needs is done, so a rerun
+upstream whose output bytes did not change leaves its dependants alone (early
+cutoff).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from . import events as ev
+from .errors import GraphError
+from .executors.base import Completion, Executor, Job
+from .fingerprint import FileCache, Fingerprint
+from .graph import BuildGraph
+from .scheduler import Scheduler
+from .stale import Verdict, check, current_inputs
+from .state import StateDB
+from .taskfile import Task
+
+
+@dataclass
+class BuildOptions:
+    jobs: int
+    keep_going: bool = False
+    always: bool = False
+
+
+class Build:
+    """Runs the stale part of `names` (a selection of `graph`) and reports events."""
+
+    def __init__(
+        self,
+        graph: BuildGraph,
+        names: list[str],
+        state: StateDB,
+        executor: Executor,
+        observer: ev.Observer,
+        options: BuildOptions,
+        state_dir: Path,
+        files: FileCache | None = None,
+    ) -> None:
+        self.graph, self.names, self.state = graph, names, state
+        self.executor, self.observer, self.options = executor, observer, options
+        self.state_dir = state_dir
+        self.files = files or FileCache()
+        self.scheduler = Scheduler(names, graph.upstream, graph.dependants)
+        self.counts = {o: 0 for o in (ev.RAN, ev.RESTORED, ev.UP_TO_DATE, ev.FAILED, ev.SKIPPED)}
+        self._waiting_slot: list[tuple[str, Verdict]] = []
+        self._inputs: dict[str, dict[str, Fingerprint]] = {}
+        self._attempts: dict[str, int] = {}
+        self._refresh: list[tuple[Task, Verdict]] = []
+        self._made_dirs: set[str] = {""}
+        self._stopping = False
+        self._interrupts = 0
+        self._seen_interrupts = 0
+
+    def run(self) -> ev.BuildFinished:
+        """Build; returns the closing event (also emitted). Ctrl-C is handled inside."""
+        self._check_sources()
+        start = time.monotonic()
+        expected = self.state.durations()
+        emit = self.observer.handle
+        emit(ev.BuildStarted(len(self.names), self.options.jobs, tuple(self.names), expected))
+        previous = signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            self._loop()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            self._flush_refresh()
+        finished = ev.BuildFinished(
+            dict(self.counts), time.monotonic() - start, interrupted=self._interrupts > 0
+        )
+        emit(finished)
+        return finished
+
+    def _check_sources(self) -> None:
+        missing = [
+            (path, name)
+            for path, name in self.graph.sources(self.names).items()
+            if self.files.stat(path) is None
+        ]
+        if missing:
+            path, name = missing[0]
+            more = f" (and {len(missing) - 1} more missing inputs)" if len(missing) > 1 else ""
+            where = self.graph.tasks[name].where
+            raise GraphError(f"no task produces {path}, needed by {name!r} ({where}){more}")
+
+    def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
+        self._interrupts += 1  # acted on by the loop, never inside the handler
+
+    def _loop(self) -> None:
+        executor = self.executor
+        while True:
+            self._notice_interrupts()
+            self._dispatch()
+            if executor.running() == 0:
+                return
+            for completion in executor.wait(None):
+                self._finish(completion)
+
+    def _notice_interrupts(self) -> None:
+        if self._interrupts == self._seen_interrupts:
+            return
+        self._seen_interrupts = self._interrupts
+        self._stopping = True
+        running = self.executor.running()
+        if self._interrupts == 1 and running:
+            self.observer.handle(
+                ev.Notice(
+                    f"interrupted: letting {running} running task(s) finish; "
+                    "press Ctrl-C again to stop them now"
+                )
+            )
+        elif self._interrupts >= 2:
+            self.observer.handle(ev.Notice(f"interrupted again: stopping {running} task(s)"))
+            self.executor.terminate()
+
+    def _dispatch(self) -> None:
+        """Check every ready task; start stale ones while slots are free."""
+        executor, jobs = self.executor, self.options.jobs
+        while not self._stopping:
+            if self._waiting_slot and executor.running() < jobs:
+                self._start(*self._waiting_slot.pop(0))
+                continue
+            name = self.scheduler.pop()
+            if name is None:
+                break
+            verdict = self._verdict(name)
+            if verdict is None:
+                continue
+            if executor.running() < jobs and not self._waiting_slot:
+                self._start(name, verdict)
+            else:
+                self._waiting_slot.append((name, verdict))
+        self._flush_refresh()
+
+    def _verdict(self, name: str) -> Verdict | None:
+        """The rebuilder's verdict; a clean task is finished on the spot (returns None)."""
+        task = self.graph.tasks[name]
+        verdict = check(task, self.state.record(name), self.files, self.options.always)
+        if verdict.stale:
+            return verdict
+        if verdict.refresh:
+            self._refresh.append((task, verdict))
+        self.counts[ev.UP_TO_DATE] += 1
+        self.observer.handle(ev.TaskDone(name, ev.UP_TO_DATE, verdict.reason))
+        self.scheduler.succeeded(name)
+        return None
+
+    def _flush_refresh(self) -> None:
+        """Re-record tasks found clean after a touch, so the next no-op skips hashing."""
+        if not self._refresh:
+            return
+        with self.state.transaction():
+            for task, v in self._refresh:
+                record = self.state.record(task.name)
+                duration = record.duration if record else 0.0
+                self.state.save_success(
+                    task.name, task.action.signature, v.inputs, v.outputs, duration
+                )
+        self._refresh.clear()
+
+    def _start(self, name: str, verdict: Verdict) -> None:
+        task = self.graph.tasks[name]
+        if name not in self._inputs:
+            self._inputs[name] = current_inputs(task, self.files)
+            self._prepare_outputs(task)
+        attempt = self._attempts[name] = self._attempts.get(name, 0) + 1
+        job = Job(name, task.action, task.inputs, task.outputs, task.log, task.timeout)
+        started = time.time()
+        slot = self.executor.submit(job)
+        self.observer.handle(
+            ev.TaskStarted(name, task.action.describe(), verdict.reason, attempt, slot, started)
+        )
+
+    def _prepare_outputs(self, task: Task) -> None:
+        """Remove stale outputs (so a task that skips one is caught) and create dirs."""
+        for path in task.outputs:
+            self.files.forget(path)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            self._make_parent(path)
+        if task.log is not None:
+            self._make_parent(task.log)
+
+    def _make_parent(self, path: str) -> None:
+        parent = os.path.dirname(path)
+        if parent not in self._made_dirs:
+            os.makedirs(parent, exist_ok=True)
+            self._made_dirs.add(parent)
+
+    def _finish(self, c: Completion) -> None:
+        task = self.graph.tasks[c.name]
+        failure = _failure_reason(task, c)
+        if failure is None:
+            missing = [p for p in task.outputs if self._refreshed_stat(p) is None]
+            if missing:
+                failure = f"did not produce declared output {missing[0]}"
+        if failure is None:
+            self._succeed(task, c)
+        elif self._attempts[task.name] <= task.retries and not self._stopping:
+            self.observer.handle(ev.TaskRetry(task.name, self._attempts[task.name] + 1, failure))
+            self._start(task.name, Verdict(True, "retry", f"retry after: {failure}"))
+        else:
+            self._fail(task, c, failure)
+
+    def _refreshed_stat(self, path: str) -> object:
+        self.files.forget(path)
+        return self.files.stat(path)
+
+    def _succeed(self, task: Task, c: Completion) -> None:
+        outputs = {p: fp for p in task.outputs if (fp := self.files.fingerprint(p)) is not None}
+        inputs = self._inputs.pop(task.name)
+        self.state.save_success(task.name, task.action.signature, inputs, outputs, c.duration)
+        self.counts[ev.RAN] += 1
+        self.observer.handle(self._done_event(task, c, ev.RAN, ""))
+        self.scheduler.succeeded(task.name)
+
+    def _fail(self, task: Task, c: Completion, reason: str) -> None:
+        self._inputs.pop(task.name, None)
+        self.state.save_failure(task.name, task.action.signature, c.duration)
+        moved = self._move_aside(task)
+        if moved:
+            reason += f"; partial outputs moved to {moved}"
+        self.counts[ev.FAILED] += 1
+        self.observer.handle(self._done_event(task, c, ev.FAILED, reason))
+        for skipped in self.scheduler.failed(task.name):
+            self.counts[ev.SKIPPED] += 1
+            self.observer.handle(
+                ev.TaskDone(skipped, ev.SKIPPED, f"needs {task.name}, which failed")
+            )
+        if not self.options.keep_going:
+            self._stopping = True
+
+    def _move_aside(self, task: Task) -> str | None:
+        """A failed task's outputs must never pass for good ones in a later run."""
+        target = self.state_dir / "failed"
+        moved = False
+        for path in task.outputs:
+            self.files.forget(path)
+            if os.path.lexists(path):
+                dest = target / path
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, dest)
+                moved = True
+        return str(target.relative_to(self.state_dir.parent)) + os.sep if moved else None
+
+    def _done_event(self, task: Task, c: Completion, outcome: str, reason: str) -> ev.TaskDone:
+        return ev.TaskDone(
+            task.name,
+            outcome,
+            reason,
+            c.duration,
+            c.output,
+            c.returncode,
+            task.action.describe(),
+            task.log,
+            c.slot,
+            c.started,
+        )
+
+
+def _failure_reason(task: Task, c: Completion) -> str | None:
+    """Why a completed job counts as failed, in words; None when it succeeded."""
+    if c.error is not None:
+        return c.error
+    if c.returncode == 0:
+        return None
+    if c.returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-c.returncode).name}"
+        except ValueError:
+            return f"killed by signal {-c.returncode}"
+    if c.returncode == 127 and task.action.signature.startswith("sh:"):
+        return "command not found (exit 127)"
+    return f"exit code {c.returncode}"

@@ -1,0 +1,114 @@
+"""The `pytaskmake` command: parse arguments, run one command, map errors to exit codes.
+
+Exit codes: 0 all requested work up to date, 1 a task failed, 2 a Taskfile or
+usage error, 130 interrupted. Errors reach the user as one line; a traceback
+means a bug in pytaskmake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import PytaskmakeError, UsageError
+
+STATE_DIR = ".pytaskmake"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pytaskmake",
+        description="Run the stale tasks of a Taskfile.py, in parallel.",
+    )
+    p.add_argument(
+        "targets",
+        nargs="*",
+        metavar="TARGET",
+        help="task names or output paths to bring up to date (default: all)",
+    )
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run at most N tasks at once (default: number of CPUs)",
+    )
+    p.add_argument(
+        "-n", "--dry-run", action="store_true", help="list what would run and why, touching nothing"
+    )
+    p.add_argument("-B", "--always", action="store_true", help="run every selected task")
+    p.add_argument(
+        "-k",
+        "--keep-going",
+        action="store_true",
+        help="after a failure, keep building what does not depend on it",
+    )
+    p.add_argument(
+        "-f", "--file", default="Taskfile.py", help="the Taskfile (default: %(default)s)"
+    )
+    p.add_argument(
+        "-C", "--directory", default=None, metavar="DIR", help="change to DIR before doing anything"
+    )
+    p.add_argument("-l", "--list", action="store_true", help="list tasks and whether each is stale")
+    p.add_argument(
+        "--clean",
+        action="store_true",
+        help="remove the outputs and logs of the selected tasks and forget their state",
+    )
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="say why each task that would run is stale, then stop",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="show each command as it starts")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
+    p.add_argument("--color", "--colour", choices=("auto", "always", "never"), default="auto")
+    p.add_argument("--trace", metavar="FILE", help="write a Chrome/Perfetto trace of the run")
+    p.add_argument(
+        "--graph",
+        nargs="?",
+        const="text",
+        choices=("text", "dot"),
+        help="print the task graph (stale tasks marked) and stop",
+    )
+    p.add_argument("--version", action="version", version=f"pytaskmake {__version__}")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return _run(args)
+    except PytaskmakeError as exc:
+        print(f"pytaskmake: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("pytaskmake: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .commands import run_command
+
+    if args.directory:
+        try:
+            os.chdir(args.directory)
+        except OSError as exc:
+            raise UsageError(f"cannot enter directory {args.directory}: {exc.strerror}") from None
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError("-j must be at least 1")
+    taskfile = Path(args.file)
+    if not taskfile.is_file():
+        raise UsageError(f"no {taskfile} in {os.getcwd()} (use -f FILE or -C DIR)")
+    return run_command(args, taskfile)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""The CLI's commands over a loaded Taskfile: build, dry run, explain, list, clean, graph.
+
+Each command is a small function; cli.py picks one from the flags. Commands that
+only read state do not take the build lock; build and clean do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from . import events as ev
+from .build import Build, BuildOptions
+from .fingerprint import FileCache
+from .graph import BuildGraph
+from .lock import BuildLock
+from .plan import group_reasons, plan
+from .report import ConsoleReporter, use_colour
+from .state import StateDB
+from .taskfile import load_taskfile
+
+STATE_DIR = ".pytaskmake"
+
+
+class Fanout:
+    """Send each event to several observers (console, trace file...)."""
+
+    def __init__(self, *observers: ev.Observer) -> None:
+        self.observers = observers
+
+    def handle(self, event: ev.Event) -> None:
+        for observer in self.observers:
+            observer.handle(event)
+
+
+def run_command(args: argparse.Namespace, taskfile: Path) -> int:
+    registry = load_taskfile(taskfile)
+    root = registry.root
+    os.chdir(root)
+    graph = BuildGraph(registry.tasks.values())
+    names = graph.select(list(args.targets))
+    state_dir = root / STATE_DIR
+    if args.graph:
+        return _graph(args, graph, names, state_dir)
+    if args.dry_run or args.explain or args.list:
+        return _report_plan(args, graph, names, state_dir)
+    with BuildLock(state_dir):
+        state = StateDB(state_dir)
+        try:
+            if args.clean:
+                return _clean(graph, names, state)
+            return _build(args, graph, names, state, state_dir)
+        finally:
+            state.close()
+
+
+def _reporter(args: argparse.Namespace) -> ConsoleReporter:
+    verbosity = -1 if args.quiet else (1 if args.verbose else 0)
+    return ConsoleReporter(sys.stdout, use_colour(args.color, sys.stdout), verbosity)
+
+
+def _build(
+    args: argparse.Namespace, graph: BuildGraph, names: list[str], state: StateDB, state_dir: Path
+) -> int:
+    from .executors.local import LocalExecutor
+
+    console = _reporter(args)
+    observers: list[ev.Observer] = [console]
+    if args.trace:
+        from .trace import TraceWriter
+
+        observers.append(TraceWriter(args.trace))
+    observer = Fanout(*observers)
+    if state.warning:
+        observer.handle(ev.Notice(state.warning))
+    jobs = args.jobs or os.cpu_count() or 1
+    executor = LocalExecutor(jobs)
+    try:
+        options = BuildOptions(jobs=jobs, keep_going=args.keep_going, always=args.always)
+        finished = Build(graph, names, state, executor, observer, options, state_dir).run()
+    finally:
+        executor.close()
+    if finished.interrupted:
+        return 130
+    return 1 if finished.counts[ev.FAILED] else 0
+
+
+def _report_plan(
+    args: argparse.Namespace, graph: BuildGraph, names: list[str], state_dir: Path
+) -> int:
+    state = StateDB(state_dir)
+    try:
+        verdicts = plan(graph, names, state, FileCache(), args.always)
+    finally:
+        state.close()
+    out = sys.stdout
+    colour = use_colour(args.color, out)
+    if args.list:
+        for name in names:
+            v = verdicts[name]
+            mark = ("stale: " + v.reason) if v.stale else "up to date"
+            out.write(f"{name}  ({_dim(mark, colour) if not v.stale else mark})\n")
+        return 0
+    stale = [n for n in names if verdicts[n].stale]
+    if args.explain:
+        for line in group_reasons(verdicts):
+            out.write(line + "\n")
+    else:
+        for name in stale:
+            out.write(f"would run {name}: {verdicts[name].reason}\n")
+    out.write(f"{len(stale)} of {len(names)} tasks would run\n")
+    return 0
+
+
+def _dim(text: str, colour: bool) -> str:
+    from colorama import Style
+
+    return f"{Style.DIM}{text}{Style.RESET_ALL}" if colour else text
+
+
+def _clean(graph: BuildGraph, names: list[str], state: StateDB) -> int:
+    removed = 0
+    for name in names:
+        task = graph.tasks[name]
+        for path in (*task.outputs, *([task.log] if task.log else [])):
+            try:
+                os.unlink(path)
+                removed += 1
+            except FileNotFoundError:
+                pass
+            except IsADirectoryError:
+                pass
+    state.forget(names)
+    print(f"pytaskmake: removed {removed} files of {len(names)} tasks")
+    return 0
+
+
+def _graph(args: argparse.Namespace, graph: BuildGraph, names: list[str], state_dir: Path) -> int:
+    from .graphview import to_dot, to_text
+
+    state = StateDB(state_dir)
+    try:
+        verdicts = plan(graph, names, state, FileCache())
+    finally:
+        state.close()
+    stale = {n for n, v in verdicts.items() if v.stale}
+    text = to_dot(graph, names, stale) if args.graph == "dot" else to_text(graph, names, stale)
+    sys.stdout.write(text)
+    return 0

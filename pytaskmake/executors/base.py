@@ -1,0 +1,58 @@
+"""The executor interface: submit jobs, wait for completions, terminate.
+
+The build loop talks only to this interface, so local processes and a Dask
+cluster are interchangeable and the loop never knows which one runs its jobs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..action import Action
+
+
+@dataclass(slots=True)
+class Job:
+    """One attempt at running a task's action."""
+
+    name: str
+    action: Action
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    log: str | None = None
+    timeout: float | None = None
+
+
+@dataclass(slots=True)
+class Completion:
+    """How a job ended. `output` is its combined stdout+stderr (empty when logged)."""
+
+    name: str
+    returncode: int
+    output: bytes
+    started: float
+    duration: float
+    slot: int
+    timed_out: bool = False
+    error: str | None = None  # why it could not start or was killed, in words
+
+
+class Executor(Protocol):
+    jobs: int
+
+    def submit(self, job: Job) -> int:
+        """Start `job` now (the caller keeps at most `jobs` running); returns its slot."""
+        ...
+
+    def running(self) -> int: ...
+
+    def wait(self, timeout: float | None) -> list[Completion]:
+        """Completions so far; may return [] early when a signal arrives."""
+        ...
+
+    def terminate(self) -> None:
+        """Stop every running job (whole process groups), escalating to SIGKILL."""
+        ...
+
+    def close(self) -> None: ...

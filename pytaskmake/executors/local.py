@@ -1,0 +1,291 @@
+"""Run jobs as local processes, each in its own process group, from one thread.
+
+Commands start through posix_spawn (the cheapest fork+exec Python has), Python
+callables in a forked child. One selector waits on every child's pidfd and output
+pipe at once, so there are no reader threads, output never interleaves, and a
+timeout or Ctrl-C can kill a task's whole process group.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import selectors
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+
+from ..action import ArgvAction, CallableAction, ShellAction
+from .base import Completion, Job
+
+GRACE_SECONDS = 5.0  # between SIGTERM and SIGKILL
+_RESET_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGQUIT)
+
+
+@dataclass(slots=True)
+class _Running:
+    job: Job
+    pid: int
+    slot: int
+    started: float
+    start_mono: float
+    pidfd: int | None
+    pipe: int | None
+    chunks: list[bytes] = field(default_factory=list)
+    deadline: float | None = None  # monotonic time to send SIGTERM (timeout)
+    kill_at: float | None = None  # monotonic time to send SIGKILL
+    error: str | None = None
+    timed_out: bool = False
+
+
+class LocalExecutor:
+    """At most `jobs` processes at once on this machine."""
+
+    def __init__(self, jobs: int, grace: float = GRACE_SECONDS) -> None:
+        self.jobs = jobs
+        self.grace = grace
+        self._selector = selectors.DefaultSelector()
+        self._running: dict[int, _Running] = {}
+        self._slots = list(range(jobs))
+        self._done: list[Completion] = []
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._old_wakeup = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._use_pidfd = hasattr(os, "pidfd_open")
+
+    def running(self) -> int:
+        return len(self._running)
+
+    def submit(self, job: Job) -> int:
+        slot = heapq.heappop(self._slots)
+        out_fd, pipe_r = self._output_fds(job)
+        started, mono = time.time(), time.monotonic()
+        try:
+            pid = self._start(job, out_fd)
+        except OSError as exc:
+            heapq.heappush(self._slots, slot)
+            self._close_quietly(pipe_r)
+            self._done.append(_not_started(job, slot, started, exc))
+            return slot
+        finally:
+            os.close(out_fd)
+        proc = _Running(job, pid, slot, started, mono, self._pidfd(pid), pipe_r)
+        if job.timeout is not None:
+            proc.deadline = mono + job.timeout
+        self._running[pid] = proc
+        if proc.pidfd is not None:
+            self._selector.register(proc.pidfd, selectors.EVENT_READ, ("exit", pid))
+        if pipe_r is not None:
+            self._selector.register(pipe_r, selectors.EVENT_READ, ("out", pid))
+        return slot
+
+    def _output_fds(self, job: Job) -> tuple[int, int | None]:
+        """Where the child writes: its log file, or a pipe we read (task output is buffered)."""
+        if job.log is not None:
+            return os.open(job.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), None
+        read_end, write_end = os.pipe()
+        os.set_blocking(read_end, False)
+        return write_end, read_end
+
+    def _start(self, job: Job, out_fd: int) -> int:
+        action = job.action
+        if isinstance(action, CallableAction):
+            return _fork_callable(job, action, out_fd)
+        files = [
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_DUP2, out_fd, 1),
+            (os.POSIX_SPAWN_DUP2, out_fd, 2),
+        ]
+        options = {"file_actions": files, "setpgroup": 0, "setsigdef": _RESET_SIGNALS}
+        if isinstance(action, ShellAction):
+            return os.posix_spawn(
+                "/bin/sh", ["/bin/sh", "-c", action.command], os.environ, **options
+            )
+        assert isinstance(action, ArgvAction)
+        return os.posix_spawnp(action.argv[0], list(action.argv), os.environ, **options)
+
+    def _pidfd(self, pid: int) -> int | None:
+        if not self._use_pidfd:
+            return None
+        try:
+            return os.pidfd_open(pid)
+        except OSError:  # kernel without pidfds: fall back to polling
+            self._use_pidfd = False
+            return None
+
+    def wait(self, timeout: float | None) -> list[Completion]:
+        if not self._done and self._running:
+            for key, _ in self._selector.select(self._select_timeout(timeout)):
+                self._dispatch(key.data)
+            if not self._use_pidfd:
+                self._poll_exits()
+            self._enforce_deadlines()
+        done, self._done = self._done, []
+        return done
+
+    def _select_timeout(self, timeout: float | None) -> float | None:
+        now = time.monotonic()
+        limits = [timeout] if timeout is not None else []
+        for proc in self._running.values():
+            for moment in (proc.deadline, proc.kill_at):
+                if moment is not None:
+                    limits.append(max(0.0, moment - now))
+        if not self._use_pidfd:
+            limits.append(0.01)
+        return min(limits) if limits else None
+
+    def _dispatch(self, data: tuple[str, int] | None) -> None:
+        if data is None:  # a signal arrived: drain the wake-up pipe, let the caller look
+            self._drain_wakeups()
+            return
+        kind, pid = data
+        proc = self._running.get(pid)
+        if proc is None:
+            return
+        if kind == "out":
+            self._read_output(proc)
+        else:
+            self._reap(proc, os.waitpid(pid, 0)[1])
+
+    def _drain_wakeups(self) -> None:
+        try:
+            while os.read(self._wake_r, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _read_output(self, proc: _Running) -> None:
+        assert proc.pipe is not None
+        try:
+            chunk = os.read(proc.pipe, 1 << 16)
+        except BlockingIOError:
+            return
+        if chunk:
+            proc.chunks.append(chunk)
+        else:
+            self._selector.unregister(proc.pipe)
+            os.close(proc.pipe)
+            proc.pipe = None
+
+    def _poll_exits(self) -> None:
+        for pid, proc in list(self._running.items()):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                self._reap(proc, status)
+
+    def _reap(self, proc: _Running, status: int) -> None:
+        """The child exited: collect what is left of its output and report it."""
+        while proc.pipe is not None:
+            before = len(proc.chunks)
+            self._read_output(proc)
+            if proc.pipe is not None and len(proc.chunks) == before:
+                self._selector.unregister(proc.pipe)  # a grandchild holds the pipe open
+                os.close(proc.pipe)
+                proc.pipe = None
+        if proc.pidfd is not None:
+            self._selector.unregister(proc.pidfd)
+            os.close(proc.pidfd)
+        del self._running[proc.pid]
+        heapq.heappush(self._slots, proc.slot)
+        self._done.append(
+            Completion(
+                name=proc.job.name,
+                returncode=os.waitstatus_to_exitcode(status),
+                output=b"".join(proc.chunks),
+                started=proc.started,
+                duration=time.monotonic() - proc.start_mono,
+                slot=proc.slot,
+                timed_out=proc.timed_out,
+                error=proc.error,
+            )
+        )
+
+    def _enforce_deadlines(self) -> None:
+        now = time.monotonic()
+        for proc in self._running.values():
+            if proc.deadline is not None and now >= proc.deadline:
+                proc.deadline = None
+                proc.timed_out = True
+                proc.error = f"timed out after {proc.job.timeout:g}s"
+                self._signal(proc, signal.SIGTERM)
+                proc.kill_at = now + self.grace
+            elif proc.kill_at is not None and now >= proc.kill_at:
+                proc.kill_at = None
+                self._signal(proc, signal.SIGKILL)
+
+    def _signal(self, proc: _Running, sig: int) -> None:
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def terminate(self) -> None:
+        now = time.monotonic()
+        for proc in self._running.values():
+            proc.error = proc.error or "interrupted"
+            proc.deadline = None
+            self._signal(proc, signal.SIGTERM)
+            proc.kill_at = now + self.grace
+
+    def close(self) -> None:
+        signal.set_wakeup_fd(self._old_wakeup)
+        self._selector.close()
+        self._close_quietly(self._wake_r)
+        self._close_quietly(self._wake_w)
+
+    @staticmethod
+    def _close_quietly(fd: int | None) -> None:
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _not_started(job: Job, slot: int, started: float, exc: OSError) -> Completion:
+    """posix_spawnp could not find or execute the program: report like a shell would."""
+    code = 127 if isinstance(exc, FileNotFoundError) else 126
+    what = "command not found" if code == 127 else f"cannot execute ({exc.strerror})"
+    program = exc.filename or getattr(job.action, "argv", ("?",))[0]
+    return Completion(job.name, code, b"", started, 0.0, slot, error=f"{what}: {program}")
+
+
+def _fork_callable(job: Job, action: CallableAction, out_fd: int) -> int:
+    """Run a Python callable in a forked child with its output on `out_fd`."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        try:
+            os.setpgid(pid, pid)
+        except OSError:
+            pass  # the child already did it, or already exited
+        return pid
+    code = 1
+    try:
+        os.setpgid(0, 0)
+        signal.set_wakeup_fd(-1)
+        for sig in _RESET_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(out_fd, 1)
+        os.dup2(out_fd, 2)
+        kwargs = {name: list(getattr(job, name)) for name in action.wants}
+        result = action.function(**kwargs)
+        code = 1 if result is False else 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+    return 0  # not reached

@@ -1,0 +1,77 @@
+"""What a file is now: a stat signature (fast path) and a content hash (truth).
+
+A file whose (mtime_ns, size, inode) equals the recorded one is taken as unchanged
+without reading it; when the stat differs the content is hashed, so `touch` alone
+never reruns a 20-hour simulation while a real edit always does. Nothing compares
+timestamps between files, so clock skew cannot fool it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+Stat = tuple[int, int, int]  # (mtime_ns, size, inode)
+Fingerprint = tuple[Stat, str]  # a stat and the content hash taken at that stat
+
+_BLOCK = 1 << 20
+
+
+def stat_of(path: str) -> Stat | None:
+    """The stat signature of a file, or None when it does not exist."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def hash_file(path: str) -> str:
+    """BLAKE2b-128 of the file's bytes, hex; fast enough to hash gigabytes."""
+    digest = hashlib.blake2b(digest_size=16)
+    buffer = bytearray(_BLOCK)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buffer):
+            digest.update(view[:n])
+    return digest.hexdigest()
+
+
+class FileCache:
+    """Per-run memo of stats and hashes, so each file is stat'ed and hashed at most once.
+
+    The disk is reached only through this class; tests may subclass it to serve
+    files from memory.
+    """
+
+    def __init__(self) -> None:
+        self._stats: dict[str, Stat | None] = {}
+        self._hashes: dict[str, Fingerprint] = {}
+
+    def stat(self, path: str) -> Stat | None:
+        try:
+            return self._stats[path]
+        except KeyError:
+            st = self._stats[path] = stat_of(path)
+            return st
+
+    def fingerprint(self, path: str, known: Fingerprint | None = None) -> Fingerprint | None:
+        """The file's current (stat, hash); `known` spares the read when its stat matches."""
+        st = self.stat(path)
+        if st is None:
+            return None
+        if known is not None and known[0] == st:
+            return known
+        memo = self._hashes.get(path)
+        if memo is not None and memo[0] == st:
+            return memo
+        fp = self._hashes[path] = (st, self.read_hash(path))
+        return fp
+
+    def read_hash(self, path: str) -> str:
+        return hash_file(path)
+
+    def forget(self, path: str) -> None:
+        """Drop what is known of a file a task is about to (re)write."""
+        self._stats.pop(path, None)
+        self._hashes.pop(path, None)

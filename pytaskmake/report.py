@@ -1,0 +1,222 @@
+"""The console reporter: colour, a ninja-style status line, task output, the summary.
+
+It observes build events and is the only place that writes progress to the
+terminal. On a terminal one status line is redrawn in place; otherwise each
+finished task gets one plain line, so logs of CI and batch jobs read cleanly.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import TextIO
+
+from colorama import Fore, Style
+
+from . import events as ev
+
+TAIL_LINES = 20
+_REDRAW_SECONDS = 0.1
+
+
+def use_colour(choice: str, stream: TextIO) -> bool:
+    """--color=always|never|auto; auto means a terminal and no NO_COLOR variable."""
+    if choice == "always":
+        return True
+    if choice == "never" or os.environ.get("NO_COLOR"):
+        return False
+    return stream.isatty()
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+class ConsoleReporter:
+    """Prints a build's events for a person; `verbosity` is -1 quiet, 0 normal, 1 verbose."""
+
+    def __init__(
+        self,
+        stream: TextIO = sys.stdout,
+        colour: bool = False,
+        verbosity: int = 0,
+        status_line: bool | None = None,
+    ) -> None:
+        self.out = stream
+        self.colour = colour
+        self.verbosity = verbosity
+        self.status_line = stream.isatty() if status_line is None else status_line
+        self.total = self.done = self.failed = self.jobs = 0
+        self.running: dict[str, float] = {}
+        self._expected: dict[str, float] = {}
+        self._remaining_known = 0.0
+        self._unknown_left = 0
+        self._ran_time = 0.0
+        self._ran_count = 0
+        self._line_shown = False
+        self._last_draw = 0.0
+
+    def _paint(self, text: str, colour: str) -> str:
+        return f"{colour}{text}{Style.RESET_ALL}" if self.colour else text
+
+    def handle(self, event: ev.Event) -> None:
+        if isinstance(event, ev.TaskDone):
+            self._task_done(event)
+        elif isinstance(event, ev.TaskStarted):
+            self._task_started(event)
+        elif isinstance(event, ev.BuildStarted):
+            self._build_started(event)
+        elif isinstance(event, ev.TaskRetry):
+            self._print(
+                self._paint(
+                    f"retry {event.name} (attempt {event.attempt}): {event.reason}", Fore.YELLOW
+                )
+            )
+        elif isinstance(event, ev.Notice):
+            colour = Fore.YELLOW if event.level == "warning" else ""
+            self._print(self._paint(f"pytaskmake: {event.message}", colour), force=True)
+        elif isinstance(event, ev.BuildFinished):
+            self._build_finished(event)
+
+    def _build_started(self, e: ev.BuildStarted) -> None:
+        self.total, self.jobs = e.total, e.jobs
+        self._expected = e.expected
+        self._unknown_left = e.total
+        known = [e.expected[n] for n in e.names if n in e.expected]
+        self._remaining_known = sum(known)
+        self._unknown_left = e.total - len(known)
+
+    def _task_started(self, e: ev.TaskStarted) -> None:
+        self.running[e.name] = time.monotonic()
+        if self.verbosity > 0:
+            self._print(self._paint(f"$ {e.command}", Style.DIM) + f"    # {e.name}: {e.reason}")
+        self._draw()
+
+    def _task_done(self, e: ev.TaskDone) -> None:
+        self.done += 1
+        self.running.pop(e.name, None)
+        self._account_eta(e)
+        if e.outcome == ev.FAILED:
+            self.failed += 1
+            self._print_failure(e)
+        elif e.outcome in (ev.RAN, ev.RESTORED):
+            self._print_finished(e)
+        elif e.outcome == ev.SKIPPED and self.verbosity >= 0:
+            self._print(self._paint(f"skipped {e.name}: {e.reason}", Fore.YELLOW))
+        self._draw()
+
+    def _account_eta(self, e: ev.TaskDone) -> None:
+        past = self._expected.get(e.name)
+        if past is None:
+            self._unknown_left -= 1
+        else:
+            self._remaining_known -= past
+        if e.outcome == ev.RAN:
+            self._ran_time += e.duration
+            self._ran_count += 1
+
+    def eta(self) -> float | None:
+        """Seconds left: past durations of the remaining tasks, else this run's mean."""
+        mean = self._ran_time / self._ran_count if self._ran_count else None
+        unknown = self._unknown_left * mean if mean is not None else 0.0
+        if mean is None and self._unknown_left and not self._remaining_known:
+            return None
+        return max(0.0, self._remaining_known + unknown) / max(1, self.jobs)
+
+    def _print_finished(self, e: ev.TaskDone) -> None:
+        if self.verbosity < 0:
+            return
+        word = "restored" if e.outcome == ev.RESTORED else "ran"
+        timing = f" ({format_seconds(e.duration)})" if e.outcome == ev.RAN else ""
+        line = f"[{self.done}/{self.total}] {self._paint(word, Fore.GREEN)} {e.name}{timing}"
+        text = _decode(e.output).rstrip("\n")
+        self._print(line + ("\n" + text if text else ""))
+
+    def _print_failure(self, e: ev.TaskDone) -> None:
+        head = self._paint(f"FAILED {e.name}: {e.reason}", Fore.RED + Style.BRIGHT)
+        lines = [f"[{self.done}/{self.total}] {head}", f"  command: {e.command}"]
+        tail, source = self._failure_tail(e)
+        if tail:
+            lines.append(f"  last {len(tail)} lines of {source}:")
+            lines += ["  | " + t for t in tail]
+        self._print("\n".join(lines), force=True)
+
+    def _failure_tail(self, e: ev.TaskDone) -> tuple[list[str], str]:
+        if e.log is not None:
+            try:
+                with open(e.log, "rb") as f:
+                    data = f.read()
+            except OSError:
+                return [], ""
+            return _decode(data).splitlines()[-TAIL_LINES:], e.log
+        return _decode(e.output).splitlines()[-TAIL_LINES:], "output"
+
+    def _build_finished(self, e: ev.BuildFinished) -> None:
+        self._clear_line()
+        c = e.counts
+        not_started = self.total - sum(c.values())
+        parts = [
+            self._paint(f"ran {c[ev.RAN]}", Fore.GREEN if c[ev.RAN] else ""),
+            f"restored {c[ev.RESTORED]}",
+            self._paint(f"up to date {c[ev.UP_TO_DATE]}", Style.DIM),
+        ]
+        if c[ev.FAILED]:
+            parts.append(self._paint(f"failed {c[ev.FAILED]}", Fore.RED))
+        if c[ev.SKIPPED]:
+            parts.append(self._paint(f"skipped {c[ev.SKIPPED]}", Fore.YELLOW))
+        if not_started:
+            parts.append(f"not started {not_started}")
+        word = "interrupted" if e.interrupted else ("failed" if c[ev.FAILED] else "done")
+        self.out.write(
+            f"pytaskmake: {word}: " + ", ".join(parts) + f" in {format_seconds(e.wall)}\n"
+        )
+        self.out.flush()
+
+    def _print(self, text: str, force: bool = False) -> None:
+        if self.verbosity < 0 and not force:
+            return
+        self._clear_line()
+        self.out.write(text + "\n")
+        self.out.flush()
+        self._draw(force=True)
+
+    def _clear_line(self) -> None:
+        if self._line_shown:
+            self.out.write("\r\x1b[K")
+            self._line_shown = False
+
+    def _draw(self, force: bool = False) -> None:
+        """Redraw the status line, at most ten times a second (a no-op must stay fast)."""
+        if not self.status_line:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_draw < _REDRAW_SECONDS:
+            return
+        self._last_draw = now
+        self._clear_line()
+        self.out.write(self.status_text())
+        self.out.flush()
+        self._line_shown = True
+
+    def status_text(self) -> str:
+        pct = 100 * self.done // self.total if self.total else 100
+        eta = self.eta()
+        parts = [f"[{self.done}/{self.total}] {pct}%", f"running:{len(self.running)}"]
+        parts.append(self._paint(f"failed:{self.failed}", Fore.RED if self.failed else ""))
+        if eta is not None and self.running:
+            parts.append(f"ETA {format_seconds(eta)}")
+        current = next(reversed(self.running), "") if self.running else ""
+        width = os.get_terminal_size(self.out.fileno()).columns if self.out.isatty() else 100
+        return (" ".join(parts) + "  " + current)[: max(20, width - 1)]
+
+
+def _decode(data: bytes) -> str:
+    """Task output as text; bytes that are not UTF-8 are shown as U+FFFD, never a crash."""
+    return data.decode("utf-8", errors="replace")

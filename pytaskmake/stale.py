@@ -1,0 +1,99 @@
+"""The rebuilder: must this task run, and why.
+
+Every decision is a Verdict carrying its reason as data, so `--explain`, `-n` and
+the tests read the same words the engine acted on (redo's habit). Inputs are
+compared by content; a stat match is only a shortcut to "same content".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .fingerprint import FileCache, Fingerprint
+from .state import TaskRecord
+from .taskfile import Task
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Whether a task must run; `reason` is one line for humans, `code` for programs."""
+
+    stale: bool
+    code: str
+    reason: str
+    inputs: dict[str, Fingerprint] = field(default_factory=dict, compare=False)
+    outputs: dict[str, Fingerprint] = field(default_factory=dict, compare=False)
+    refresh: bool = False  # clean, but stats moved (touch): re-record to keep no-ops fast
+
+
+CLEAN = "clean"
+FORCED = "forced"
+NEVER_RUN = "never-run"
+FAILED = "failed"
+ACTION = "action"
+INPUTS = "inputs"
+INPUT = "input"
+MISSING_INPUT = "missing-input"
+MISSING_OUTPUT = "missing-output"
+OUTPUT = "output"
+UPSTREAM = "upstream"
+
+
+def check(task: Task, record: TaskRecord | None, files: FileCache, forced: bool) -> Verdict:
+    """Decide whether `task` must run, given its last record and the files as they are now."""
+    if forced:
+        return Verdict(True, FORCED, "forced (-B)")
+    if record is None:
+        return Verdict(True, NEVER_RUN, "never run")
+    if not record.ok:
+        return Verdict(True, FAILED, "failed last time")
+    if record.action != task.action.signature:
+        return Verdict(True, ACTION, "action changed")
+    return _check_files(task, record, files)
+
+
+def _check_files(task: Task, record: TaskRecord, files: FileCache) -> Verdict:
+    refresh = False
+    outputs: dict[str, Fingerprint] = {}
+    recorded = record.inputs
+    if len(recorded) != len(task.inputs) or any(p not in recorded for p in task.inputs):
+        return Verdict(True, INPUTS, _set_change("inputs", recorded, task.inputs))
+    for path in task.outputs:
+        known = record.outputs.get(path)
+        now = files.fingerprint(path, known)
+        if now is None:
+            return Verdict(True, MISSING_OUTPUT, f"output {path} is missing")
+        if known is None:
+            return Verdict(True, OUTPUT, f"output {path} is newly declared")
+        if now[1] != known[1]:
+            return Verdict(True, OUTPUT, f"output {path} was modified outside the build")
+        refresh = refresh or now is not known
+        outputs[path] = now
+    current: dict[str, Fingerprint] = {}
+    for path in task.inputs:
+        known = recorded[path]
+        now = files.fingerprint(path, known)
+        if now is None:
+            return Verdict(True, MISSING_INPUT, f"input {path} is missing")
+        if now[1] != known[1]:
+            return Verdict(True, INPUT, f"input {path} changed")
+        refresh = refresh or now is not known
+        current[path] = now
+    return Verdict(False, CLEAN, "up to date", current, outputs, refresh)
+
+
+def _set_change(what: str, recorded: dict[str, Fingerprint], now: tuple[str, ...]) -> str:
+    added = [p for p in now if p not in recorded]
+    removed = [p for p in recorded if p not in now]
+    parts = [f"added {added[0]}" if added else "", f"removed {removed[0]}" if removed else ""]
+    return f"{what} changed (" + ", ".join(p for p in parts if p) + ")"
+
+
+def current_inputs(task: Task, files: FileCache) -> dict[str, Fingerprint]:
+    """Fingerprints of a task's inputs just before it runs: what its record will say."""
+    found: dict[str, Fingerprint] = {}
+    for path in task.inputs:
+        fp = files.fingerprint(path)
+        if fp is not None:
+            found[path] = fp
+    return found

@@ -1,0 +1,172 @@
+"""The state database: what each task consumed and produced when it last succeeded.
+
+One SQLite file (WAL mode) in `.pytaskmake/state.db`. A task's record is written
+only after it succeeded and its outputs were hashed, in its own transaction, so a
+killed run leaves every finished task recorded and no unfinished one.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .fingerprint import Fingerprint
+
+SCHEMA_VERSION = 1
+APPLICATION_ID = 0x70746D6B  # "ptmk": tells our database from a foreign one
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    name TEXT PRIMARY KEY,
+    ok INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    files TEXT NOT NULL,
+    duration REAL NOT NULL,
+    finished REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(slots=True)
+class TaskRecord:
+    """What a task's last run consumed and produced (files: path -> fingerprint)."""
+
+    ok: bool
+    action: str
+    inputs: dict[str, Fingerprint]
+    outputs: dict[str, Fingerprint]
+    duration: float
+
+
+def encode_files(inputs: dict[str, Fingerprint], outputs: dict[str, Fingerprint]) -> str:
+    """Flat NUL-separated text: parsing 100,000 of these must take milliseconds."""
+    parts: list[str] = []
+    for kind, files in (("I", inputs), ("O", outputs)):
+        for path, ((mtime, size, ino), digest) in files.items():
+            parts += (kind, path, str(mtime), str(size), str(ino), digest)
+    return "\0".join(parts)
+
+
+def decode_files(text: str) -> tuple[dict[str, Fingerprint], dict[str, Fingerprint]]:
+    inputs: dict[str, Fingerprint] = {}
+    outputs: dict[str, Fingerprint] = {}
+    if not text:
+        return inputs, outputs
+    f = text.split("\0")
+    for i in range(0, len(f), 6):
+        target = inputs if f[i] == "I" else outputs
+        target[f[i + 1]] = ((int(f[i + 2]), int(f[i + 3]), int(f[i + 4])), f[i + 5])
+    return inputs, outputs
+
+
+class StateDB:
+    """Task records in SQLite; a damaged or foreign file is set aside, never trusted."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / "state.db"
+        self.warning: str | None = None
+        try:
+            self._db = self._open()
+        except sqlite3.DatabaseError as exc:
+            self._db = self._replace_damaged(str(exc))
+        self._rows: dict[str, tuple[int, str, str, float]] | None = None
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            app_id = db.execute("PRAGMA application_id").fetchone()[0]
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+            if app_id == 0 and not tables:
+                db.executescript(_SCHEMA)
+                db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            elif app_id != APPLICATION_ID or version != SCHEMA_VERSION:
+                raise sqlite3.DatabaseError("not a pytaskmake state database of this version")
+            db.execute("SELECT count(*) FROM tasks").fetchone()
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
+
+    def _replace_damaged(self, why: str) -> sqlite3.Connection:
+        aside = self.path.with_name(f"state.db.damaged-{int(time.time())}")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(str(self.path) + suffix)
+            if src.exists():
+                os.replace(src, Path(str(aside) + suffix))
+        self.warning = (
+            f"state database {self.path} was unreadable ({why}); moved it to {aside.name} "
+            "and treating every task as never run"
+        )
+        return self._open()
+
+    def _all_rows(self) -> dict[str, tuple[int, str, str, float]]:
+        if self._rows is None:
+            rows = self._db.execute("SELECT name, ok, action, files, duration FROM tasks")
+            self._rows = {r[0]: r[1:] for r in rows}
+        return self._rows
+
+    def record(self, name: str) -> TaskRecord | None:
+        row = self._all_rows().get(name)
+        if row is None:
+            return None
+        inputs, outputs = decode_files(row[2])
+        return TaskRecord(bool(row[0]), row[1], inputs, outputs, row[3])
+
+    def durations(self) -> dict[str, float]:
+        """Last known run time of each task, for ETAs and scheduling."""
+        return {name: row[3] for name, row in self._all_rows().items()}
+
+    def save_success(
+        self,
+        name: str,
+        action: str,
+        inputs: dict[str, Fingerprint],
+        outputs: dict[str, Fingerprint],
+        duration: float,
+    ) -> None:
+        self._write(name, 1, action, encode_files(inputs, outputs), duration)
+
+    def save_failure(self, name: str, action: str, duration: float) -> None:
+        self._write(name, 0, action, "", duration)
+
+    def _write(self, name: str, ok: int, action: str, files: str, duration: float) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?)",
+            (name, ok, action, files, duration, time.time()),
+        )
+        if self._rows is not None:
+            self._rows[name] = (ok, action, files, duration)
+
+    def forget(self, names: list[str]) -> None:
+        """Drop records (after --clean), in one transaction."""
+        with self.transaction():
+            self._db.executemany("DELETE FROM tasks WHERE name = ?", [(n,) for n in names])
+        if self._rows is not None:
+            for n in names:
+                self._rows.pop(n, None)
+
+    def transaction(self) -> _Transaction:
+        """Group many writes into one commit (refreshing stats after a no-op)."""
+        return _Transaction(self._db)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN")
+
+    def __exit__(self, *exc: object) -> None:
+        self._db.execute("COMMIT" if exc[0] is None else "ROLLBACK")

@@ -1,0 +1,236 @@
+"""Declaring tasks and loading a Taskfile.py.
+
+A Taskfile is plain Python: `task()` calls (often inside for-loops) append to the
+registry of the file being loaded. Mistakes are reported as TaskfileError with the
+file and line of the offending call, never as a traceback into pytaskmake.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .action import Action, make_action
+from .errors import TaskfileError
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass(eq=False)
+class Task:
+    """One unit of work: an action that turns input files into output files."""
+
+    name: str
+    action: Action
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    deps: list[str] = field(default_factory=list)
+    log: str | None = None
+    timeout: float | None = None
+    retries: int = 0
+    cache: bool = True
+    where: str = ""  # "Taskfile.py:12", for messages
+
+    def depends_on(self, *tasks: Task | str) -> Task:
+        """Run after `tasks` even though no file links them; returns self for chaining."""
+        for other in tasks:
+            self.deps.append(_task_name(other, self.name, self.where))
+        return self
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name}>"
+
+
+class Registry:
+    """The tasks declared by one Taskfile, in declaration order."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tasks: dict[str, Task] = {}
+        self.taskfile = str(root / "Taskfile.py")
+
+    def add(self, new: Task) -> None:
+        old = self.tasks.get(new.name)
+        if old is not None:
+            raise TaskfileError(f"task {new.name!r} is declared twice (first at {old.where})")
+        self.tasks[new.name] = new
+
+
+_current: Registry | None = None
+
+
+def task(
+    name: str,
+    action: str | list[str] | tuple[str, ...] | Callable[..., Any],
+    inputs: Iterable[PathLike] = (),
+    outputs: Iterable[PathLike] = (),
+    deps: Iterable[Task | str] = (),
+    log: PathLike | None = None,
+    *,
+    timeout: float | None = None,
+    retries: int = 0,
+    cache: bool = True,
+) -> Task:
+    """Declare a task of the Taskfile being loaded and return it.
+
+    `action` is a shell command string, an argv list, or a Python callable (which
+    may accept `inputs` and `outputs` keyword arguments). Paths are relative to
+    the Taskfile's directory; output directories are created before the task runs.
+    """
+    registry = _registry()
+    where = _caller_location()
+    try:
+        new = _build_task(registry.root, name, action, inputs, outputs, deps, log, where)
+        new.timeout, new.retries, new.cache = _check_limits(name, timeout, retries, cache)
+    except (TypeError, ValueError) as exc:
+        raise TaskfileError(str(exc), *_split_where(where)) from None
+    try:
+        registry.add(new)
+    except TaskfileError as exc:
+        raise TaskfileError(str(exc), *_split_where(where)) from None
+    return new
+
+
+def _build_task(
+    root: Path,
+    name: object,
+    action: object,
+    inputs: Iterable[PathLike],
+    outputs: Iterable[PathLike],
+    deps: Iterable[Task | str],
+    log: PathLike | None,
+    where: str,
+) -> Task:
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"task name must be a non-empty string, not {name!r}")
+    if action is None:
+        raise TypeError(f"task {name!r} has no action")
+    ins = tuple(_normalize(root, p, name, "input") for p in _as_list(inputs, name, "inputs"))
+    outs = tuple(_normalize(root, p, name, "output") for p in _as_list(outputs, name, "outputs"))
+    for out in outs:
+        if out.startswith("..") or os.path.isabs(out):
+            raise ValueError(f"task {name!r}: output {out!r} is outside the project")
+        if out in ins:
+            raise ValueError(f"task {name!r}: {out!r} is both an input and an output")
+    if len(set(outs)) != len(outs):
+        raise ValueError(f"task {name!r} lists an output twice")
+    log_path = _normalize(root, log, name, "log") if log is not None else None
+    dep_names = [_task_name(d, name, where) for d in _as_list(deps, name, "deps")]
+    return Task(name, make_action(action, name), ins, outs, dep_names, log_path, where=where)
+
+
+def _check_limits(
+    name: str, timeout: float | None, retries: int, cache: bool
+) -> tuple[float | None, int, bool]:
+    if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise ValueError(f"task {name!r}: timeout must be a positive number of seconds")
+    if not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"task {name!r}: retries must be a whole number >= 0")
+    return (float(timeout) if timeout is not None else None), retries, bool(cache)
+
+
+def _as_list(value: object, name: str, what: str) -> list[Any]:
+    if isinstance(value, (str, os.PathLike, Task)):
+        return [value]
+    try:
+        return list(value)  # type: ignore[call-overload]
+    except TypeError:
+        raise TypeError(f"task {name!r}: {what} must be a list, not {value!r}") from None
+
+
+def _normalize(root: Path, path: object, name: str, what: str) -> str:
+    """A path relative to the project root (absolute only when outside it)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"task {name!r}: {what} path must be a string, not {path!r}")
+    text = os.fspath(path)
+    if not text:
+        raise ValueError(f"task {name!r}: empty {what} path")
+    if os.path.isabs(text):
+        rel = os.path.relpath(text, root)
+        text = text if rel.startswith("..") else rel
+    return os.path.normpath(text)
+
+
+def _task_name(value: object, name: str, where: str) -> str:
+    if isinstance(value, Task):
+        return value.name
+    if isinstance(value, str):
+        return value
+    raise TaskfileError(
+        f"task {name!r}: a dependency must be a task or a task name, not {value!r}",
+        *_split_where(where),
+    )
+
+
+def _registry() -> Registry:
+    if _current is None:
+        raise RuntimeError("task() is only available while pytaskmake loads a Taskfile")
+    return _current
+
+
+def _caller_location() -> str:
+    """file:line of the Taskfile statement that called task(), for messages."""
+    frame = sys._getframe(2)
+    here = os.path.dirname(__file__)
+    while frame is not None and os.path.dirname(frame.f_code.co_filename) == here:
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return ""
+    return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+
+
+def _split_where(where: str) -> tuple[str | None, int | None]:
+    path, _, line = where.rpartition(":")
+    return (path or None), (int(line) if line.isdigit() else None)
+
+
+def load_taskfile(path: Path) -> Registry:
+    """Execute a Taskfile and return the tasks it declared, in order."""
+    global _current
+    path = path.resolve()
+    try:
+        source = path.read_bytes()
+    except OSError as exc:
+        raise TaskfileError(f"cannot read Taskfile: {exc.strerror}", str(path)) from None
+    registry = Registry(path.parent)
+    registry.taskfile = str(path)
+    previous, _current = _current, registry
+    old_cwd = os.getcwd()
+    try:
+        os.chdir(path.parent)
+        _execute(source, path)
+    finally:
+        _current = previous
+        os.chdir(old_cwd)
+    return registry
+
+
+def _execute(source: bytes, path: Path) -> None:
+    try:
+        code = compile(source, str(path), "exec")
+    except SyntaxError as exc:
+        raise TaskfileError(f"syntax error: {exc.msg}", path.name, exc.lineno) from None
+    namespace = {"__name__": "__taskfile__", "__file__": str(path)}
+    sys.path.insert(0, str(path.parent))
+    try:
+        exec(code, namespace)
+    except TaskfileError:
+        raise
+    except Exception as exc:  # the user's code raised: point at their line
+        line = _last_line_in(exc, str(path))
+        raise TaskfileError(f"{type(exc).__name__}: {exc}", path.name, line) from None
+    finally:
+        sys.path.remove(str(path.parent))
+
+
+def _last_line_in(exc: BaseException, filename: str) -> int | None:
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == filename:
+            line = frame.lineno
+    return line
