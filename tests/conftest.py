@@ -1,0 +1,62 @@
+"""Shared fixtures: a throw-away project directory and a way to run the real CLI in it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+
+class Project:
+    """A temporary directory with a Taskfile.py, driven through the real `pytaskmake` CLI."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def write(self, path: str, text: str) -> Path:
+        """Write a file (dedented), creating parent folders; returns its path."""
+        target = self.root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(textwrap.dedent(text))
+        return target
+
+    def taskfile(self, text: str) -> Path:
+        return self.write("Taskfile.py", "from pytaskmake import task\n" + textwrap.dedent(text))
+
+    def read(self, path: str) -> str:
+        return (self.root / path).read_text()
+
+    def exists(self, path: str) -> bool:
+        return (self.root / path).exists()
+
+    def run(self, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
+        """Run `python -m pytaskmake ARGS` here; output is not a terminal, colour off."""
+        full_env = {**os.environ, "NO_COLOR": "1", **env}
+        return subprocess.run(
+            [sys.executable, "-m", "pytaskmake", *args],
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=full_env,
+        )
+
+    def popen(self, *args: str, **env: str) -> subprocess.Popen[str]:
+        full_env = {**os.environ, "NO_COLOR": "1", **env}
+        return subprocess.Popen(
+            [sys.executable, "-m", "pytaskmake", *args],
+            cwd=self.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=full_env,
+        )
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return Project(tmp_path)
