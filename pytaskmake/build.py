@@ -17,6 +17,7 @@ from pathlib import Path
 from types import FrameType
 
 from . import events as ev
+from .cache import CorruptEntry, RunCache, cache_key
 from .errors import GraphError
 from .executors.base import Completion, Executor, Job
 from .fingerprint import FileCache, Fingerprint
@@ -32,6 +33,7 @@ class BuildOptions:
     jobs: int
     keep_going: bool = False
     always: bool = False
+    cache: RunCache | None = None
 
 
 class Build:
@@ -135,7 +137,7 @@ class Build:
             if name is None:
                 break
             verdict = self._verdict(name)
-            if verdict is None:
+            if verdict is None or self._restored(name, verdict):
                 continue
             if executor.running() < jobs and not self._waiting_slot:
                 self._start(name, verdict)
@@ -156,6 +158,45 @@ class Build:
         self.scheduler.succeeded(name)
         return None
 
+    def _cache_key(self, task: Task) -> str | None:
+        """The run-cache key of a stale task about to run, or None when it is not cached."""
+        cache = self.options.cache
+        if cache is None or not task.cache or not task.outputs or not task.action.cacheable:
+            return None
+        if task.name not in self._inputs:
+            self._inputs[task.name] = current_inputs(task, self.files)
+        return cache_key(task.action.signature, task.outputs, self._inputs[task.name])
+
+    def _restored(self, name: str, verdict: Verdict) -> bool:
+        """Restore a stale task's outputs from the run cache instead of running it."""
+        task = self.graph.tasks[name]
+        if self.options.always or (key := self._cache_key(task)) is None:
+            return False
+        assert self.options.cache is not None
+        entry = self.options.cache.lookup(key)
+        if entry is None or set(entry) != set(task.outputs):
+            return False
+        try:
+            self.options.cache.restore(key, entry)
+        except (CorruptEntry, OSError) as exc:
+            self.observer.handle(ev.Notice(f"{name}: {exc}; running it instead"))
+            return False
+        outputs = {p: fp for p in task.outputs if (fp := self._refreshed(p)) is not None}
+        record = self.state.record(name)
+        duration = record.duration if record else 0.0
+        self.state.save_success(
+            name, task.action.signature, self._inputs.pop(name), outputs, duration
+        )
+        self.counts[ev.RESTORED] += 1
+        reason = f"restored from cache ({verdict.reason})"
+        self.observer.handle(ev.TaskDone(name, ev.RESTORED, reason, command=task.action.describe()))
+        self.scheduler.succeeded(name)
+        return True
+
+    def _refreshed(self, path: str) -> Fingerprint | None:
+        self.files.forget(path)
+        return self.files.fingerprint(path)
+
     def _flush_refresh(self) -> None:
         """Re-record tasks found clean after a touch, so the next no-op skips hashing."""
         if not self._refresh:
@@ -173,8 +214,9 @@ class Build:
         task = self.graph.tasks[name]
         if name not in self._inputs:
             self._inputs[name] = current_inputs(task, self.files)
-            self._prepare_outputs(task)
         attempt = self._attempts[name] = self._attempts.get(name, 0) + 1
+        if attempt == 1:
+            self._prepare_outputs(task)
         job = Job(name, task.action, task.inputs, task.outputs, task.log, task.timeout)
         started = time.time()
         slot = self.executor.submit(job)
@@ -221,11 +263,21 @@ class Build:
 
     def _succeed(self, task: Task, c: Completion) -> None:
         outputs = {p: fp for p in task.outputs if (fp := self.files.fingerprint(p)) is not None}
+        key = self._cache_key(task)
         inputs = self._inputs.pop(task.name)
         self.state.save_success(task.name, task.action.signature, inputs, outputs, c.duration)
+        if key is not None:
+            self._store(task, key, outputs)
         self.counts[ev.RAN] += 1
         self.observer.handle(self._done_event(task, c, ev.RAN, ""))
         self.scheduler.succeeded(task.name)
+
+    def _store(self, task: Task, key: str, outputs: dict[str, Fingerprint]) -> None:
+        assert self.options.cache is not None
+        try:
+            self.options.cache.store(key, outputs)
+        except OSError as exc:  # a full or read-only cache must not fail the build
+            self.observer.handle(ev.Notice(f"{task.name}: could not store in cache: {exc}"))
 
     def _fail(self, task: Task, c: Completion, reason: str) -> None:
         self._inputs.pop(task.name, None)

@@ -76,14 +76,42 @@ def parser() -> argparse.ArgumentParser:
         choices=("text", "dot"),
         help="print the task graph (stale tasks marked) and stop",
     )
+    p.add_argument(
+        "--no-cache", action="store_true", help="neither restore from nor store into the run cache"
+    )
+    p.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="run cache directory (default: $PYTASKMAKE_CACHE_DIR or .pytaskmake/cache)",
+    )
     p.add_argument("--version", action="version", version=f"pytaskmake {__version__}")
     return p
 
 
+def cache_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pytaskmake cache", description="Show the run cache's size, or prune it."
+    )
+    p.add_argument(
+        "--prune",
+        metavar="SIZE",
+        help="remove least-recently-used entries until the cache fits in SIZE (10G)",
+    )
+    p.add_argument("--cache-dir", metavar="DIR", help="the cache directory to work on")
+    p.add_argument(
+        "-C", "--directory", default=None, metavar="DIR", help="change to DIR before doing anything"
+    )
+    return p
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        return _run(args)
+        if argv[:1] == ["cache"]:
+            return _cache(cache_parser().parse_args(argv[1:]))
+        if argv[:1] == ["why"]:  # `pytaskmake why TARGET`: the same as --explain TARGET
+            argv = ["--explain", *argv[1:]]
+        return _run(parser().parse_args(argv))
     except PytaskmakeError as exc:
         print(f"pytaskmake: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -94,14 +122,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _run(args: argparse.Namespace) -> int:
-    from .commands import run_command
-
+def _enter(args: argparse.Namespace) -> None:
     if args.directory:
         try:
             os.chdir(args.directory)
         except OSError as exc:
             raise UsageError(f"cannot enter directory {args.directory}: {exc.strerror}") from None
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from .cache import RunCache, parse_size
+    from .commands import cache_directory
+    from .report import format_bytes
+
+    _enter(args)
+    directory = cache_directory(args)
+    if not directory.is_dir():
+        print(f"pytaskmake: no run cache at {directory}")
+        return 0
+    cache = RunCache(directory)
+    if args.prune is not None:
+        try:
+            limit = parse_size(args.prune)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        removed, freed = cache.prune(limit)
+        print(f"pytaskmake: pruned {removed} entries, freed {format_bytes(freed)}")
+    stats = cache.stats()
+    print(f"{directory}: {stats.entries} entries, {stats.blobs} blobs, {format_bytes(stats.size)}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .commands import run_command
+
+    _enter(args)
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("-j must be at least 1")
     taskfile = Path(args.file)

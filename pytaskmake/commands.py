@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import events as ev
 from .build import Build, BuildOptions
+from .cache import RunCache
 from .fingerprint import FileCache
 from .graph import BuildGraph
 from .lock import BuildLock
@@ -78,13 +79,27 @@ def _build(
     jobs = args.jobs or os.cpu_count() or 1
     executor = LocalExecutor(jobs)
     try:
-        options = BuildOptions(jobs=jobs, keep_going=args.keep_going, always=args.always)
+        options = BuildOptions(
+            jobs=jobs, keep_going=args.keep_going, always=args.always, cache=_run_cache(args)
+        )
         finished = Build(graph, names, state, executor, observer, options, state_dir).run()
     finally:
         executor.close()
     if finished.interrupted:
         return 130
     return 1 if finished.counts[ev.FAILED] else 0
+
+
+def cache_directory(args: argparse.Namespace) -> Path:
+    """--cache-dir, else $PYTASKMAKE_CACHE_DIR, else .pytaskmake/cache beside the Taskfile."""
+    chosen = args.cache_dir or os.environ.get("PYTASKMAKE_CACHE_DIR")
+    return Path(chosen).expanduser().resolve() if chosen else Path(STATE_DIR) / "cache"
+
+
+def _run_cache(args: argparse.Namespace) -> RunCache | None:
+    if args.no_cache:
+        return None
+    return RunCache(cache_directory(args))
 
 
 def _report_plan(
