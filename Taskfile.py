@@ -1,0 +1,33 @@
+"""pytaskmake's own chores, run with pytaskmake itself: `pytaskmake lint`, `pytaskmake test`,
+`pytaskmake bench`. Each reruns only when the files it reads changed."""
+
+from pathlib import Path
+
+from pytaskmake import task
+
+sources = sorted(str(p) for p in Path("pytaskmake").rglob("*.py"))
+tests = sorted(str(p) for p in Path("tests").rglob("*.py"))
+bench = sorted(str(p) for p in Path("bench").glob("*.py"))
+
+task(
+    "lint",
+    "ruff check pytaskmake tests bench examples Taskfile.py && ruff format --check pytaskmake",
+    inputs=sources + tests + bench,
+    outputs=[],
+    cache=False,
+)
+task(
+    "test",
+    "python -m pytest -q -p no:cacheprovider",
+    inputs=sources + tests,
+    log=".pytaskmake/logs/test.log",
+    cache=False,
+)
+task(
+    "bench",
+    "python bench/run.py --sizes 1000,10000 --out bench/results.md",
+    inputs=sources + bench,
+    outputs=["bench/results.md"],
+    log=".pytaskmake/logs/bench.log",
+    cache=False,
+)
