@@ -57,6 +57,11 @@ class RunCache:
         self.tmp = directory / "tmp"
         for d in (self.entries, self.blobs, self.tmp):
             d.mkdir(parents=True, exist_ok=True)
+        self._entries_str, self._blobs_str = str(self.entries), str(self.blobs)
+        self._tmp_str = str(self.tmp)
+        self._made: set[str] = set()
+        self._token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._counter = 0
 
     def _entry_path(self, key: str) -> Path:
         return self.entries / key[:2] / f"{key}.json"
@@ -104,18 +109,42 @@ class RunCache:
             raise
 
     def store(self, key: str, outputs: dict[str, Fingerprint]) -> None:
-        """Add the outputs just produced under `key` (blobs first, then the entry)."""
+        """Add the outputs just produced under `key` (blobs first, then the entry).
+
+        Runs once per finished task, so it sticks to plain strings and few syscalls.
+        """
         for path, (_, digest) in outputs.items():
-            blob = self._blob_path(digest)
-            if not blob.exists():
+            blob = self._blob_name(digest)
+            if not os.path.exists(blob):
                 self._add_blob(path, blob)
         entry = {"outputs": {p: fp[1] for p, fp in outputs.items()}, "stored": time.time()}
-        self._write_atomic(self._entry_path(key), json.dumps(entry).encode())
+        target = self._ensure_dir(self._entries_str, key[:2]) + f"/{key}.json"
+        temp = self._temp_name()
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, json.dumps(entry).encode())
+        finally:
+            os.close(fd)
+        os.replace(temp, target)
 
-    def _add_blob(self, source: str, blob: Path) -> None:
+    def _blob_name(self, digest: str) -> str:
+        return f"{self._blobs_str}/{digest[:2]}/{digest}"
+
+    def _ensure_dir(self, base: str, sub: str) -> str:
+        folder = f"{base}/{sub}"
+        if folder not in self._made:
+            os.makedirs(folder, exist_ok=True)
+            self._made.add(folder)
+        return folder
+
+    def _temp_name(self) -> str:
+        self._counter += 1
+        return f"{self._tmp_str}/{self._token}-{self._counter}"
+
+    def _add_blob(self, source: str, blob: str) -> None:
         """Hard-link the fresh output into the cache when possible: no copy, no extra space."""
-        blob.parent.mkdir(exist_ok=True)
-        temp = self.tmp / uuid.uuid4().hex
+        self._ensure_dir(self._blobs_str, os.path.basename(blob)[:2])
+        temp = self._temp_name()
         try:
             os.link(source, temp)
         except OSError:
@@ -123,14 +152,8 @@ class RunCache:
         try:
             os.replace(temp, blob)
         except BaseException:
-            _unlink_quietly(str(temp))
+            _unlink_quietly(temp)
             raise
-
-    def _write_atomic(self, target: Path, data: bytes) -> None:
-        target.parent.mkdir(exist_ok=True)
-        temp = self.tmp / uuid.uuid4().hex
-        temp.write_bytes(data)
-        os.replace(temp, target)
 
     def drop(self, key: str) -> None:
         _unlink_quietly(str(self._entry_path(key)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .fingerprint import FileCache, Fingerprint
-from .state import TaskRecord
+from .state import TaskRecord, stamp_of
 from .taskfile import Task
 
 
@@ -27,6 +27,7 @@ class Verdict:
 
 
 CLEAN = "clean"
+_UNCHANGED: Verdict
 FORCED = "forced"
 NEVER_RUN = "never-run"
 FAILED = "failed"
@@ -39,6 +40,9 @@ OUTPUT = "output"
 UPSTREAM = "upstream"
 
 
+_UNCHANGED = Verdict(False, CLEAN, "up to date")
+
+
 def check(task: Task, record: TaskRecord | None, files: FileCache, forced: bool) -> Verdict:
     """Decide whether `task` must run, given its last record and the files as they are now."""
     if forced:
@@ -49,6 +53,9 @@ def check(task: Task, record: TaskRecord | None, files: FileCache, forced: bool)
         return Verdict(True, FAILED, "failed last time")
     if record.action != task.action.signature:
         return Verdict(True, ACTION, "action changed")
+    stat = files.stat
+    if record.stamp == stamp_of([stat(p) for p in task.inputs] + [stat(p) for p in task.outputs]):
+        return _UNCHANGED  # no file's stat moved: the no-op fast path
     return _check_files(task, record, files)
 
 

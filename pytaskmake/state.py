@@ -10,12 +10,11 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from .fingerprint import Fingerprint
+from .fingerprint import Fingerprint, Stat
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION_ID = 0x70746D6B  # "ptmk": tells our database from a foreign one
 
 _SCHEMA = """
@@ -24,21 +23,44 @@ CREATE TABLE IF NOT EXISTS tasks (
     ok INTEGER NOT NULL,
     action TEXT NOT NULL,
     files TEXT NOT NULL,
+    stamp INTEGER NOT NULL,
     duration REAL NOT NULL,
     finished REAL NOT NULL
 ) WITHOUT ROWID;
 """
 
 
-@dataclass(slots=True)
 class TaskRecord:
-    """What a task's last run consumed and produced (files: path -> fingerprint)."""
+    """What a task's last run consumed and produced (files: path -> fingerprint).
 
-    ok: bool
-    action: str
-    inputs: dict[str, Fingerprint]
-    outputs: dict[str, Fingerprint]
-    duration: float
+    `stamp` digests the stats of all its files; when the files' stats today give
+    the same stamp nothing changed, and the file list is never decoded (no-op path).
+    """
+
+    __slots__ = ("ok", "action", "stamp", "duration", "_files", "_decoded")
+
+    def __init__(self, ok: bool, action: str, files: str, stamp: int, duration: float) -> None:
+        self.ok, self.action, self.stamp, self.duration = ok, action, stamp, duration
+        self._files = files
+        self._decoded: tuple[dict[str, Fingerprint], dict[str, Fingerprint]] | None = None
+
+    def _decode(self) -> tuple[dict[str, Fingerprint], dict[str, Fingerprint]]:
+        if self._decoded is None:
+            self._decoded = decode_files(self._files)
+        return self._decoded
+
+    @property
+    def inputs(self) -> dict[str, Fingerprint]:
+        return self._decode()[0]
+
+    @property
+    def outputs(self) -> dict[str, Fingerprint]:
+        return self._decode()[1]
+
+
+def stamp_of(stats: list[Stat | None]) -> int:
+    """A 64-bit digest of file stats (ints only, so stable across processes)."""
+    return hash(tuple(stats))
 
 
 def encode_files(inputs: dict[str, Fingerprint], outputs: dict[str, Fingerprint]) -> str:
@@ -73,7 +95,7 @@ class StateDB:
             self._db = self._open()
         except sqlite3.DatabaseError as exc:
             self._db = self._replace_damaged(str(exc))
-        self._rows: dict[str, tuple[int, str, str, float]] | None = None
+        self._rows: dict[str, tuple[int, str, str, int, float]] | None = None
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -107,9 +129,9 @@ class StateDB:
         )
         return self._open()
 
-    def _all_rows(self) -> dict[str, tuple[int, str, str, float]]:
+    def _all_rows(self) -> dict[str, tuple[int, str, str, int, float]]:
         if self._rows is None:
-            rows = self._db.execute("SELECT name, ok, action, files, duration FROM tasks")
+            rows = self._db.execute("SELECT name, ok, action, files, stamp, duration FROM tasks")
             self._rows = {r[0]: r[1:] for r in rows}
         return self._rows
 
@@ -117,12 +139,11 @@ class StateDB:
         row = self._all_rows().get(name)
         if row is None:
             return None
-        inputs, outputs = decode_files(row[2])
-        return TaskRecord(bool(row[0]), row[1], inputs, outputs, row[3])
+        return TaskRecord(bool(row[0]), row[1], row[2], row[3], row[4])
 
     def durations(self) -> dict[str, float]:
         """Last known run time of each task, for ETAs and scheduling."""
-        return {name: row[3] for name, row in self._all_rows().items()}
+        return {name: row[4] for name, row in self._all_rows().items()}
 
     def save_success(
         self,
@@ -132,18 +153,21 @@ class StateDB:
         outputs: dict[str, Fingerprint],
         duration: float,
     ) -> None:
-        self._write(name, 1, action, encode_files(inputs, outputs), duration)
+        stamp = stamp_of([fp[0] for fp in inputs.values()] + [fp[0] for fp in outputs.values()])
+        self._write(name, 1, action, encode_files(inputs, outputs), stamp, duration)
 
     def save_failure(self, name: str, action: str, duration: float) -> None:
-        self._write(name, 0, action, "", duration)
+        self._write(name, 0, action, "", 0, duration)
 
-    def _write(self, name: str, ok: int, action: str, files: str, duration: float) -> None:
+    def _write(
+        self, name: str, ok: int, action: str, files: str, stamp: int, duration: float
+    ) -> None:
         self._db.execute(
-            "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?)",
-            (name, ok, action, files, duration, time.time()),
+            "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (name, ok, action, files, stamp, duration, time.time()),
         )
         if self._rows is not None:
-            self._rows[name] = (ok, action, files, duration)
+            self._rows[name] = (ok, action, files, stamp, duration)
 
     def forget(self, names: list[str]) -> None:
         """Drop records (after --clean), in one transaction."""

@@ -110,18 +110,28 @@ def _build_task(
         raise TypeError(f"task name must be a non-empty string, not {name!r}")
     if action is None:
         raise TypeError(f"task {name!r} has no action")
-    ins = tuple(_normalize(root, p, name, "input") for p in _as_list(inputs, name, "inputs"))
-    outs = tuple(_normalize(root, p, name, "output") for p in _as_list(outputs, name, "outputs"))
-    for out in outs:
-        if out.startswith("..") or os.path.isabs(out):
-            raise ValueError(f"task {name!r}: output {out!r} is outside the project")
-        if out in ins:
-            raise ValueError(f"task {name!r}: {out!r} is both an input and an output")
-    if len(set(outs)) != len(outs):
-        raise ValueError(f"task {name!r} lists an output twice")
+    ins = _paths(root, inputs, name, "input")
+    outs = _paths(root, outputs, name, "output")
+    _check_outputs(name, ins, outs)
     log_path = _normalize(root, log, name, "log") if log is not None else None
-    dep_names = [_task_name(d, name, where) for d in _as_list(deps, name, "deps")]
+    dep_names = [_task_name(d, name, where) for d in _as_list(deps, name, "deps")] if deps else []
     return Task(name, make_action(action, name), ins, outs, dep_names, log_path, where=where)
+
+
+def _paths(root: Path, values: Iterable[PathLike], name: str, what: str) -> tuple[str, ...]:
+    items = values if type(values) is list else _as_list(values, name, what + "s")
+    return tuple([_normalize(root, p, name, what) for p in items])
+
+
+def _check_outputs(name: str, ins: tuple[str, ...], outs: tuple[str, ...]) -> None:
+    inputs = set(ins) if len(ins) > 8 else ins
+    for out in outs:
+        if out[0] in "./" and (out.startswith("..") or os.path.isabs(out)):
+            raise ValueError(f"task {name!r}: output {out!r} is outside the project")
+        if out in inputs:
+            raise ValueError(f"task {name!r}: {out!r} is both an input and an output")
+    if len(outs) > 1 and len(set(outs)) != len(outs):
+        raise ValueError(f"task {name!r} lists an output twice")
 
 
 def _check_limits(
@@ -145,6 +155,8 @@ def _as_list(value: object, name: str, what: str) -> list[Any]:
 
 def _normalize(root: Path, path: object, name: str, what: str) -> str:
     """A path relative to the project root (absolute only when outside it)."""
+    if type(path) is str and path and _is_plain(path):
+        return path  # the common case, 100,000 times per Taskfile: skip normpath
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"task {name!r}: {what} path must be a string, not {path!r}")
     text = os.fspath(path)
@@ -154,6 +166,11 @@ def _normalize(root: Path, path: object, name: str, what: str) -> str:
         rel = os.path.relpath(text, root)
         text = text if rel.startswith("..") else rel
     return os.path.normpath(text)
+
+
+def _is_plain(path: str) -> bool:
+    """True when normpath would return `path` unchanged (relative, no ./.. or //)."""
+    return path[0] not in "/." and path[-1] != "/" and "//" not in path and "/." not in path
 
 
 def _task_name(value: object, name: str, where: str) -> str:
@@ -173,11 +190,13 @@ def _registry() -> Registry:
     return _current
 
 
+_HERE = os.path.dirname(__file__)
+
+
 def _caller_location() -> str:
     """file:line of the Taskfile statement that called task(), for messages."""
     frame = sys._getframe(2)
-    here = os.path.dirname(__file__)
-    while frame is not None and os.path.dirname(frame.f_code.co_filename) == here:
+    while frame is not None and frame.f_code.co_filename.startswith(_HERE):
         frame = frame.f_back  # type: ignore[assignment]
     if frame is None:
         return ""

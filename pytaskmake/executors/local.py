@@ -56,6 +56,7 @@ class LocalExecutor:
         self._old_wakeup = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._use_pidfd = hasattr(os, "pidfd_open")
+        self._env = dict(os.environ)  # os.environ re-encodes itself on every spawn
 
     def running(self) -> int:
         return len(self._running)
@@ -103,10 +104,10 @@ class LocalExecutor:
         options = {"file_actions": files, "setpgroup": 0, "setsigdef": _RESET_SIGNALS}
         if isinstance(action, ShellAction):
             return os.posix_spawn(
-                "/bin/sh", ["/bin/sh", "-c", action.command], os.environ, **options
+                "/bin/sh", ["/bin/sh", "-c", action.command], self._env, **options
             )
         assert isinstance(action, ArgvAction)
-        return os.posix_spawnp(action.argv[0], list(action.argv), os.environ, **options)
+        return os.posix_spawnp(action.argv[0], list(action.argv), self._env, **options)
 
     def _pidfd(self, pid: int) -> int | None:
         if not self._use_pidfd:
