@@ -1,0 +1,210 @@
+"""The run cache: restore instead of rerun, integrity, sharing, pruning (real files, real CLI)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from conftest import Project
+
+from pytaskmake.cache import RunCache, cache_key, parse_size
+
+SWEEP = """
+for i in range(3):
+    task(f"sim{i}", f"echo sim{i} >> runs.log; cat cfg.txt > out/sim{i}.dat; echo {i} >> out/sim{i}.dat",
+         inputs=["cfg.txt"], outputs=[f"out/sim{i}.dat"])
+    task(f"parse{i}", f"echo parse{i} >> runs.log; wc -c < out/sim{i}.dat > out/parse{i}.csv",
+         inputs=[f"out/sim{i}.dat"], outputs=[f"out/parse{i}.csv"])
+"""
+
+
+def runs(project: Project) -> list[str]:
+    """Task names that ran since the last call (each task appends its name to runs.log)."""
+    path = project.root / "runs.log"
+    names = path.read_text().split() if path.exists() else []
+    path.unlink(missing_ok=True)
+    return names
+
+
+def snapshot(project: Project) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(project.root)): p.read_bytes()
+        for p in sorted((project.root / "out").rglob("*"))
+    }
+
+
+def test_revert_restores_without_running(project: Project) -> None:
+    project.taskfile(SWEEP)
+    project.write("cfg.txt", "latency-model=1\n")
+    assert project.run().returncode == 0
+    first = snapshot(project)
+    assert sorted(runs(project)) == sorted(
+        [f"sim{i}" for i in range(3)] + [f"parse{i}" for i in range(3)]
+    )
+    project.write("cfg.txt", "latency-model=2\n")
+    assert project.run().returncode == 0
+    assert len(runs(project)) == 6
+    project.write("cfg.txt", "latency-model=1\n")
+    result = project.run()
+    assert result.returncode == 0, result.stderr
+    assert runs(project) == []
+    assert snapshot(project) == first
+    assert "restored 6" in result.stdout
+    assert "[1/6] restored sim0" in result.stdout
+
+
+def test_explain_shows_what_would_be_restored(project: Project) -> None:
+    project.taskfile(SWEEP)
+    project.write("cfg.txt", "a\n")
+    project.run()
+    project.write("cfg.txt", "b\n")
+    project.run()
+    project.write("cfg.txt", "a\n")
+    result = project.run("--explain")
+    assert "input cfg.txt changed" in result.stdout
+
+
+def test_no_cache_flag_runs_again(project: Project) -> None:
+    project.taskfile(SWEEP)
+    project.write("cfg.txt", "a\n")
+    project.run()
+    project.write("cfg.txt", "b\n")
+    project.run()
+    runs(project)
+    project.write("cfg.txt", "a\n")
+    assert project.run("--no-cache").returncode == 0
+    assert len(runs(project)) == 6
+
+
+def test_task_with_cache_false_always_runs_when_stale(project: Project) -> None:
+    project.taskfile("""
+        task("cheap", "echo cheap >> runs.log; cat cfg.txt > out.txt", inputs=["cfg.txt"],
+             outputs=["out.txt"], cache=False)
+        task("kept", "echo kept >> runs.log; cat cfg.txt > kept.txt", inputs=["cfg.txt"],
+             outputs=["kept.txt"])
+    """)
+    for text in ("a\n", "b\n"):
+        project.write("cfg.txt", text)
+        project.run()
+    runs(project)
+    project.write("cfg.txt", "a\n")
+    assert project.run().returncode == 0
+    assert runs(project) == ["cheap"]
+    assert project.read("out.txt") == "a\n" and project.read("kept.txt") == "a\n"
+
+
+def test_editing_a_restored_output_does_not_alter_the_cache(project: Project) -> None:
+    project.taskfile(SWEEP)
+    for text in ("a\n", "b\n", "a\n"):
+        project.write("cfg.txt", text)
+        project.run()
+    original = project.read("out/sim0.dat")
+    with open(project.root / "out/sim0.dat", "a") as f:  # edit in place
+        f.write("tampered\n")
+    runs(project)
+    # the edit makes sim0 stale; its key is cached and the blob must still be intact
+    result = project.run()
+    assert result.returncode == 0
+    assert "sim0" not in runs(project)
+    assert project.read("out/sim0.dat") == original
+    assert "corrupt" not in result.stdout + result.stderr
+
+
+def test_corrupted_blob_is_detected_and_the_task_runs(project: Project) -> None:
+    project.taskfile(SWEEP)
+    for text in ("a\n", "b\n"):
+        project.write("cfg.txt", text)
+        project.run()
+    runs(project)
+    blobs = list((project.root / ".pytaskmake/cache/blobs").rglob("*"))
+    for blob in (b for b in blobs if b.is_file()):
+        if blob.read_bytes().startswith(b"a\n"):  # the sims' outputs of generation "a"
+            blob.write_bytes(b"garbage")
+    project.write("cfg.txt", "a\n")
+    result = project.run()
+    assert result.returncode == 0
+    assert "corrupt" in result.stdout
+    assert sorted(runs(project)) == ["sim0", "sim1", "sim2"]  # parse outputs: same bytes
+    assert project.read("out/sim0.dat") == "a\n0\n"
+
+
+def test_two_builds_share_one_cache_directory_at_once(tmp_path: Path) -> None:
+    shared = tmp_path / "shared-cache"
+    projects = [Project(tmp_path / name) for name in ("one", "two")]
+    big = (
+        "for i in range(30):\n"
+        "    task(f't{i}', f'sleep 0.01; echo {i} > out/{i}.txt; cat cfg.txt >> out/{i}.txt',\n"
+        "         inputs=['cfg.txt'], outputs=[f'out/{i}.txt'])\n"
+    )
+    for p in projects:
+        p.taskfile(big)
+        p.write("cfg.txt", "same\n")
+    procs = [p.popen("-j2", "--cache-dir", str(shared)) for p in projects]
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    # a third checkout restores everything from what the two stored concurrently
+    third = Project(tmp_path / "three")
+    third.taskfile(big)
+    third.write("cfg.txt", "same\n")
+    result = third.run("--cache-dir", str(shared))
+    assert result.returncode == 0
+    assert "restored 30" in result.stdout
+    assert third.read("out/7.txt") == "7\nsame\n"
+
+
+def test_cache_dir_from_environment(project: Project, tmp_path: Path) -> None:
+    project.taskfile(SWEEP)
+    project.write("cfg.txt", "a\n")
+    where = tmp_path / "env-cache"
+    assert project.run(PYTASKMAKE_CACHE_DIR=str(where)).returncode == 0
+    assert any(where.glob("entries/*/*.json"))
+    assert not (project.root / ".pytaskmake/cache/entries").exists()
+
+
+def test_cache_command_shows_and_prunes(project: Project) -> None:
+    project.taskfile("""
+        task("big", "head -c 100000 /dev/zero | tr '\\\\0' x > big.txt; cat cfg.txt >> big.txt",
+             inputs=["cfg.txt"], outputs=["big.txt"])
+    """)
+    for text in ("1\n", "2\n", "3\n"):
+        project.write("cfg.txt", text)
+        assert project.run().returncode == 0
+    shown = project.run("cache")
+    assert "3 entries" in shown.stdout
+    result = project.run("cache", "--prune", "150k")
+    assert result.returncode == 0, result.stderr
+    assert "pruned 1 entries" in result.stdout  # 2 cache-only blobs of ~98 KiB; one must go
+    # the most recent cache-only generation ("2") survives; the oldest ("1") is gone
+    project.write("cfg.txt", "2\n")
+    assert "restored 1" in project.run().stdout
+    project.write("cfg.txt", "1\n")
+    assert "ran 1" in project.run().stdout
+    bad = project.run("cache", "--prune", "lots")
+    assert bad.returncode == 2 and "not a size" in bad.stderr
+
+
+def test_prune_keeps_most_recent_entries(tmp_path: Path) -> None:
+    cache = RunCache(tmp_path / "c")
+    keys = []
+    for i in range(5):
+        out = tmp_path / f"o{i}.txt"
+        out.write_bytes(bytes([65 + i]) * 1000)
+        fp = ((0, 1000, 0), __import__("pytaskmake.fingerprint").fingerprint.hash_file(str(out)))
+        key = cache_key(f"sh:{i}", (str(out),), {})
+        cache.store(key, {str(out): fp})
+        out.unlink()  # only the cache holds the blob now
+        entry = next((tmp_path / "c/entries").glob(f"*/{key}.json"))
+        os.utime(entry, (time.time() - 100 + i, time.time() - 100 + i))
+        keys.append(key)
+    removed, freed = cache.prune(2500)
+    assert (removed, freed) == (3, 3000)
+    assert [cache.lookup(k) is not None for k in keys] == [False, False, False, True, True]
+
+
+def test_parse_size() -> None:
+    assert parse_size("10G") == 10 << 30
+    assert parse_size("1.5k") == 1536
+    assert parse_size("500MiB") == 500 << 20
+    assert parse_size("1024") == 1024
