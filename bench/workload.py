@@ -144,7 +144,7 @@ def task_summary():
 
 
 def snakefile(n: int) -> str:
-    return f'''N = {n}
+    return f"""N = {n}
 
 wildcard_constraints:
     i=r"\\d+"
@@ -163,4 +163,4 @@ rule parse:
     input: "out/sim_{{i}}.dat"
     output: "out/parse_{{i}}.csv"
     shell: "tr a-z A-Z < {{input}} > {{output}}"
-'''
+"""

@@ -12,7 +12,8 @@ from pytaskmake.cache import RunCache, cache_key, parse_size
 
 SWEEP = """
 for i in range(3):
-    task(f"sim{i}", f"echo sim{i} >> runs.log; cat cfg.txt > out/sim{i}.dat; echo {i} >> out/sim{i}.dat",
+    task(f"sim{i}",
+         f"echo sim{i} >> runs.log; cat cfg.txt > out/sim{i}.dat; echo {i} >> out/sim{i}.dat",
          inputs=["cfg.txt"], outputs=[f"out/sim{i}.dat"])
     task(f"parse{i}", f"echo parse{i} >> runs.log; wc -c < out/sim{i}.dat > out/parse{i}.csv",
          inputs=[f"out/sim{i}.dat"], outputs=[f"out/parse{i}.csv"])
