@@ -217,15 +217,26 @@ class ConsoleReporter:
         self._line_shown = True
 
     def status_text(self) -> str:
+        """`[done/total] pct% running:N failed:N ETA 3m12s  current-task`, fitted to the width."""
         pct = 100 * self.done // self.total if self.total else 100
         eta = self.eta()
-        parts = [f"[{self.done}/{self.total}] {pct}%", f"running:{len(self.running)}"]
-        parts.append(self._paint(f"failed:{self.failed}", Fore.RED if self.failed else ""))
+        text = f"[{self.done}/{self.total}] {pct}% running:{len(self.running)} failed:{self.failed}"
         if eta is not None and self.running:
-            parts.append(f"ETA {format_seconds(eta)}")
-        current = next(reversed(self.running), "") if self.running else ""
-        width = os.get_terminal_size(self.out.fileno()).columns if self.out.isatty() else 100
-        return (" ".join(parts) + "  " + current)[: max(20, width - 1)]
+            text += f" ETA {format_seconds(eta)}"
+        if self.running:
+            text += "  " + next(reversed(self.running))
+        text = text[: self._width() - 1]
+        if self.failed and self.colour:
+            failed = f"failed:{self.failed}"
+            text = text.replace(failed, self._paint(failed, Fore.RED), 1)
+        return text
+
+    def _width(self) -> int:
+        try:
+            columns = os.get_terminal_size(self.out.fileno()).columns
+        except (OSError, ValueError, AttributeError):
+            columns = 0
+        return columns if columns >= 20 else 100
 
 
 def _decode(data: bytes) -> str:
