@@ -66,6 +66,7 @@ def _build(
     args: argparse.Namespace, graph: BuildGraph, names: list[str], state: StateDB, state_dir: Path
 ) -> int:
     from .executors.local import LocalExecutor
+    from .executors.orphans import ProcessJournal, kill_leftovers
 
     console = _reporter(args)
     observers: list[ev.Observer] = [console]
@@ -76,8 +77,13 @@ def _build(
     observer = Fanout(*observers)
     if state.warning:
         observer.handle(ev.Notice(state.warning))
+    killed = kill_leftovers(state_dir / "running")
+    if killed:
+        observer.handle(
+            ev.Notice(f"stopped {killed} task process group(s) left running by a killed build")
+        )
     jobs = args.jobs or os.cpu_count() or 1
-    executor = LocalExecutor(jobs)
+    executor = LocalExecutor(jobs, journal=ProcessJournal(state_dir / "running"))
     try:
         options = BuildOptions(
             jobs=jobs, keep_going=args.keep_going, always=args.always, cache=_run_cache(args)

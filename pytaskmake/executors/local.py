@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from ..action import ArgvAction, CallableAction, ShellAction
 from .base import Completion, Job
+from .orphans import TOKEN_VARIABLE, ProcessJournal
 
 GRACE_SECONDS = 5.0  # between SIGTERM and SIGKILL
 _RESET_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGQUIT)
@@ -43,7 +44,9 @@ class _Running:
 class LocalExecutor:
     """At most `jobs` processes at once on this machine."""
 
-    def __init__(self, jobs: int, grace: float = GRACE_SECONDS) -> None:
+    def __init__(
+        self, jobs: int, grace: float = GRACE_SECONDS, journal: ProcessJournal | None = None
+    ) -> None:
         self.jobs = jobs
         self.grace = grace
         self._selector = selectors.DefaultSelector()
@@ -57,6 +60,9 @@ class LocalExecutor:
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._use_pidfd = hasattr(os, "pidfd_open")
         self._env = dict(os.environ)  # os.environ re-encodes itself on every spawn
+        self._journal = journal
+        if journal is not None:
+            self._env[TOKEN_VARIABLE] = journal.token
 
     def running(self) -> int:
         return len(self._running)
@@ -74,6 +80,8 @@ class LocalExecutor:
             return slot
         finally:
             os.close(out_fd)
+        if self._journal is not None:
+            self._journal.record(pid)
         proc = _Running(job, pid, slot, started, mono, self._pidfd(pid), pipe_r)
         if job.timeout is not None:
             proc.deadline = mono + job.timeout
@@ -233,6 +241,8 @@ class LocalExecutor:
             proc.kill_at = now + self.grace
 
     def close(self) -> None:
+        if self._journal is not None and not self._running:
+            self._journal.close()
         signal.set_wakeup_fd(self._old_wakeup)
         self._selector.close()
         self._close_quietly(self._wake_r)
@@ -276,6 +286,7 @@ def _fork_callable(job: Job, action: CallableAction, out_fd: int) -> int:
         os.dup2(devnull, 0)
         os.dup2(out_fd, 1)
         os.dup2(out_fd, 2)
+        os.closerange(3, 1 << 16)  # the build lock, the state DB: not the task's to hold
         kwargs = {name: list(getattr(job, name)) for name in action.wants}
         result = action.function(**kwargs)
         code = 1 if result is False else 0
