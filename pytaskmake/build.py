@@ -176,6 +176,7 @@ class Build:
         entry = self.options.cache.lookup(key)
         if entry is None or set(entry) != set(task.outputs):
             return False
+        started, mono = time.time(), time.monotonic()
         try:
             self.options.cache.restore(key, entry)
         except (CorruptEntry, OSError) as exc:
@@ -189,7 +190,15 @@ class Build:
         )
         self.counts[ev.RESTORED] += 1
         reason = f"restored from cache ({verdict.reason})"
-        self.observer.handle(ev.TaskDone(name, ev.RESTORED, reason, command=task.action.describe()))
+        done = ev.TaskDone(
+            name,
+            ev.RESTORED,
+            reason,
+            time.monotonic() - mono,
+            command=task.action.describe(),
+            started=started,
+        )
+        self.observer.handle(done)
         self.scheduler.succeeded(name)
         return True
 

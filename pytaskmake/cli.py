@@ -157,6 +157,8 @@ def _run(args: argparse.Namespace) -> int:
     from .commands import run_command
 
     _enter(args)
+    if args.trace:  # relative to where the user stands, not to the Taskfile's folder
+        args.trace = os.path.abspath(args.trace)
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("-j must be at least 1")
     taskfile = Path(args.file)

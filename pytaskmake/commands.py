@@ -163,7 +163,7 @@ def _graph(args: argparse.Namespace, graph: BuildGraph, names: list[str], state_
 
     state = StateDB(state_dir)
     try:
-        verdicts = plan(graph, names, state, FileCache())
+        verdicts = plan(graph, names, state, FileCache(), args.always)
     finally:
         state.close()
     stale = {n for n, v in verdicts.items() if v.stale}

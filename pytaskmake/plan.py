@@ -42,7 +42,7 @@ def group_reasons(verdicts: dict[str, Verdict], limit: int = 5) -> list[str]:
     lines = []
     for reason, names in by_reason.items():
         if len(names) == 1:
-            lines.append(f"{names[0]}: {reason}")
+            lines.append(f"{names[0]}: {verdicts[names[0]].reason}")
             continue
         shown = ", ".join(names[:limit]) + (
             f", ... ({len(names) - limit} more)" if len(names) > limit else ""

@@ -63,7 +63,9 @@ class ConsoleReporter:
         self.out = stream
         self.colour = colour
         self.verbosity = verbosity
-        self.status_line = stream.isatty() if status_line is None else status_line
+        if status_line is None:
+            status_line = stream.isatty() and verbosity >= 0
+        self.status_line = status_line
         self.total = self.done = self.failed = self.jobs = 0
         self.running: dict[str, float] = {}
         self._expected: dict[str, float] = {}
@@ -73,6 +75,7 @@ class ConsoleReporter:
         self._ran_count = 0
         self._line_shown = False
         self._last_draw = 0.0
+        self._shown = ""
 
     def _paint(self, text: str, colour: str) -> str:
         return f"{colour}{text}{Style.RESET_ALL}" if self.colour else text
@@ -108,7 +111,7 @@ class ConsoleReporter:
         self.running[e.name] = time.monotonic()
         if self.verbosity > 0:
             self._print(self._paint(f"$ {e.command}", Style.DIM) + f"    # {e.name}: {e.reason}")
-        self._draw()
+        self._draw(force=True)
 
     def _task_done(self, e: ev.TaskDone) -> None:
         self.done += 1
@@ -121,7 +124,7 @@ class ConsoleReporter:
             self._print_finished(e)
         elif e.outcome == ev.SKIPPED and self.verbosity >= 0:
             self._print(self._paint(f"skipped {e.name}: {e.reason}", Fore.YELLOW))
-        self._draw()
+        self._draw(force=e.outcome != ev.UP_TO_DATE)  # throttle only the flood of no-ops
 
     def _account_eta(self, e: ev.TaskDone) -> None:
         past = self._expected.get(e.name)
@@ -211,10 +214,14 @@ class ConsoleReporter:
         if not force and now - self._last_draw < _REDRAW_SECONDS:
             return
         self._last_draw = now
+        text = self.status_text()
+        if self._line_shown and text == self._shown:
+            return
         self._clear_line()
-        self.out.write(self.status_text())
+        self.out.write(text)
         self.out.flush()
         self._line_shown = True
+        self._shown = text
 
     def status_text(self) -> str:
         """`[done/total] pct% running:N failed:N ETA 3m12s  current-task`, fitted to the width."""
