@@ -1,0 +1,317 @@
+"""The state database (state.py): round trips, damage handling, and what builds record."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from conftest import Project
+
+from pytaskmake.fingerprint import Fingerprint
+from pytaskmake.state import StateDB, decode_files, encode_files
+
+IN: dict[str, Fingerprint] = {
+    "data/in put.csv": ((1_700_000_000_123_456_789, 42, 9_999_999), "ab" * 16),
+    "β/ünïcode.txt": ((1, 0, 2), "cd" * 16),
+}
+OUT: dict[str, Fingerprint] = {"out/o.txt": ((5, 6, 7), "ef" * 16)}
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    return tmp_path / ".pytaskmake"
+
+
+def reopen(directory: Path) -> StateDB:
+    return StateDB(directory)
+
+
+def test_encode_decode_round_trip() -> None:
+    assert decode_files(encode_files(IN, OUT)) == (IN, OUT)
+    assert decode_files(encode_files({}, {})) == ({}, {})
+    assert decode_files(encode_files({}, OUT)) == ({}, OUT)
+
+
+def test_fresh_database_is_created_with_directory(state_dir: Path) -> None:
+    db = StateDB(state_dir)
+    try:
+        assert db.path == state_dir / "state.db"
+        assert db.path.exists()
+        assert db.warning is None
+        assert db.record("anything") is None
+        assert db.durations() == {}
+    finally:
+        db.close()
+
+
+def test_success_record_round_trips_across_connections(state_dir: Path) -> None:
+    db = StateDB(state_dir)
+    db.save_success("t1", "sh:echo hi", IN, OUT, 1.5)
+    db.save_success("t2", "argv:x", {}, {}, 0.25)
+    db.close()
+    db = reopen(state_dir)
+    try:
+        r = db.record("t1")
+        assert r is not None
+        assert (r.ok, r.action, r.duration) == (True, "sh:echo hi", 1.5)
+        assert r.inputs == IN
+        assert r.outputs == OUT
+        r2 = db.record("t2")
+        assert r2 is not None and r2.ok and r2.inputs == {} and r2.outputs == {}
+        assert db.durations() == {"t1": 1.5, "t2": 0.25}
+        assert db.warning is None
+    finally:
+        db.close()
+
+
+def test_failure_replaces_success_and_round_trips(state_dir: Path) -> None:
+    db = StateDB(state_dir)
+    db.save_success("t", "sh:a", IN, OUT, 1.0)
+    assert db.record("t").ok  # type: ignore[union-attr]
+    db.save_failure("t", "sh:b", 2.0)
+    r = db.record("t")
+    assert r is not None and not r.ok and r.action == "sh:b"
+    db.close()
+    db = reopen(state_dir)
+    try:
+        r = db.record("t")
+        assert r is not None and not r.ok and r.action == "sh:b" and r.duration == 2.0
+    finally:
+        db.close()
+
+
+def test_record_seen_before_write_is_updated(state_dir: Path) -> None:
+    """Reading first loads every row; a later write must still be visible."""
+    db = StateDB(state_dir)
+    try:
+        assert db.record("t") is None
+        db.save_success("t", "sh:x", IN, {}, 3.0)
+        r = db.record("t")
+        assert r is not None and r.inputs == IN
+        assert db.durations() == {"t": 3.0}
+    finally:
+        db.close()
+
+
+def test_forget_drops_records(state_dir: Path) -> None:
+    db = StateDB(state_dir)
+    for name in ("a", "b", "c"):
+        db.save_success(name, "sh:x", {}, OUT, 1.0)
+    db.record("a")
+    db.forget(["a", "c", "never-existed"])
+    assert db.record("a") is None and db.record("c") is None
+    assert db.record("b") is not None
+    db.close()
+    db = reopen(state_dir)
+    try:
+        assert db.record("a") is None and db.record("b") is not None
+    finally:
+        db.close()
+
+
+def test_transaction_commits_and_rolls_back(state_dir: Path) -> None:
+    db = StateDB(state_dir)
+    with db.transaction():
+        db.save_success("kept", "sh:x", {}, {}, 1.0)
+    with pytest.raises(RuntimeError), db.transaction():
+        db.save_success("dropped", "sh:x", {}, {}, 1.0)
+        raise RuntimeError("boom")
+    db.close()
+    db = reopen(state_dir)
+    try:
+        assert db.record("kept") is not None
+        assert db.record("dropped") is None
+    finally:
+        db.close()
+
+
+def damaged_copies(state_dir: Path) -> list[Path]:
+    return sorted(p for p in state_dir.iterdir() if p.name.startswith("state.db.damaged"))
+
+
+def assert_set_aside(state_dir: Path, original: bytes | None) -> None:
+    db = StateDB(state_dir)
+    try:
+        assert db.warning is not None
+        assert "state" in db.warning
+        assert db.record("t") is None
+        db.save_success("t", "sh:x", IN, OUT, 1.0)  # the new database works
+        assert db.record("t") is not None
+    finally:
+        db.close()
+    aside = [p for p in damaged_copies(state_dir) if not p.name.endswith(("-wal", "-shm"))]
+    assert len(aside) == 1
+    if original is not None:
+        assert aside[0].read_bytes() == original, "the damaged file is kept, not overwritten"
+    again = StateDB(state_dir)
+    try:
+        assert again.warning is None
+        assert again.record("t") is not None
+    finally:
+        again.close()
+
+
+def test_garbage_file_is_moved_aside_with_a_warning(state_dir: Path) -> None:
+    state_dir.mkdir()
+    garbage = b"this is not sqlite at all\n" * 200
+    (state_dir / "state.db").write_bytes(garbage)
+    assert_set_aside(state_dir, garbage)
+
+
+def make_foreign(state_dir: Path) -> Path:
+    state_dir.mkdir()
+    path = state_dir / "state.db"
+    other = sqlite3.connect(path)
+    other.execute("CREATE TABLE tasks (name TEXT, something_else BLOB)")
+    other.execute("INSERT INTO tasks VALUES ('theirs', x'00')")
+    other.commit()
+    other.close()
+    return path
+
+
+def test_foreign_sqlite_database_is_moved_aside(state_dir: Path) -> None:
+    make_foreign(state_dir)
+    assert_set_aside(state_dir, None)
+    (aside,) = [p for p in damaged_copies(state_dir) if p.name[-4:] not in ("-wal", "-shm")]
+    con = sqlite3.connect(aside)
+    try:
+        assert con.execute("SELECT name FROM tasks").fetchall() == [("theirs",)]
+    finally:
+        con.close()
+
+
+@pytest.mark.xfail(
+    reason="BUG: StateDB sets journal_mode=WAL on a foreign database before refusing it",
+    strict=True,
+)
+def test_foreign_sqlite_database_is_moved_aside_unaltered(state_dir: Path) -> None:
+    path = make_foreign(state_dir)
+    assert_set_aside(state_dir, path.read_bytes())
+
+
+def test_other_schema_version_is_moved_aside(state_dir: Path) -> None:
+    db = StateDB(state_dir)
+    db.save_success("t", "sh:x", IN, OUT, 1.0)
+    db.close()
+    raw = sqlite3.connect(state_dir / "state.db")
+    version = raw.execute("PRAGMA user_version").fetchone()[0]
+    raw.execute(f"PRAGMA user_version={version + 100}")
+    raw.commit()
+    raw.close()
+    assert_set_aside(state_dir, (state_dir / "state.db").read_bytes())
+
+
+def test_truncated_database_is_moved_aside(state_dir: Path) -> None:
+    db = StateDB(state_dir)
+    for i in range(200):
+        db.save_success(f"t{i}", "sh:x" * 50, IN, OUT, 1.0)
+    db.close()
+    path = state_dir / "state.db"
+    half = path.read_bytes()[:1000]
+    path.write_bytes(half)
+    db = StateDB(state_dir)
+    try:
+        # either refused up front or read as empty: it must never yield a half record
+        assert db.record("t150") is None
+        assert db.warning is not None
+    finally:
+        db.close()
+
+
+# --- what builds record ----------------------------------------------------------------
+
+
+def test_build_records_successes_and_failures(project: Project) -> None:
+    project.taskfile(
+        """
+        task("good", "cp in.txt out.txt", inputs=["in.txt"], outputs=["out.txt"])
+        task("bad", "exit 3", outputs=["never.txt"])
+        """
+    )
+    project.write("in.txt", "hello\n")
+    result = project.run("-k")
+    assert result.returncode == 1
+    db = StateDB(project.root / ".pytaskmake")
+    try:
+        good = db.record("good")
+        assert good is not None and good.ok
+        assert list(good.inputs) == ["in.txt"]
+        assert list(good.outputs) == ["out.txt"]
+        assert good.inputs["in.txt"][1] == good.outputs["out.txt"][1]  # same bytes, same hash
+        bad = db.record("bad")
+        assert bad is not None and not bad.ok
+    finally:
+        db.close()
+
+
+def test_damaged_state_warns_and_reruns_everything(project: Project) -> None:
+    project.taskfile(
+        """
+        task("a", "echo a >> runs.log; echo a > a.txt", outputs=["a.txt"], cache=False)
+        task("b", "echo b >> runs.log; cat a.txt > b.txt", inputs=["a.txt"], outputs=["b.txt"],
+             cache=False)
+        """
+    )
+    assert project.run().returncode == 0
+    db_path = project.root / ".pytaskmake" / "state.db"
+    for suffix in ("-wal", "-shm"):
+        Path(str(db_path) + suffix).unlink(missing_ok=True)
+    db_path.write_bytes(b"\x00garbage" * 512)
+    result = project.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output
+    assert "state database" in output and "never run" in output
+    assert project.read("runs.log").split() == ["a", "b", "a", "b"]
+    assert damaged_copies(project.root / ".pytaskmake")
+    again = project.run()
+    assert again.returncode == 0 and "state database" not in again.stdout + again.stderr
+    assert project.read("runs.log").split() == ["a", "b", "a", "b"]
+
+
+def test_state_lives_in_dot_pytaskmake_beside_the_taskfile(project: Project) -> None:
+    project.taskfile(
+        """
+        task("a", "echo a > a.txt", outputs=["a.txt"])
+        """
+    )
+    result = project.run()
+    assert result.returncode == 0
+    assert (project.root / ".pytaskmake" / "state.db").is_file()
+    con = sqlite3.connect(project.root / ".pytaskmake" / "state.db")
+    try:
+        names = [r[0] for r in con.execute("SELECT name FROM tasks")]
+    finally:
+        con.close()
+    assert names == ["a"]
+
+
+@pytest.mark.xfail(
+    reason="BUG: a damaged record (bit flip SQLite cannot see) crashes with a traceback",
+    strict=True,
+)
+def test_damaged_record_is_treated_as_never_run(project: Project) -> None:
+    project.taskfile(
+        """
+        task("a", "echo a >> runs.log; cat in.txt > a.txt", inputs=["in.txt"], outputs=["a.txt"],
+             cache=False)
+        """
+    )
+    project.write("in.txt", "1\n")
+    assert project.run().returncode == 0
+    path = project.root / ".pytaskmake" / "state.db"
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    data = bytearray(path.read_bytes())
+    at = data.find(b"in.txt\x00") + len(b"in.txt\x00")
+    assert at > len(b"in.txt\x00") and chr(data[at]).isdigit(), "record layout changed"
+    data[at] = ord("x")  # one flipped byte inside the record's text: SQLite cannot notice
+    path.write_bytes(bytes(data))
+    project.write("in.txt", "2\n")  # make the rebuilder look at the record's files
+    result = project.run()
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert project.read("runs.log").split() == ["a", "a"]
+    assert project.read("a.txt") == "2\n"
