@@ -18,7 +18,6 @@ from types import FrameType
 
 from . import events as ev
 from .cache import CorruptEntry, RunCache, cache_key
-from .errors import GraphError
 from .executors.base import Completion, Executor, Job
 from .fingerprint import FileCache, Fingerprint
 from .graph import BuildGraph
@@ -67,7 +66,7 @@ class Build:
 
     def run(self) -> ev.BuildFinished:
         """Build; returns the closing event (also emitted). Ctrl-C is handled inside."""
-        self._check_sources()
+        self.graph.check_sources(self.names, lambda p: self.files.stat(p) is not None)
         start = time.monotonic()
         expected = self.state.durations()
         emit = self.observer.handle
@@ -83,18 +82,6 @@ class Build:
         )
         emit(finished)
         return finished
-
-    def _check_sources(self) -> None:
-        missing = [
-            (path, name)
-            for path, name in self.graph.sources(self.names).items()
-            if self.files.stat(path) is None
-        ]
-        if missing:
-            path, name = missing[0]
-            more = f" (and {len(missing) - 1} more missing inputs)" if len(missing) > 1 else ""
-            where = self.graph.tasks[name].where
-            raise GraphError(f"no task produces {path}, needed by {name!r} ({where}){more}")
 
     def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
         self._interrupts += 1  # acted on by the loop, never inside the handler

@@ -111,7 +111,7 @@ def _run_cache(args: argparse.Namespace) -> RunCache | None:
 def _report_plan(
     args: argparse.Namespace, graph: BuildGraph, names: list[str], state_dir: Path
 ) -> int:
-    state = StateDB(state_dir)
+    state = _readonly_state(state_dir)
     try:
         verdicts = plan(graph, names, state, FileCache(), args.always)
     finally:
@@ -133,6 +133,13 @@ def _report_plan(
             out.write(f"would run {name}: {verdicts[name].reason}\n")
     out.write(f"{len(stale)} of {len(names)} tasks would run\n")
     return 0
+
+
+def _readonly_state(state_dir: Path) -> StateDB:
+    state = StateDB(state_dir, readonly=True)
+    if state.warning:
+        print(f"pytaskmake: warning: {state.warning}", file=sys.stderr)
+    return state
 
 
 def _dim(text: str, colour: bool) -> str:
@@ -161,7 +168,7 @@ def _clean(graph: BuildGraph, names: list[str], state: StateDB) -> int:
 def _graph(args: argparse.Namespace, graph: BuildGraph, names: list[str], state_dir: Path) -> int:
     from .graphview import to_dot, to_text
 
-    state = StateDB(state_dir)
+    state = _readonly_state(state_dir)
     try:
         verdicts = plan(graph, names, state, FileCache(), args.always)
     finally:

@@ -8,7 +8,7 @@ cycle reports, --graph), because importing networkx alone costs ~0.25 s.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from .errors import GraphError, UsageError
@@ -24,6 +24,7 @@ class BuildGraph:
     def __init__(self, tasks: Iterable[Task]) -> None:
         self.tasks: dict[str, Task] = {t.name: t for t in tasks}
         self.producer: dict[str, str] = _producers(self.tasks.values())
+        _check_logs(self.tasks.values(), self.producer)
         self.upstream: dict[str, list[str]] = {}
         self.dependants: dict[str, list[str]] = {name: [] for name in self.tasks}
         for t in self.tasks.values():
@@ -41,6 +42,15 @@ class BuildGraph:
                 raise GraphError(f"task {t.name!r} ({t.where}) depends on unknown task {dep!r}")
             ups[dep] = None
         return list(ups)
+
+    def check_sources(self, names: Iterable[str], exists: Callable[[str], bool]) -> None:
+        """Raise GraphError for inputs that neither exist nor are produced by any task."""
+        missing = [(p, n) for p, n in self.sources(names).items() if not exists(p)]
+        if missing:
+            path, name = missing[0]
+            more = f" (and {len(missing) - 1} more missing inputs)" if len(missing) > 1 else ""
+            where = self.tasks[name].where
+            raise GraphError(f"no task produces {path}, needed by {name!r} ({where}){more}")
 
     def sources(self, names: Iterable[str]) -> dict[str, str]:
         """Input files no task produces, mapped to the first selected task reading each."""
@@ -71,7 +81,7 @@ class BuildGraph:
 
         if target in self.tasks:
             return [target]
-        path = os.path.normpath(target)
+        path = os.path.normpath(os.path.relpath(target) if os.path.isabs(target) else target)
         if path in self.producer:
             return [self.producer[path]]
         prefix = path.rstrip("/") + "/"
@@ -99,6 +109,18 @@ def _producers(tasks: Iterable[Task]) -> dict[str, str]:
             if other != t.name:
                 raise GraphError(f"output {path!r} is declared by both {other!r} and {t.name!r}")
     return producer
+
+
+def _check_logs(tasks: Iterable[Task], producer: dict[str, str]) -> None:
+    """A log file is written by its task: it must not be anyone's output or another's log."""
+    logs: dict[str, str] = {}
+    for t in tasks:
+        if t.log is None:
+            continue
+        other = producer.get(t.log) or logs.get(t.log)
+        if other is not None:
+            raise GraphError(f"log {t.log!r} of task {t.name!r} is also written by {other!r}")
+        logs[t.log] = t.name
 
 
 def _check_acyclic(upstream: dict[str, list[str]], dependants: dict[str, list[str]]) -> None:

@@ -20,6 +20,7 @@ def plan(
     graph: BuildGraph, names: list[str], state: StateDB, files: FileCache, always: bool = False
 ) -> dict[str, Verdict]:
     """Verdict of every selected task, in dependency order."""
+    graph.check_sources(names, lambda p: files.stat(p) is not None)
     scheduler = Scheduler(names, graph.upstream, graph.dependants)
     verdicts: dict[str, Verdict] = {}
     while (name := scheduler.pop()) is not None:

@@ -54,7 +54,8 @@ def check(task: Task, record: TaskRecord | None, files: FileCache, forced: bool)
     if record.action != task.action.signature:
         return Verdict(True, ACTION, "action changed")
     stat = files.stat
-    if record.stamp == stamp_of([stat(p) for p in task.inputs] + [stat(p) for p in task.outputs]):
+    paths = task.inputs + task.outputs
+    if record.stamp == stamp_of(paths, [stat(p) for p in paths]):
         return _UNCHANGED  # no file's stat moved: the no-op fast path
     return _check_files(task, record, files)
 
@@ -63,7 +64,11 @@ def _check_files(task: Task, record: TaskRecord, files: FileCache) -> Verdict:
     refresh = False
     outputs: dict[str, Fingerprint] = {}
     recorded = record.inputs
-    if len(recorded) != len(task.inputs) or any(p not in recorded for p in task.inputs):
+    if not record.ok:
+        return Verdict(True, FAILED, "its state record is damaged")
+    if len(recorded) != len(task.inputs) and recorded.keys() != set(task.inputs):
+        return Verdict(True, INPUTS, _set_change("inputs", recorded, task.inputs))
+    if any(p not in recorded for p in task.inputs):
         return Verdict(True, INPUTS, _set_change("inputs", recorded, task.inputs))
     for path in task.outputs:
         known = record.outputs.get(path)

@@ -7,6 +7,7 @@ killed run leaves every finished task recorded and no unfinished one.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 import time
@@ -46,7 +47,11 @@ class TaskRecord:
 
     def _decode(self) -> tuple[dict[str, Fingerprint], dict[str, Fingerprint]]:
         if self._decoded is None:
-            self._decoded = decode_files(self._files)
+            try:
+                self._decoded = decode_files(self._files)
+            except (ValueError, IndexError):  # damaged on disk: trust none of it
+                self.ok = False
+                self._decoded = ({}, {})
         return self._decoded
 
     @property
@@ -58,9 +63,13 @@ class TaskRecord:
         return self._decode()[1]
 
 
-def stamp_of(stats: list[Stat | None]) -> int:
-    """A 64-bit digest of file stats (ints only, so stable across processes)."""
-    return hash(tuple(stats))
+def stamp_of(paths: tuple[str, ...], stats: list[Stat | None]) -> int:
+    """A 64-bit digest of a task's file paths and their stats, stable across processes.
+
+    The paths count too: renaming an input keeps its inode, mtime and size.
+    """
+    digest = hashlib.blake2b("\0".join(paths).encode(), digest_size=8).digest()
+    return hash((int.from_bytes(digest, "little"), *stats))
 
 
 def encode_files(inputs: dict[str, Fingerprint], outputs: dict[str, Fingerprint]) -> str:
@@ -87,21 +96,27 @@ def decode_files(text: str) -> tuple[dict[str, Fingerprint], dict[str, Fingerpri
 class StateDB:
     """Task records in SQLite; a damaged or foreign file is set aside, never trusted."""
 
-    def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+    def __init__(self, directory: Path, readonly: bool = False) -> None:
+        """Open (creating) the state of `directory`; `readonly` never writes to the disk.
+
+        A read-only view (-n, --list, --graph) of a missing or damaged database is
+        an empty in-memory one, so looking never changes what a build will find.
+        """
         self.path = directory / "state.db"
         self.warning: str | None = None
-        try:
-            self._db = self._open()
-        except sqlite3.DatabaseError as exc:
-            self._db = self._replace_damaged(str(exc))
+        if readonly:
+            self._db = self._open_readonly()
+        else:
+            directory.mkdir(parents=True, exist_ok=True)
+            try:
+                self._db = self._open(self.path)
+            except sqlite3.DatabaseError as exc:
+                self._db = self._replace_damaged(str(exc))
         self._rows: dict[str, tuple[int, str, str, int, float]] | None = None
 
-    def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+    def _open(self, path: Path | str, readonly: bool = False) -> sqlite3.Connection:
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
             app_id = db.execute("PRAGMA application_id").fetchone()[0]
             version = db.execute("PRAGMA user_version").fetchone()[0]
             tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
@@ -112,10 +127,24 @@ class StateDB:
             elif app_id != APPLICATION_ID or version != SCHEMA_VERSION:
                 raise sqlite3.DatabaseError("not a pytaskmake state database of this version")
             db.execute("SELECT count(*) FROM tasks").fetchone()
+            if not readonly:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.DatabaseError:
             db.close()
             raise
         return db
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        if self.path.exists():
+            try:
+                return self._open(self.path, readonly=True)
+            except sqlite3.DatabaseError as exc:
+                self.warning = (
+                    f"state database {self.path} is unreadable ({exc}); "
+                    "the next build will set it aside and rerun every task"
+                )
+        return self._open(":memory:")
 
     def _replace_damaged(self, why: str) -> sqlite3.Connection:
         aside = self.path.with_name(f"state.db.damaged-{int(time.time())}")
@@ -127,7 +156,7 @@ class StateDB:
             f"state database {self.path} was unreadable ({why}); moved it to {aside.name} "
             "and treating every task as never run"
         )
-        return self._open()
+        return self._open(self.path)
 
     def _all_rows(self) -> dict[str, tuple[int, str, str, int, float]]:
         if self._rows is None:
@@ -153,7 +182,10 @@ class StateDB:
         outputs: dict[str, Fingerprint],
         duration: float,
     ) -> None:
-        stamp = stamp_of([fp[0] for fp in inputs.values()] + [fp[0] for fp in outputs.values()])
+        paths = (*inputs, *outputs)
+        stamp = stamp_of(
+            paths, [fp[0] for fp in inputs.values()] + [fp[0] for fp in outputs.values()]
+        )
         self._write(name, 1, action, encode_files(inputs, outputs), stamp, duration)
 
     def save_failure(self, name: str, action: str, duration: float) -> None:

@@ -110,10 +110,12 @@ def _build_task(
         raise TypeError(f"task name must be a non-empty string, not {name!r}")
     if action is None:
         raise TypeError(f"task {name!r} has no action")
-    ins = _paths(root, inputs, name, "input")
+    ins = tuple(dict.fromkeys(_paths(root, inputs, name, "input")))  # a repeat means nothing
     outs = _paths(root, outputs, name, "output")
     _check_outputs(name, ins, outs)
     log_path = _normalize(root, log, name, "log") if log is not None else None
+    if log_path is not None and (log_path in ins or log_path in outs):
+        raise ValueError(f"task {name!r}: log {log_path!r} is also one of its inputs or outputs")
     dep_names = [_task_name(d, name, where) for d in _as_list(deps, name, "deps")] if deps else []
     return Task(name, make_action(action, name), ins, outs, dep_names, log_path, where=where)
 
@@ -126,7 +128,7 @@ def _paths(root: Path, values: Iterable[PathLike], name: str, what: str) -> tupl
 def _check_outputs(name: str, ins: tuple[str, ...], outs: tuple[str, ...]) -> None:
     inputs = set(ins) if len(ins) > 8 else ins
     for out in outs:
-        if out[0] in "./" and (out.startswith("..") or os.path.isabs(out)):
+        if out[0] in "./" and (out == ".." or out.startswith("../") or os.path.isabs(out)):
             raise ValueError(f"task {name!r}: output {out!r} is outside the project")
         if out in inputs:
             raise ValueError(f"task {name!r}: {out!r} is both an input and an output")
@@ -240,6 +242,11 @@ def _execute(source: bytes, path: Path) -> None:
         exec(code, namespace)
     except TaskfileError:
         raise
+    except SystemExit as exc:
+        line = _last_line_in(exc, str(path))
+        raise TaskfileError(
+            f"the Taskfile called sys.exit({exc.code!r})", path.name, line
+        ) from None
     except Exception as exc:  # the user's code raised: point at their line
         line = _last_line_in(exc, str(path))
         raise TaskfileError(f"{type(exc).__name__}: {exc}", path.name, line) from None

@@ -155,9 +155,6 @@ def test_target_already_built_runs_nothing_more(sweep: Project) -> None:
     assert sorted(runs(sweep)) == ["lonely", "report", "sim2", "sum2"]
 
 
-@pytest.mark.xfail(
-    reason="BUG: an absolute path to a declared output is 'unknown target'", strict=True
-)
 def test_target_by_absolute_output_path(sweep: Project) -> None:
     build(sweep, str(sweep.root / "results" / "sum" / "1.txt"))
     assert sorted(runs(sweep)) == ["sim1", "sum1"]
@@ -208,9 +205,6 @@ def test_dry_run_on_a_fresh_project_writes_no_outputs(sweep: Project) -> None:
     assert sorted(runs(sweep)) == ALL
 
 
-@pytest.mark.xfail(
-    reason="BUG: -n/-l create .pytaskmake/state.db in a project never built", strict=True
-)
 def test_dry_run_on_a_fresh_project_creates_no_files(sweep: Project) -> None:
     before = snapshot(sweep.root)
     build(sweep, "-n")
@@ -219,9 +213,6 @@ def test_dry_run_on_a_fresh_project_creates_no_files(sweep: Project) -> None:
     assert not sweep.exists(".pytaskmake")
 
 
-@pytest.mark.xfail(
-    reason="BUG: -n moves a damaged state DB aside (and prints no warning)", strict=True
-)
 def test_dry_run_leaves_a_damaged_state_database_alone(sweep: Project) -> None:
     state = sweep.root / ".pytaskmake"
     state.mkdir()

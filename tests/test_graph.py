@@ -294,9 +294,6 @@ def test_cli_unknown_dep_exit_2(project: Project) -> None:
     assert_one_line_error(project.run(), "ghost", "'a'")
 
 
-@pytest.mark.xfail(
-    reason="BUG: -n/-l skip the missing-source check: report 'would run' and exit 0", strict=True
-)
 def test_cli_dry_run_reports_missing_source_like_the_build(project: Project) -> None:
     project.taskfile(
         """

@@ -245,10 +245,6 @@ def test_priority_failed_over_action_over_files(records: Records, files: MemoryF
     assert verdict(t, records.success(mk("other"), files), files).code == stale.ACTION
 
 
-@pytest.mark.xfail(
-    reason="BUG: a task listing an input twice is stale forever ('inputs changed ()')",
-    strict=True,
-)
 def test_duplicate_input_is_clean_after_success(records: Records, files: MemoryFiles) -> None:
     t = mk(inputs=("in1", "in1"))
     assert verdict(t, records.success(t, files), files).stale is False
@@ -502,10 +498,6 @@ def test_stale_output_from_an_earlier_run_cannot_hide_a_missing_output(project: 
     assert runs(project) == ["gen", "gen"]
 
 
-@pytest.mark.xfail(
-    reason="BUG: a task listing an input twice is stale forever ('inputs changed ()')",
-    strict=True,
-)
 def test_cli_duplicate_input_runs_once(project: Project) -> None:
     project.taskfile(
         """
@@ -520,10 +512,6 @@ def test_cli_duplicate_input_runs_once(project: Project) -> None:
     assert runs(project) == ["dup"]
 
 
-@pytest.mark.xfail(
-    reason="BUG: stat-stamp fast path misses an input list change when the stats are equal",
-    strict=True,
-)
 def test_renaming_an_input_in_the_list_makes_it_stale(project: Project) -> None:
     # a callable gets its inputs as arguments, so the command text does not change
     project.taskfile(

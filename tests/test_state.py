@@ -181,10 +181,6 @@ def test_foreign_sqlite_database_is_moved_aside(state_dir: Path) -> None:
         con.close()
 
 
-@pytest.mark.xfail(
-    reason="BUG: StateDB sets journal_mode=WAL on a foreign database before refusing it",
-    strict=True,
-)
 def test_foreign_sqlite_database_is_moved_aside_unaltered(state_dir: Path) -> None:
     path = make_foreign(state_dir)
     assert_set_aside(state_dir, path.read_bytes())
@@ -287,10 +283,6 @@ def test_state_lives_in_dot_pytaskmake_beside_the_taskfile(project: Project) -> 
     assert names == ["a"]
 
 
-@pytest.mark.xfail(
-    reason="BUG: a damaged record (bit flip SQLite cannot see) crashes with a traceback",
-    strict=True,
-)
 def test_damaged_record_is_treated_as_never_run(project: Project) -> None:
     project.taskfile(
         """

@@ -194,9 +194,6 @@ def test_unreadable_taskfile(tmp_path: Path) -> None:
         load_taskfile(tmp_path / "nope.py")
 
 
-@pytest.mark.xfail(
-    reason="BUG: an output named '..foo' (inside the project) is refused as outside", strict=True
-)
 def test_output_starting_with_two_dots_is_inside_the_project(tmp_path: Path) -> None:
     reg = load(tmp_path, "task('a', 'true', outputs=['..hidden', 'sub/..x'])\n")
     assert reg.tasks["a"].outputs == ("..hidden", "sub/..x")
@@ -265,10 +262,6 @@ def test_cli_missing_taskfile(project: Project) -> None:
     assert "Taskfile.py" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.xfail(
-    reason="BUG: a log path equal to an input is accepted, and the input is truncated",
-    strict=True,
-)
 def test_cli_log_equal_to_an_input_is_refused(project: Project) -> None:
     project.taskfile(
         """
@@ -282,10 +275,6 @@ def test_cli_log_equal_to_an_input_is_refused(project: Project) -> None:
     assert_taskfile_error(result, "data.txt")
 
 
-@pytest.mark.xfail(
-    reason="BUG: a log path equal to another task's output is accepted; they clobber it",
-    strict=True,
-)
 def test_cli_log_equal_to_another_tasks_output_is_refused(project: Project) -> None:
     project.taskfile(
         """
@@ -298,10 +287,6 @@ def test_cli_log_equal_to_another_tasks_output_is_refused(project: Project) -> N
     assert "out.txt" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.xfail(
-    reason="BUG: sys.exit() in a Taskfile escapes: exit code is the Taskfile's, no file:line",
-    strict=True,
-)
 def test_cli_sys_exit_in_taskfile_is_a_taskfile_error(project: Project) -> None:
     project.taskfile(
         """
