@@ -213,7 +213,7 @@ class Build:
         attempt = self._attempts[name] = self._attempts.get(name, 0) + 1
         if attempt == 1:
             self._prepare_outputs(task)
-        job = Job(name, task.action, task.inputs, task.outputs, task.log, task.timeout)
+        job = Job(name, task.action, task.inputs, task.outputs, task.log, task.timeout, attempt)
         started = time.time()
         slot = self.executor.submit(job)
         self.observer.handle(

@@ -22,6 +22,7 @@ class Job:
     outputs: tuple[str, ...]
     log: str | None = None
     timeout: float | None = None
+    attempt: int = 1  # a retry appends to the log instead of replacing it
 
 
 @dataclass(slots=True)

@@ -95,7 +95,11 @@ class LocalExecutor:
     def _output_fds(self, job: Job) -> tuple[int, int | None]:
         """Where the child writes: its log file, or a pipe we read (task output is buffered)."""
         if job.log is not None:
-            return os.open(job.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), None
+            if job.attempt == 1:
+                return os.open(job.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), None
+            fd = os.open(job.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.write(fd, f"\n--- pytaskmake: attempt {job.attempt} ---\n".encode())
+            return fd, None
         read_end, write_end = os.pipe()
         os.set_blocking(read_end, False)
         return write_end, read_end
