@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -60,3 +61,28 @@ class Project:
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return Project(tmp_path)
+
+
+RAN_LINE = re.compile(r"^\[\d+/\d+\] ran (\S+) \(")
+
+
+def build(project: Project, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+    """Run the CLI and insist on its exit code and on no traceback."""
+    result = project.run(*args)
+    assert result.returncode == code, result.stdout + result.stderr
+    assert "Traceback (most recent call last)" not in result.stderr
+    return result
+
+
+def runs(project: Project) -> list[str]:
+    """Tasks that ran since the last call, from the runs.log they append to; then empties it."""
+    if not project.exists("runs.log"):
+        return []
+    names = project.read("runs.log").split()
+    (project.root / "runs.log").unlink()
+    return names
+
+
+def ran(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """Task names of the `[i/N] ran NAME (...)` lines of a build's output."""
+    return [m.group(1) for line in result.stdout.splitlines() if (m := RAN_LINE.match(line))]

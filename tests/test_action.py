@@ -6,14 +6,13 @@ Signatures are unit-tested in process; running is tested through the real CLI.
 from __future__ import annotations
 
 import functools
-import re
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 
 import pytest
-from conftest import Project
+from conftest import RAN_LINE, Project, build, runs
 
 from pytaskmake.action import ArgvAction, CallableAction, ShellAction, make_action
 
@@ -100,22 +99,10 @@ def test_callable_wants_only_parameters_it_names() -> None:
 
 # --- running, through the CLI ----------------------------------------------------------
 
-RAN = re.compile(r"^\[\d+/\d+\] ran (\S+) \(")
 
 
-def build(project: Project, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-    result = project.run(*args)
-    assert result.returncode == code, result.stdout + result.stderr
-    assert "Traceback (most recent call last)" not in result.stderr
-    return result
 
 
-def runs(project: Project) -> list[str]:
-    if not project.exists("runs.log"):
-        return []
-    names = project.read("runs.log").split()
-    (project.root / "runs.log").unlink()
-    return names
 
 
 def test_shell_string_runs_in_sh_with_pipes_and_redirection(project: Project) -> None:
@@ -292,7 +279,7 @@ def test_command_text_change_reruns(project: Project) -> None:
         """
     )
     build(project)
-    assert runs(project) == ["t", "u"]
+    assert sorted(runs(project)) == ["t", "u"]
     project.write("Taskfile.py", project.read("Taskfile.py").replace("one", "two"))
     build(project)
     assert sorted(runs(project)) == ["t", "u"]
@@ -342,7 +329,7 @@ def test_unlogged_output_of_a_task_is_printed_with_its_line(project: Project) ->
     )
     result = build(project)
     lines = result.stdout.splitlines()
-    index = next(i for i, line in enumerate(lines) if RAN.match(line))
+    index = next(i for i, line in enumerate(lines) if RAN_LINE.match(line))
     assert "talk" in lines[index]
     assert "hello-from-task" in lines[index + 1 :][:2]
     assert "oops" in result.stdout

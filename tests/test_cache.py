@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from conftest import Project
+from conftest import Project, runs
 
 from pytaskmake.cache import RunCache, cache_key, parse_size
 
@@ -20,12 +20,6 @@ for i in range(3):
 """
 
 
-def runs(project: Project) -> list[str]:
-    """Task names that ran since the last call (each task appends its name to runs.log)."""
-    path = project.root / "runs.log"
-    names = path.read_text().split() if path.exists() else []
-    path.unlink(missing_ok=True)
-    return names
 
 
 def snapshot(project: Project) -> dict[str, bytes]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import sqlite3
 import subprocess
@@ -11,31 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Project
+from conftest import Project, build, ran, runs
 
 import pytaskmake
-
-RAN = re.compile(r"^\[\d+/\d+\] ran (\S+) \(\d+\.\d+s\)$")
-
-
-def build(project: Project, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-    result = project.run(*args)
-    assert result.returncode == code, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr
-    return result
-
-
-def runs(project: Project) -> list[str]:
-    """Tasks that ran since the last call, from the runs.log they append to; then empties it."""
-    if not project.exists("runs.log"):
-        return []
-    names = project.read("runs.log").split()
-    (project.root / "runs.log").unlink()
-    return names
-
-
-def ran(result: subprocess.CompletedProcess[str]) -> list[str]:
-    return [m.group(1) for line in result.stdout.splitlines() if (m := RAN.match(line))]
 
 
 def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:

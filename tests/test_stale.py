@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Project
+from conftest import Project, build, ran, runs
 
 from pytaskmake import stale
 from pytaskmake.action import make_action
@@ -258,26 +256,12 @@ def test_current_inputs_fingerprints_existing_inputs(files: MemoryFiles) -> None
 
 # --- end to end ------------------------------------------------------------------------
 
-RAN = re.compile(r"^\[\d+/\d+\] ran (\S+) \(")
 
 
-def build(project: Project, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-    result = project.run(*args)
-    assert result.returncode == code, result.stdout + result.stderr
-    return result
 
 
-def runs(project: Project) -> list[str]:
-    """Which tasks ran since the last call (from runs.log), in order; then empties it."""
-    if not project.exists("runs.log"):
-        return []
-    names = project.read("runs.log").split()
-    (project.root / "runs.log").unlink()
-    return names
 
 
-def ran(result: subprocess.CompletedProcess[str]) -> list[str]:
-    return [m.group(1) for line in result.stdout.splitlines() if (m := RAN.match(line))]
 
 
 def future_mtime(project: Project, path: str) -> None:
