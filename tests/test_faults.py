@@ -4,8 +4,8 @@
 outputs byte-equal to a clean build's, (2) never redo a task the state DB recorded as
 completed, and (3) redo every task that had not completed. Half the seeds kill a build
 from scratch, half an incremental rebuild (some parameters edited, some outputs
-deleted); half the seeds SIGKILL the orphaned tasks too (partial outputs left behind),
-half let them finish on their own after pytaskmake died.
+deleted). The tasks orphaned by the kill are, by seed, SIGKILLed too (partial outputs
+left behind), let finish on their own, or left running for the rerun to deal with.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ N = 20
 
 def step(name, work):
     pause = 0.01 * (1 + zlib.crc32(name.encode()) % 5)  # 0.01-0.05 s, fixed per task
-    return f"echo {name} >> runs.log; sleep {pause:.2f}; {work}"
+    return f"echo {name} $PPID >> runs.log; sleep {pause:.2f}; {work}"
 
 for i in range(N):
     name = f"sim{i:02d}"
@@ -99,11 +99,16 @@ def write_project(root: Path, values: dict[int, int]) -> Project:
     return project
 
 
-def take_runs(root: Path) -> list[str]:
+def take_runs(root: Path) -> list[tuple[str, int]]:
+    """(task, pid of the pytaskmake that started it) per task run; empties runs.log."""
     path = root / "runs.log"
-    names = path.read_text().split() if path.exists() else []
+    lines = path.read_text().splitlines() if path.exists() else []
     path.write_text("")
-    return names
+    return [(name, int(ppid)) for name, ppid in (line.split() for line in lines)]
+
+
+def take_names(root: Path) -> list[str]:
+    return [name for name, _ in take_runs(root)]
 
 
 def records(root: Path) -> dict[str, tuple[int, float]]:
@@ -175,13 +180,13 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Reference:
     result = clean.run("-j2", timeout=120)
     full = time.monotonic() - start
     assert result.returncode == 0, result.stdout + result.stderr
-    assert sorted(take_runs(clean.root)) == sorted(ALL_TASKS)
+    assert sorted(take_names(clean.root)) == sorted(ALL_TASKS)
     outputs = read_outputs(clean.root)
     assert outputs == expected_outputs(BASE_VALUES)  # the Python model is the clean build
     start = time.monotonic()
     assert clean.run("-j2").returncode == 0
     noop = time.monotonic() - start
-    assert take_runs(clean.root) == []
+    assert take_names(clean.root) == []
     return Reference(outputs, clean.root, full, noop)
 
 
@@ -211,7 +216,7 @@ def kill_mid_build(project: Project, rng: random.Random, expect: float, total: i
             deadline = time.monotonic() + 30
             log = root / "runs.log"
             while proc.poll() is None and time.monotonic() < deadline:
-                if log.exists() and len(log.read_text().split()) >= k:
+                if log.exists() and len(log.read_text().splitlines()) >= k:
                     break
                 time.sleep(0.002)
             time.sleep(rng.uniform(0.0, 0.05))
@@ -249,21 +254,30 @@ def test_sigkill_then_rerun_loses_nothing_and_redoes_nothing(
     )
 
     killed_at = kill_mid_build(project, rng, expect, len(stale))
-    clear_orphans(root, kill=(seed // 2) % 2 == 0)
-    started = set(take_runs(root))
-    assert started <= stale, f"seed {seed}: ran tasks that were up to date: {started - stale}"
+    orphans = ("kill", "wait", "leave")[seed % 3]
+    if orphans != "leave":
+        clear_orphans(root, kill=orphans == "kill")
     before = records(root)
     completed = {n for n, (ok, when) in before.items() if ok and when >= killed_at}
     completed |= set(ALL_TASKS) - stale  # up to date before the killed build started
 
-    rerun = project.run("-j2", timeout=120)
-    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    reran = take_runs(root)
+    rerun = project.popen("-j2")
+    try:
+        stdout, stderr = rerun.communicate(timeout=120)
+    finally:
+        rerun.kill()
+    assert rerun.returncode == 0, stdout + stderr
+    assert not processes_in(root), f"seed {seed}: tasks still running after the rerun"
+    # a task orphaned by the kill may log itself late: tell the two builds apart by PID
+    runs = take_runs(root)
+    started = {name for name, pid in runs if pid != rerun.pid}
+    assert started <= stale, f"seed {seed}: ran tasks that were up to date: {started - stale}"
+    reran = [name for name, pid in runs if pid == rerun.pid]
     assert len(reran) == len(set(reran)), f"seed {seed}: a task ran twice: {reran}"
     redone = set(reran) & completed
     assert not redone, f"seed {seed}: recorded-complete tasks ran again: {sorted(redone)}"
     unfinished = stale - completed
-    caught_up = set(reran) | restored_in(rerun.stdout)
+    caught_up = set(reran) | restored_in(stdout)
     assert caught_up == unfinished, (
         f"seed {seed}: missing {sorted(unfinished - caught_up)}, "
         f"extra {sorted(caught_up - unfinished)}"

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import Project
+from conftest import Project, runs
 
 from pytaskmake.cli import parser
 
@@ -84,16 +84,6 @@ def state_rows(root: Path) -> dict[str, int]:
         return dict(db.execute("SELECT name, ok FROM tasks").fetchall())
     finally:
         db.close()
-
-
-def runs(project: Project) -> list[str]:
-    """Names the tasks appended to runs.log, then empty it for the next build."""
-    path = project.root / "runs.log"
-    if not path.exists():
-        return []
-    names = path.read_text().split()
-    path.write_text("")
-    return names
 
 
 class Running:
@@ -225,6 +215,29 @@ def test_second_sigint_kills_every_running_process_group(project: Project) -> No
     assert project.read("after.txt") == "full\nfull\n"
 
 
+STUBBORN = "trap '' TERM; echo $$ > stubborn.pid; sleep 30 & sleep 30; wait"  # ignores SIGTERM
+
+
+@pytest.mark.xfail(
+    reason="BUG: each further Ctrl-C re-arms the SIGTERM->SIGKILL grace, postponing the kill",
+    strict=True,
+)
+def test_third_sigint_does_not_postpone_the_kill(project: Project) -> None:
+    project.taskfile(f"task('stubborn', {STUBBORN!r})\n")
+    with background(project, *NO_CACHE) as run:
+        pgid = read_pid(project.root / "stubborn.pid")
+        run.signal(signal.SIGINT)
+        wait_for(lambda: "Ctrl-C again" in run.output(), 10, "the first-interrupt notice")
+        run.signal(signal.SIGINT)
+        second = time.monotonic()
+        time.sleep(3)
+        assert group_members(pgid)  # SIGTERM is ignored: waiting out the 5 s grace
+        run.signal(signal.SIGINT)  # impatient user
+        wait_for(lambda: not group_members(pgid), 9 - (time.monotonic() - second), "SIGKILL")
+        assert time.monotonic() - second < 6.5
+        assert run.wait(10) == 130
+
+
 # ---------------------------------------------------------------- timeouts and retries
 
 
@@ -248,6 +261,20 @@ def test_timeout_kills_the_task_process_group(project: Project) -> None:
         wait_for(lambda: not alive(background_pid), 3, "the background grandchild to die")
         wait_for(lambda: not group_members(pgid), 3, "the process group to empty")
         assert state_rows(project.root) == {"stuck": 0}
+    finally:
+        kill_group(pgid)
+
+
+def test_timeout_escalates_to_sigkill_when_sigterm_is_ignored(project: Project) -> None:
+    project.taskfile(f"task('stubborn', {STUBBORN!r}, timeout=0.3)\n")
+    start = time.monotonic()
+    result = project.run(*NO_CACHE, timeout=30)
+    pgid = int(project.read("stubborn.pid"))
+    try:
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "timed out after 0.3s" in result.stdout
+        assert time.monotonic() - start < 12  # timeout + 5 s grace + startup
+        wait_for(lambda: not group_members(pgid), 3, "the process group to die")
     finally:
         kill_group(pgid)
 
@@ -348,13 +375,10 @@ def test_second_build_in_same_directory_exits_2_naming_the_first(project: Projec
     assert not project.exists("quick.txt")
 
 
-@pytest.mark.xfail(
-    reason="BUG: a Python-callable task orphaned by kill -9 keeps holding the build lock",
-    strict=True,
-)
 def test_lock_of_killed_run_is_free_even_while_its_callable_task_lingers(
     project: Project,
 ) -> None:
+    # A forked Python task must not inherit (and so keep holding) the build lock.
     project.taskfile(
         """
         import os, time
@@ -370,12 +394,62 @@ def test_lock_of_killed_run_is_free_even_while_its_callable_task_lingers(
         pid = read_pid(project.root / "slow.pid")
         run.signal(signal.SIGKILL)
         run.wait(10)
-        try:
-            result = project.run("other", timeout=30)
-        finally:
-            kill_group(pid)
+        assert alive(pid)
+        result = project.run("other", timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr
     assert project.read("other.txt") == "hi\n"
+
+
+SLOW_SHELL = """
+task("slow", "echo slow >> runs.log; echo $$ > slow.pid; "
+             "if [ ! -f quick ]; then sleep 30 & sleep 30; fi; echo done > slow.txt",
+     outputs=["slow.txt"])
+"""
+SLOW_PYTHON = """
+import os, time
+def slow():
+    with open("runs.log", "a") as f:
+        f.write("slow\\n")
+    with open("slow.pid", "w") as f:
+        f.write(str(os.getpid()))
+    if not os.path.exists("quick"):
+        time.sleep(30)
+    with open("slow.txt", "w") as f:
+        f.write("done\\n")
+task("slow", slow, outputs=["slow.txt"])
+"""
+
+
+@pytest.mark.parametrize(
+    "taskfile",
+    [
+        pytest.param(SLOW_SHELL, id="shell"),
+        pytest.param(
+            SLOW_PYTHON,
+            id="callable",
+            marks=pytest.mark.xfail(
+                reason="BUG: next build does not stop an orphaned Python-callable task "
+                "(forked child lacks the PYTASKMAKE_RUN token)",
+                strict=True,
+            ),
+        ),
+    ],
+)
+def test_next_build_stops_tasks_orphaned_by_kill9(project: Project, taskfile: str) -> None:
+    project.taskfile(taskfile)
+    with background(project, "-j1", *NO_CACHE) as run:
+        pgid = read_pid(project.root / "slow.pid")
+        run.signal(signal.SIGKILL)
+        run.wait(10)
+        assert group_members(pgid)  # orphaned, still running
+        assert runs(project) == ["slow"]
+        project.write("quick", "")
+        again = project.run("-j1", *NO_CACHE, timeout=60)
+        still_running = group_members(pgid)  # before the cleanup in background() kills it
+    assert not still_running, "the orphaned task outlived the next build"
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert runs(project) == ["slow"]  # the unfinished task is redone
+    assert project.read("slow.txt") == "done\n"
 
 
 # ---------------------------------------------------------------- bad input
