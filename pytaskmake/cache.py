@@ -2,10 +2,11 @@
 
 An entry is keyed by the task's action signature plus its inputs' content hashes
 (the very data the rebuilder compares), and maps each output path to a blob named
-by its hash. Blobs and entries are written to a temp name and renamed, so
-concurrent builds sharing a cache directory never see half an entry. Restores
-copy (or reflink) and verify the blob's hash first: a corrupt blob is dropped,
-never restored.
+by its hash. Blobs appear atomically (hard link, or copy + rename). Entries go to
+an append-only journal of the writing process (`index/*.log`, one line each), so
+storing costs one write() and no new file per task, and concurrent builds sharing
+a directory (even over NFS) never write the same file. Restores copy (or reflink)
+and verify the blob's hash first: a corrupt blob is dropped, never restored.
 """
 
 from __future__ import annotations
@@ -48,55 +49,100 @@ def cache_key(signature: str, outputs: tuple[str, ...], inputs: dict[str, Finger
 
 
 class RunCache:
-    """A cache directory: `entries/KEY.json` and `blobs/HASH`."""
+    """A cache directory: `blobs/HASH` and the entry journals `index/*.log`."""
 
     def __init__(self, directory: Path) -> None:
         self.root = directory
-        self.entries = directory / "entries"
         self.blobs = directory / "blobs"
+        self.index = directory / "index"
         self.tmp = directory / "tmp"
-        for d in (self.entries, self.blobs, self.tmp):
+        for d in (self.blobs, self.index, self.tmp):
             d.mkdir(parents=True, exist_ok=True)
-        self._entries_str, self._blobs_str = str(self.entries), str(self.blobs)
-        self._tmp_str = str(self.tmp)
-        self._made: set[str] = set()
+        self._blobs_str, self._tmp_str = str(self.blobs), str(self.tmp)
         self._token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._counter = 0
+        self._journal: int | None = None
+        self._entries: dict[str, _Entry] | None = None
+        self._journals_read: list[Path] = []
 
-    def _entry_path(self, key: str) -> Path:
-        return self.entries / key[:2] / f"{key}.json"
+    # -- the index ---------------------------------------------------------------
 
-    def _blob_path(self, digest: str) -> Path:
-        return self.blobs / digest[:2] / digest
+    def _load(self) -> dict[str, _Entry]:
+        """Replay every journal once per process, in time order (lazily: a no-op never pays)."""
+        if self._entries is None:
+            records: list[list[object]] = []
+            self._journals_read = sorted(self.index.glob("*.log"))
+            for journal in self._journals_read:
+                records += _read_journal(journal)
+            records.sort(key=lambda r: r[-1])  # type: ignore[arg-type, return-value]
+            entries: dict[str, _Entry] = {}
+            for record in records:
+                _apply(entries, record)
+            self._entries = entries
+        return self._entries
+
+    def _append(self, record: list[object]) -> None:
+        if self._journal is None:
+            path = self.index / f"{self._token}.log"
+            self._journal = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.write(self._journal, (json.dumps(record) + "\n").encode())
+        if self._entries is not None:
+            _apply(self._entries, record)
 
     def lookup(self, key: str) -> dict[str, str] | None:
         """Output path -> blob hash for `key`, or None; a hit counts as a use (for LRU)."""
-        path = self._entry_path(key)
-        try:
-            outputs = json.loads(path.read_text())["outputs"]
-        except (OSError, ValueError, KeyError, TypeError):
+        entry = self._load().get(key)
+        if entry is None:
             return None
+        self._append(["use", key, time.time()])
+        return dict(entry.outputs)
+
+    def store(self, key: str, outputs: dict[str, Fingerprint]) -> None:
+        """Add the outputs just produced under `key`: blobs first, then the entry."""
+        for path, (_, digest) in outputs.items():
+            self._add_blob(path, self._blob_name(digest))
+        self._append(["put", key, {p: fp[1] for p, fp in outputs.items()}, time.time()])
+
+    def drop(self, key: str) -> None:
+        self._append(["drop", key, time.time()])
+
+    # -- blobs -------------------------------------------------------------------
+
+    def _blob_name(self, digest: str) -> str:
+        return f"{self._blobs_str}/{digest}"
+
+    def _add_blob(self, source: str, blob: str) -> None:
+        """Hard-link the fresh output into the cache: no copy, no extra space, atomic."""
         try:
-            os.utime(path)
+            os.link(source, blob)
+            return
+        except FileExistsError:
+            return  # the same content is cached already
         except OSError:
-            pass
-        return outputs if isinstance(outputs, dict) else None
+            pass  # another filesystem, or no hard links: copy, then rename into place
+        self._counter += 1
+        temp = f"{self._tmp_str}/{self._token}-{self._counter}"
+        try:
+            shutil.copyfile(source, temp)
+            os.replace(temp, blob)
+        except BaseException:
+            _unlink_quietly(temp)
+            raise
 
     def restore(self, key: str, outputs: dict[str, str]) -> None:
         """Copy each blob to its output path; raises CorruptEntry (entry dropped) on a bad blob."""
         for path, digest in outputs.items():
-            blob = self._blob_path(digest)
             try:
-                actual = hash_file(str(blob))
+                actual = hash_file(self._blob_name(digest))
             except OSError:
                 actual = None
             if actual != digest:
                 self.drop(key)
                 raise CorruptEntry(f"cache blob for {path} is missing or corrupt; entry dropped")
         for path, digest in outputs.items():
-            self._copy_out(self._blob_path(digest), path)
+            self._copy_out(self._blob_name(digest), path)
 
-    def _copy_out(self, blob: Path, path: str) -> None:
+    def _copy_out(self, blob: str, path: str) -> None:
         """A private copy of the blob (reflink when the filesystem can), renamed into place."""
         parent = os.path.dirname(path) or "."
         os.makedirs(parent, exist_ok=True)
@@ -108,114 +154,108 @@ class RunCache:
             _unlink_quietly(temp)
             raise
 
-    def store(self, key: str, outputs: dict[str, Fingerprint]) -> None:
-        """Add the outputs just produced under `key` (blobs first, then the entry).
-
-        Runs once per finished task, so it sticks to plain strings and few syscalls.
-        """
-        for path, (_, digest) in outputs.items():
-            blob = self._blob_name(digest)
-            if not os.path.exists(blob):
-                self._add_blob(path, blob)
-        entry = {"outputs": {p: fp[1] for p, fp in outputs.items()}, "stored": time.time()}
-        target = self._ensure_dir(self._entries_str, key[:2]) + f"/{key}.json"
-        temp = self._temp_name()
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            os.write(fd, json.dumps(entry).encode())
-        finally:
-            os.close(fd)
-        os.replace(temp, target)
-
-    def _blob_name(self, digest: str) -> str:
-        return f"{self._blobs_str}/{digest[:2]}/{digest}"
-
-    def _ensure_dir(self, base: str, sub: str) -> str:
-        folder = f"{base}/{sub}"
-        if folder not in self._made:
-            os.makedirs(folder, exist_ok=True)
-            self._made.add(folder)
-        return folder
-
-    def _temp_name(self) -> str:
-        self._counter += 1
-        return f"{self._tmp_str}/{self._token}-{self._counter}"
-
-    def _add_blob(self, source: str, blob: str) -> None:
-        """Hard-link the fresh output into the cache when possible: no copy, no extra space."""
-        self._ensure_dir(self._blobs_str, os.path.basename(blob)[:2])
-        temp = self._temp_name()
-        try:
-            os.link(source, temp)
-        except OSError:
-            shutil.copyfile(source, temp)
-        try:
-            os.replace(temp, blob)
-        except BaseException:
-            _unlink_quietly(temp)
-            raise
-
-    def drop(self, key: str) -> None:
-        _unlink_quietly(str(self._entry_path(key)))
-
-    def stats(self) -> CacheStats:
-        entries = sum(1 for _ in self.entries.glob("*/*.json"))
-        blobs = list(self._blob_files())
-        size = sum(st.st_size for _, st in blobs if st.st_nlink == 1)
-        return CacheStats(entries, len(blobs), size)
-
-    def _blob_files(self) -> list[tuple[Path, os.stat_result]]:
-        found = []
-        for blob in self.blobs.glob("*/*"):
+    def _blob_files(self) -> dict[str, os.stat_result]:
+        found = {}
+        for blob in self.blobs.iterdir():
             try:
-                found.append((blob, blob.stat()))
+                found[blob.name] = blob.stat()
             except FileNotFoundError:
                 pass
         return found
 
+    # -- size ------------------------------------------------------------------
+
+    def stats(self) -> CacheStats:
+        blobs = self._blob_files()
+        size = sum(st.st_size for st in blobs.values() if st.st_nlink == 1)
+        return CacheStats(len(self._load()), len(blobs), size)
+
     def prune(self, max_bytes: int) -> tuple[int, int]:
-        """Drop least-recently-used entries until blobs fit in `max_bytes`.
+        """Drop least-recently-used entries until blobs fit in `max_bytes`, then compact.
 
         Blobs still hard-linked from a current output cost no extra space and are
         kept. Returns (entries removed, bytes freed).
         """
-        entries = sorted(self.entries.glob("*/*.json"), key=_mtime)
+        entries = self._load()
         uses: dict[str, int] = {}
-        blobs_of: dict[Path, list[str]] = {}
-        for entry in entries:
-            blobs_of[entry] = _entry_blobs(entry)
-            for digest in blobs_of[entry]:
+        for entry in entries.values():
+            for digest in entry.outputs.values():
                 uses[digest] = uses.get(digest, 0) + 1
-        files = {blob.name: (blob, st) for blob, st in self._blob_files()}
-        size = sum(st.st_size for _, st in files.values() if st.st_nlink == 1)
-        removed = freed = 0
-        for entry in entries:
+        blobs = self._blob_files()
+        freed = sum(self._remove_blob(d, st) for d, st in blobs.items() if d not in uses)
+        size = sum(st.st_size for st in blobs.values() if st.st_nlink == 1) - freed
+        removed = 0
+        for key in sorted(entries, key=lambda k: entries[k].used):
             if size <= max_bytes:
                 break
-            _unlink_quietly(str(entry))
             removed += 1
-            for digest in blobs_of[entry]:
+            for digest in entries.pop(key).outputs.values():
                 uses[digest] -= 1
-                blob, st = files.get(digest, (None, None))
-                if uses[digest] == 0 and blob is not None and st.st_nlink == 1:
-                    _unlink_quietly(str(blob))
-                    size -= st.st_size
-                    freed += st.st_size
+                if uses[digest] == 0 and digest in blobs:
+                    gained = self._remove_blob(digest, blobs[digest])
+                    size, freed = size - gained, freed + gained
+        self._compact(entries)
         return removed, freed
 
+    def _remove_blob(self, digest: str, st: os.stat_result) -> int:
+        if st.st_nlink != 1:
+            return 0
+        _unlink_quietly(self._blob_name(digest))
+        return st.st_size
 
-def _entry_blobs(entry: Path) -> list[str]:
+    def _compact(self, entries: dict[str, _Entry]) -> None:
+        """Rewrite the journals as one, holding only the live entries."""
+        lines = "".join(
+            json.dumps(["put", key, e.outputs, e.used]) + "\n" for key, e in entries.items()
+        )
+        temp = self.tmp / f"{self._token}-compact"
+        temp.write_text(lines)
+        os.replace(temp, self.index / f"compact-{self._token}.log")
+        if self._journal is not None:
+            os.close(self._journal)
+            self._journal = None
+        own = self.index / f"{self._token}.log"  # its records are in the compact file now
+        for journal in [*self._journals_read, own]:
+            if journal.name != f"compact-{self._token}.log":
+                _unlink_quietly(str(journal))
+
+    def close(self) -> None:
+        if self._journal is not None:
+            os.close(self._journal)
+            self._journal = None
+
+
+@dataclass
+class _Entry:
+    outputs: dict[str, str]
+    used: float
+
+
+def _read_journal(path: Path) -> list[list[object]]:
+    """The well-formed lines of a journal; a torn last line (killed writer) is skipped."""
     try:
-        return list(json.loads(entry.read_text())["outputs"].values())
-    except (OSError, ValueError, KeyError, AttributeError):
+        text = path.read_text(errors="replace")
+    except OSError:
         return []
+    records = []
+    for line in text.split("\n"):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, list) and len(record) >= 3 and isinstance(record[-1], float | int):
+            records.append(record)
+    return records
 
 
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except FileNotFoundError:
-        return 0.0
+def _apply(entries: dict[str, _Entry], record: list[object]) -> None:
+    kind, key, moment = record[0], str(record[1]), float(record[-1])  # type: ignore[arg-type]
+    if kind == "put" and isinstance(record[2], dict):
+        entries[key] = _Entry(record[2], moment)
+    elif kind == "use" and key in entries:
+        entries[key].used = max(entries[key].used, moment)
+    elif kind == "drop":
+        entries.pop(key, None)
 
 
 def _unlink_quietly(path: str) -> None:

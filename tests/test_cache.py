@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 from conftest import Project, runs
 
 from pytaskmake.cache import RunCache, cache_key, parse_size
+from pytaskmake.fingerprint import hash_file
 
 SWEEP = """
 for i in range(3):
@@ -18,8 +18,6 @@ for i in range(3):
     task(f"parse{i}", f"echo parse{i} >> runs.log; wc -c < out/sim{i}.dat > out/parse{i}.csv",
          inputs=[f"out/sim{i}.dat"], outputs=[f"out/parse{i}.csv"])
 """
-
-
 
 
 def snapshot(project: Project) -> dict[str, bytes]:
@@ -154,8 +152,8 @@ def test_cache_dir_from_environment(project: Project, tmp_path: Path) -> None:
     project.write("cfg.txt", "a\n")
     where = tmp_path / "env-cache"
     assert project.run(PYTASKMAKE_CACHE_DIR=str(where)).returncode == 0
-    assert any(where.glob("entries/*/*.json"))
-    assert not (project.root / ".pytaskmake/cache/entries").exists()
+    assert any(where.glob("index/*.log")) and any(where.glob("blobs/*"))
+    assert not (project.root / ".pytaskmake/cache").exists()
 
 
 def test_cache_command_shows_and_prunes(project: Project) -> None:
@@ -180,22 +178,39 @@ def test_cache_command_shows_and_prunes(project: Project) -> None:
     assert bad.returncode == 2 and "not a size" in bad.stderr
 
 
-def test_prune_keeps_most_recent_entries(tmp_path: Path) -> None:
+def test_prune_keeps_most_recently_used_entries(tmp_path: Path) -> None:
     cache = RunCache(tmp_path / "c")
     keys = []
     for i in range(5):
         out = tmp_path / f"o{i}.txt"
         out.write_bytes(bytes([65 + i]) * 1000)
-        fp = ((0, 1000, 0), __import__("pytaskmake.fingerprint").fingerprint.hash_file(str(out)))
         key = cache_key(f"sh:{i}", (str(out),), {})
-        cache.store(key, {str(out): fp})
+        cache.store(key, {str(out): ((0, 1000, 0), hash_file(str(out)))})
         out.unlink()  # only the cache holds the blob now
-        entry = next((tmp_path / "c/entries").glob(f"*/{key}.json"))
-        os.utime(entry, (time.time() - 100 + i, time.time() - 100 + i))
         keys.append(key)
-    removed, freed = cache.prune(2500)
+        time.sleep(0.01)
+    cache.close()
+    later = RunCache(tmp_path / "c")  # another build: sees the journal, uses entry 0
+    assert later.lookup(keys[0]) is not None
+    time.sleep(0.01)
+    assert later.stats().entries == 5
+    removed, freed = later.prune(2500)
     assert (removed, freed) == (3, 3000)
-    assert [cache.lookup(k) is not None for k in keys] == [False, False, False, True, True]
+    fresh = RunCache(tmp_path / "c")  # the compacted journal, as a third build reads it
+    assert [fresh.lookup(k) is not None for k in keys] == [True, False, False, False, True]
+    assert len(list((tmp_path / "c/index").glob("*.log"))) <= 2
+
+
+def test_torn_journal_line_is_ignored(tmp_path: Path) -> None:
+    cache = RunCache(tmp_path / "c")
+    out = tmp_path / "o.txt"
+    out.write_text("x")
+    key = cache_key("sh:x", (str(out),), {})
+    cache.store(key, {str(out): ((0, 1, 0), hash_file(str(out)))})
+    cache.close()
+    with open(next((tmp_path / "c/index").glob("*.log")), "a") as journal:
+        journal.write('["put", "half-written')  # a writer killed mid-line
+    assert RunCache(tmp_path / "c").lookup(key) == {str(out): hash_file(str(out))}
 
 
 def test_parse_size() -> None:
