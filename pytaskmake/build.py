@@ -211,8 +211,7 @@ class Build:
         if name not in self._inputs:
             self._inputs[name] = current_inputs(task, self.files)
         attempt = self._attempts[name] = self._attempts.get(name, 0) + 1
-        if attempt == 1:
-            self._prepare_outputs(task)
+        self._prepare_outputs(task)  # every attempt: a retry must not see the last one's output
         job = Job(name, task.action, task.inputs, task.outputs, task.log, task.timeout, attempt)
         started = time.time()
         slot = self.executor.submit(job)

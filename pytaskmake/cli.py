@@ -106,6 +106,9 @@ def cache_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    for stream in (sys.stdout, sys.stderr):  # task output may hold any bytes
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
     try:
         if argv[:1] == ["cache"]:
             return _cache(cache_parser().parse_args(argv[1:]))

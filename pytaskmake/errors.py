@@ -38,7 +38,8 @@ class LockedError(PytaskmakeError):
 
     def __init__(self, pid: int, lock_path: str) -> None:
         self.pid = pid
+        who = f"pid {pid}" if pid else "pid unknown"
         super().__init__(
-            f"another pytaskmake (pid {pid}) is running here; wait for it or stop it "
+            f"another pytaskmake ({who}) is running here; wait for it or stop it "
             f"(lock: {lock_path})"
         )

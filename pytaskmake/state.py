@@ -126,7 +126,7 @@ class StateDB:
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             elif app_id != APPLICATION_ID or version != SCHEMA_VERSION:
                 raise sqlite3.DatabaseError("not a pytaskmake state database of this version")
-            db.execute("SELECT count(*) FROM tasks").fetchone()
+            db.execute("SELECT name, ok, action, files, stamp, duration FROM tasks").fetchall()
             if not readonly:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")

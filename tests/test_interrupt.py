@@ -218,10 +218,6 @@ def test_second_sigint_kills_every_running_process_group(project: Project) -> No
 STUBBORN = "trap '' TERM; echo $$ > stubborn.pid; sleep 30 & sleep 30; wait"  # ignores SIGTERM
 
 
-@pytest.mark.xfail(
-    reason="BUG: each further Ctrl-C re-arms the SIGTERM->SIGKILL grace, postponing the kill",
-    strict=True,
-)
 def test_third_sigint_does_not_postpone_the_kill(project: Project) -> None:
     project.taskfile(f"task('stubborn', {STUBBORN!r})\n")
     with background(project, *NO_CACHE) as run:
@@ -300,9 +296,6 @@ def test_retries(project: Project, retries: int, code: int, attempts: int) -> No
         assert state_rows(project.root) == {"flaky": 0}
 
 
-@pytest.mark.xfail(
-    reason="BUG: a retry reuses the failed attempt's partial outputs (not removed)", strict=True
-)
 def test_retry_starts_without_the_failed_attempts_outputs(project: Project) -> None:
     # A common script idiom: skip the work when the output already exists. The first
     # attempt writes a partial output and crashes; the retry must not find it there.
@@ -424,15 +417,7 @@ task("slow", slow, outputs=["slow.txt"])
     "taskfile",
     [
         pytest.param(SLOW_SHELL, id="shell"),
-        pytest.param(
-            SLOW_PYTHON,
-            id="callable",
-            marks=pytest.mark.xfail(
-                reason="BUG: next build does not stop an orphaned Python-callable task "
-                "(forked child lacks the PYTASKMAKE_RUN token)",
-                strict=True,
-            ),
-        ),
+        pytest.param(SLOW_PYTHON, id="callable"),
     ],
 )
 def test_next_build_stops_tasks_orphaned_by_kill9(project: Project, taskfile: str) -> None:
@@ -475,16 +460,10 @@ def test_taskfile_exception_names_file_and_line(project: Project) -> None:
     assert_no_traceback(result)
 
 
-ARGV_NOT_FOUND_BUG = pytest.mark.xfail(
-    reason="BUG: argv task whose program is missing is silently dropped, build exits 0",
-    strict=True,
-)
-
-
 @pytest.mark.parametrize(
     "action",
     [
-        pytest.param(["no-such-program-ptm"], id="argv", marks=ARGV_NOT_FOUND_BUG),
+        pytest.param(["no-such-program-ptm"], id="argv"),
         pytest.param("no-such-program-ptm --flag", id="shell"),
     ],
 )
@@ -504,7 +483,6 @@ def test_command_not_found_is_a_task_failure(project: Project, action: object) -
 
 
 def test_command_not_found_beside_a_running_task(project: Project) -> None:
-    # The same failure while another task runs is reported (contrast with the xfail above).
     project.taskfile(
         """
         task('slow', 'sleep 0.3')
@@ -542,10 +520,6 @@ def test_non_utf8_task_output_does_not_crash_the_reporter(project: Project) -> N
     assert "caf\ufffd" in result.stdout
 
 
-@pytest.mark.xfail(
-    reason="BUG: reporter crashes when stdout cannot encode U+FFFD (non-UTF-8 locale)",
-    strict=True,
-)
 def test_non_utf8_task_output_with_a_latin1_terminal(project: Project) -> None:
     project.taskfile(NOT_UTF8)
     env = {**os.environ, "NO_COLOR": "1", "PYTHONIOENCODING": "latin-1"}  # LANG=*.ISO-8859-1
@@ -615,10 +589,6 @@ def test_truncated_state_db_is_set_aside(project: Project) -> None:
     _assert_rebuilt_from_nothing(project, total)
 
 
-@pytest.mark.xfail(
-    reason="BUG: state DB damaged past its first pages crashes with a sqlite3 traceback",
-    strict=True,
-)
 def test_state_db_with_garbage_in_its_middle_is_set_aside(project: Project) -> None:
     total = _built_twice(project, big=True)
     path = project.root / ".pytaskmake" / "state.db"

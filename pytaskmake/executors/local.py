@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from ..action import ArgvAction, CallableAction, ShellAction
 from .base import Completion, Job
-from .orphans import TOKEN_VARIABLE, ProcessJournal
+from .orphans import ProcessJournal
 
 GRACE_SECONDS = 5.0  # between SIGTERM and SIGKILL
 _RESET_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGQUIT)
@@ -61,11 +61,10 @@ class LocalExecutor:
         self._use_pidfd = hasattr(os, "pidfd_open")
         self._env = dict(os.environ)  # os.environ re-encodes itself on every spawn
         self._journal = journal
-        if journal is not None:
-            self._env[TOKEN_VARIABLE] = journal.token
 
     def running(self) -> int:
-        return len(self._running)
+        """Jobs submitted and not yet collected by wait() (a job that could not start counts)."""
+        return len(self._running) + len(self._done)
 
     def submit(self, job: Job) -> int:
         slot = heapq.heappop(self._slots)
@@ -239,6 +238,8 @@ class LocalExecutor:
     def terminate(self) -> None:
         now = time.monotonic()
         for proc in self._running.values():
+            if proc.kill_at is not None:
+                continue  # already terminating: another Ctrl-C must not postpone SIGKILL
             proc.error = proc.error or "interrupted"
             proc.deadline = None
             self._signal(proc, signal.SIGTERM)

@@ -1,10 +1,10 @@
-"""Process groups left running by a pytaskmake that was killed (kill -9, OOM, reboot-less crash).
+"""Process groups left running by a pytaskmake that was killed (kill -9, OOM killer).
 
 Each task runs in its own process group, so it survives its parent. A journal
 lists the groups a build started; the next build kills those still alive before
 rerunning their tasks, so no orphaned simulator writes over the new run's output.
-A group is only killed when its leader still carries this journal's token in its
-environment, so a recycled PID is never hit.
+A group is killed only when its leader's start time (from /proc) still matches the
+journal, so a recycled PID is never hit; without /proc nothing is killed.
 """
 
 from __future__ import annotations
@@ -12,10 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-import uuid
 from pathlib import Path
-
-TOKEN_VARIABLE = "PYTASKMAKE_RUN"
 
 
 class ProcessJournal:
@@ -23,11 +20,10 @@ class ProcessJournal:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.token = uuid.uuid4().hex
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
 
     def record(self, pgid: int) -> None:
-        os.write(self._fd, f"{self.token} {pgid}\n".encode())
+        os.write(self._fd, f"{pgid} {_start_time(pgid)}\n".encode())
 
     def close(self) -> None:
         """The build ended normally: every group it started has been reaped."""
@@ -44,40 +40,38 @@ def kill_leftovers(path: Path, grace: float = 5.0) -> int:
         lines = path.read_text().split("\n")
     except FileNotFoundError:
         return 0
-    alive = []
+    ours = []
     for line in lines:
-        token, _, pgid = line.partition(" ")
-        if pgid.isdigit() and _leader_has_token(int(pgid), token):
-            alive.append(int(pgid))
-    found = len(alive)
-    for pgid in alive:
+        pgid, _, started = line.partition(" ")
+        if pgid.isdigit() and started not in ("", "-") and _start_time(int(pgid)) == started:
+            ours.append(int(pgid))
+    for pgid in ours:
         _killpg(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while alive and time.monotonic() < deadline:
-        alive = [p for p in alive if _group_exists(p)]
+    while time.monotonic() < deadline and any(_leader_running(p) for p in ours):
         time.sleep(0.05)
-    for pgid in alive:
+    for pgid in ours:  # what ignored SIGTERM, and helpers the leader left behind
         _killpg(pgid, signal.SIGKILL)
     path.unlink(missing_ok=True)
-    return found
+    return len(ours)
 
 
-def _leader_has_token(pgid: int, token: str) -> bool:
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot, or '-' when unknown."""
     try:
-        environ = Path(f"/proc/{pgid}/environ").read_bytes()
-    except OSError:  # gone, not ours, or no /proc (macOS): never guess
-        return False
-    return f"{TOKEN_VARIABLE}={token}".encode() in environ.split(b"\0")
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "-"
+    return stat.rpartition(")")[2].split()[19]  # field 22; the name may hold spaces
 
 
-def _group_exists(pgid: int) -> bool:
+def _leader_running(pid: int) -> bool:
+    """Alive and not a zombie (a container's PID 1 may never reap it)."""
     try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    except PermissionError:
-        return True
-    return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _killpg(pgid: int, sig: int) -> None:
