@@ -20,11 +20,20 @@ from typing import Any
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
-@dataclass(frozen=True)
+def digest_of(signature: str) -> str:
+    """What the state DB keeps of a signature: 128 bits, not the whole command text."""
+    return hashlib.blake2b(signature.encode(), digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
 class ShellAction:
     """A command line run by /bin/sh, as make and ninja do."""
 
     command: str
+    digest: str = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "digest", digest_of(self.signature))
 
     @property
     def signature(self) -> str:
@@ -38,11 +47,15 @@ class ShellAction:
         return self.command
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ArgvAction:
     """A program and its arguments, run without a shell (no quoting surprises)."""
 
     argv: tuple[str, ...]
+    digest: str = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "digest", digest_of(self.signature))
 
     @property
     def signature(self) -> str:
@@ -56,7 +69,7 @@ class ArgvAction:
         return shlex.join(self.argv)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CallableAction:
     """A Python function run in a forked child, so it cannot corrupt the build."""
 
@@ -64,6 +77,10 @@ class CallableAction:
     signature: str = field(compare=False)
     cacheable: bool = field(compare=False)
     wants: tuple[str, ...] = field(compare=False)
+    digest: str = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "digest", digest_of(self.signature))
 
     def describe(self) -> str:
         return f"python {_qualified_name(self.function)}()"

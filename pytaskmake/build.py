@@ -151,7 +151,7 @@ class Build:
         if cache is None or not task.cache or not task.outputs or not task.action.cacheable:
             return None
         if task.name not in self._inputs:
-            self._inputs[task.name] = current_inputs(task, self.files)
+            self._inputs[task.name] = current_inputs(task, self.files, self.state.record(task.name))
         return cache_key(task.action.signature, task.outputs, self._inputs[task.name])
 
     def _restored(self, name: str, verdict: Verdict) -> bool:
@@ -172,9 +172,7 @@ class Build:
         outputs = {p: fp for p in task.outputs if (fp := self._refreshed(p)) is not None}
         record = self.state.record(name)
         duration = record.duration if record else 0.0
-        self.state.save_success(
-            name, task.action.signature, self._inputs.pop(name), outputs, duration
-        )
+        self.state.save_success(name, task.action.digest, self._inputs.pop(name), outputs, duration)
         self.counts[ev.RESTORED] += 1
         reason = f"restored from cache ({verdict.reason})"
         done = ev.TaskDone(
@@ -202,14 +200,14 @@ class Build:
                 record = self.state.record(task.name)
                 duration = record.duration if record else 0.0
                 self.state.save_success(
-                    task.name, task.action.signature, v.inputs, v.outputs, duration
+                    task.name, task.action.digest, v.inputs, v.outputs, duration
                 )
         self._refresh.clear()
 
     def _start(self, name: str, verdict: Verdict) -> None:
         task = self.graph.tasks[name]
         if name not in self._inputs:
-            self._inputs[name] = current_inputs(task, self.files)
+            self._inputs[name] = current_inputs(task, self.files, self.state.record(task.name))
         attempt = self._attempts[name] = self._attempts.get(name, 0) + 1
         self._prepare_outputs(task)  # every attempt: a retry must not see the last one's output
         job = Job(name, task.action, task.inputs, task.outputs, task.log, task.timeout, attempt)
@@ -260,7 +258,7 @@ class Build:
         outputs = {p: fp for p in task.outputs if (fp := self.files.fingerprint(p)) is not None}
         key = self._cache_key(task)
         inputs = self._inputs.pop(task.name)
-        self.state.save_success(task.name, task.action.signature, inputs, outputs, c.duration)
+        self.state.save_success(task.name, task.action.digest, inputs, outputs, c.duration)
         if key is not None:
             self._store(task, key, outputs)
         self.counts[ev.RAN] += 1
@@ -276,7 +274,7 @@ class Build:
 
     def _fail(self, task: Task, c: Completion, reason: str) -> None:
         self._inputs.pop(task.name, None)
-        self.state.save_failure(task.name, task.action.signature, c.duration)
+        self.state.save_failure(task.name, task.action.digest, c.duration)
         moved = self._move_aside(task)
         if moved:
             reason += f"; partial outputs moved to {moved}"

@@ -11,11 +11,12 @@ import hashlib
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .fingerprint import Fingerprint, Stat
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x70746D6B  # "ptmk": tells our database from a foreign one
 
 _SCHEMA = """
@@ -40,16 +41,18 @@ class TaskRecord:
 
     __slots__ = ("ok", "action", "stamp", "duration", "_files", "_decoded")
 
-    def __init__(self, ok: bool, action: str, files: str, stamp: int, duration: float) -> None:
+    def __init__(
+        self, ok: bool, action: str, files: Callable[[], str], stamp: int, duration: float
+    ) -> None:
         self.ok, self.action, self.stamp, self.duration = ok, action, stamp, duration
-        self._files = files
+        self._files = files  # fetched only when the stamp differs: no-ops never read it
         self._decoded: tuple[dict[str, Fingerprint], dict[str, Fingerprint]] | None = None
 
     def _decode(self) -> tuple[dict[str, Fingerprint], dict[str, Fingerprint]]:
         if self._decoded is None:
             try:
-                self._decoded = decode_files(self._files)
-            except (ValueError, IndexError):  # damaged on disk: trust none of it
+                self._decoded = decode_files(self._files())
+            except (ValueError, IndexError, sqlite3.DatabaseError):  # damaged: trust none of it
                 self.ok = False
                 self._decoded = ({}, {})
         return self._decoded
@@ -112,7 +115,7 @@ class StateDB:
                 self._db = self._open(self.path)
             except sqlite3.DatabaseError as exc:
                 self._db = self._replace_damaged(str(exc))
-        self._rows: dict[str, tuple[int, str, str, int, float]] | None = None
+        self._rows: dict[str, tuple[int, str, int, float]] | None = None
 
     def _open(self, path: Path | str, readonly: bool = False) -> sqlite3.Connection:
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -158,26 +161,30 @@ class StateDB:
         )
         return self._open(self.path)
 
-    def _all_rows(self) -> dict[str, tuple[int, str, str, int, float]]:
+    def _all_rows(self) -> dict[str, tuple[int, str, int, float]]:
         if self._rows is None:
-            rows = self._db.execute("SELECT name, ok, action, files, stamp, duration FROM tasks")
-            self._rows = {r[0]: r[1:] for r in rows}
+            rows = self._db.execute("SELECT name, ok, action, stamp, duration FROM tasks")
+            self._rows = {name: (ok, action, stamp, d) for name, ok, action, stamp, d in rows}
         return self._rows
 
     def record(self, name: str) -> TaskRecord | None:
         row = self._all_rows().get(name)
         if row is None:
             return None
-        return TaskRecord(bool(row[0]), row[1], row[2], row[3], row[4])
+        return TaskRecord(bool(row[0]), row[1], lambda: self._files_of(name), row[2], row[3])
+
+    def _files_of(self, name: str) -> str:
+        found = self._db.execute("SELECT files FROM tasks WHERE name = ?", (name,)).fetchone()
+        return found[0] if found else ""
 
     def durations(self) -> dict[str, float]:
         """Last known run time of each task, for ETAs and scheduling."""
-        return {name: row[4] for name, row in self._all_rows().items()}
+        return {name: row[3] for name, row in self._all_rows().items()}
 
     def save_success(
         self,
         name: str,
-        action: str,
+        action: str,  # the action's digest
         inputs: dict[str, Fingerprint],
         outputs: dict[str, Fingerprint],
         duration: float,
@@ -199,7 +206,7 @@ class StateDB:
             (name, ok, action, files, stamp, duration, time.time()),
         )
         if self._rows is not None:
-            self._rows[name] = (ok, action, files, stamp, duration)
+            self._rows[name] = (ok, action, stamp, duration)
 
     def forget(self, names: list[str]) -> None:
         """Drop records (after --clean), in one transaction."""

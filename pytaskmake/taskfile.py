@@ -21,7 +21,7 @@ from .errors import TaskfileError
 PathLike = str | os.PathLike[str]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Task:
     """One unit of work: an action that turns input files into output files."""
 

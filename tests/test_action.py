@@ -100,11 +100,6 @@ def test_callable_wants_only_parameters_it_names() -> None:
 # --- running, through the CLI ----------------------------------------------------------
 
 
-
-
-
-
-
 def test_shell_string_runs_in_sh_with_pipes_and_redirection(project: Project) -> None:
     project.taskfile(
         """

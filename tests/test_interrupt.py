@@ -104,9 +104,7 @@ class Running:
         self.pid = self.proc.pid
 
     def output(self) -> str:
-        return self.out_path.read_text(errors="replace") + self.err_path.read_text(
-            errors="replace"
-        )
+        return self.out_path.read_text(errors="replace") + self.err_path.read_text(errors="replace")
 
     def signal(self, sig: int) -> None:
         self.proc.send_signal(sig)

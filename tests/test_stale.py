@@ -90,14 +90,14 @@ class Records:
             return {p: fp for p, fp in found.items() if fp is not None}
 
         self.db.save_success(
-            task.name, task.action.signature, fps(task.inputs), fps(task.outputs), 1.0
+            task.name, task.action.digest, fps(task.inputs), fps(task.outputs), 1.0
         )
         record = self.db.record(task.name)
         assert record is not None
         return record
 
     def failure(self, task: Task, action: str | None = None) -> TaskRecord:
-        self.db.save_failure(task.name, action or task.action.signature, 1.0)
+        self.db.save_failure(task.name, action or task.action.digest, 1.0)
         record = self.db.record(task.name)
         assert record is not None
         return record
@@ -255,13 +255,6 @@ def test_current_inputs_fingerprints_existing_inputs(files: MemoryFiles) -> None
 
 
 # --- end to end ------------------------------------------------------------------------
-
-
-
-
-
-
-
 
 
 def future_mtime(project: Project, path: str) -> None:
