@@ -22,7 +22,7 @@ from .executors.base import Completion, Executor, Job
 from .fingerprint import FileCache, Fingerprint
 from .graph import BuildGraph
 from .scheduler import Scheduler
-from .stale import Verdict, check, current_inputs
+from .stale import UNCHANGED, Verdict, check, current_inputs, unchanged
 from .state import StateDB
 from .taskfile import Task
 
@@ -135,7 +135,10 @@ class Build:
     def _verdict(self, name: str) -> Verdict | None:
         """The rebuilder's verdict; a clean task is finished on the spot (returns None)."""
         task = self.graph.tasks[name]
-        verdict = check(task, self.state.record(name), self.files, self.options.always)
+        if not self.options.always and unchanged(task, self.state.row(name), self.files):
+            verdict = UNCHANGED  # the no-op fast path, without building a record
+        else:
+            verdict = check(task, self.state.record(name), self.files, self.options.always)
         if verdict.stale:
             return verdict
         if verdict.refresh:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .fingerprint import FileCache, Fingerprint
-from .state import TaskRecord, stamp_of
+from .state import TaskRecord, paths_key, stamp_of
 from .taskfile import Task
 
 
@@ -27,7 +27,6 @@ class Verdict:
 
 
 CLEAN = "clean"
-_UNCHANGED: Verdict
 FORCED = "forced"
 NEVER_RUN = "never-run"
 FAILED = "failed"
@@ -40,7 +39,7 @@ OUTPUT = "output"
 UPSTREAM = "upstream"
 
 
-_UNCHANGED = Verdict(False, CLEAN, "up to date")
+UNCHANGED = Verdict(False, CLEAN, "up to date")
 
 
 def check(task: Task, record: TaskRecord | None, files: FileCache, forced: bool) -> Verdict:
@@ -53,11 +52,27 @@ def check(task: Task, record: TaskRecord | None, files: FileCache, forced: bool)
         return Verdict(True, FAILED, "failed last time")
     if record.action != task.action.digest:
         return Verdict(True, ACTION, "action changed")
-    stat = files.stat
-    paths = task.inputs + task.outputs
-    if record.stamp == stamp_of(paths, [stat(p) for p in paths]):
-        return _UNCHANGED  # no file's stat moved: the no-op fast path
+    if unchanged(task, (1, record.action, record.stamp), files):
+        return UNCHANGED
     return _check_files(task, record, files)
+
+
+def unchanged(
+    task: Task, row: tuple[int, str, int, float] | tuple[int, str, int] | None, files: FileCache
+) -> bool:
+    """The no-op fast path: it succeeded with this action and no file's stat moved.
+
+    Answered from the state row (ok, action digest, stamp) alone, without decoding
+    the file list: a no-op over 100,000 tasks asks this 100,000 times.
+    """
+    if row is None or not row[0] or row[1] != task.action.digest:
+        return False
+    if task.paths_key is None:
+        task.paths_key = paths_key(task.inputs + task.outputs)
+    stat = files.stat
+    stats = [stat(p) for p in task.inputs]
+    stats += [stat(p) for p in task.outputs]
+    return row[2] == stamp_of(task.paths_key, stats)
 
 
 def _check_files(task: Task, record: TaskRecord, files: FileCache) -> Verdict:

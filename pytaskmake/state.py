@@ -66,13 +66,18 @@ class TaskRecord:
         return self._decode()[1]
 
 
-def stamp_of(paths: tuple[str, ...], stats: list[Stat | None]) -> int:
-    """A 64-bit digest of a task's file paths and their stats, stable across processes.
+def paths_key(paths: tuple[str, ...]) -> int:
+    """A 64-bit digest of a task's file paths, stable across processes."""
+    digest = hashlib.blake2b("\0".join(paths).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def stamp_of(key: int, stats: list[Stat | None]) -> int:
+    """Digest of a task's paths (`key`, from paths_key) and their files' stats.
 
     The paths count too: renaming an input keeps its inode, mtime and size.
     """
-    digest = hashlib.blake2b("\0".join(paths).encode(), digest_size=8).digest()
-    return hash((int.from_bytes(digest, "little"), *stats))
+    return hash((key, *stats))
 
 
 def encode_files(inputs: dict[str, Fingerprint], outputs: dict[str, Fingerprint]) -> str:
@@ -107,6 +112,7 @@ class StateDB:
         """
         self.path = directory / "state.db"
         self.warning: str | None = None
+        self._rows: dict[str, tuple[int, str, int, float]] | None = None
         if readonly:
             self._db = self._open_readonly()
         else:
@@ -115,7 +121,6 @@ class StateDB:
                 self._db = self._open(self.path)
             except sqlite3.DatabaseError as exc:
                 self._db = self._replace_damaged(str(exc))
-        self._rows: dict[str, tuple[int, str, int, float]] | None = None
 
     def _open(self, path: Path | str, readonly: bool = False) -> sqlite3.Connection:
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -129,7 +134,9 @@ class StateDB:
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             elif app_id != APPLICATION_ID or version != SCHEMA_VERSION:
                 raise sqlite3.DatabaseError("not a pytaskmake state database of this version")
-            db.execute("SELECT name, ok, action, files, stamp, duration FROM tasks").fetchall()
+            # one pass over every page (length() reads each file list in C): damage shows now
+            rows = db.execute("SELECT name, ok, action, stamp, duration, length(files) FROM tasks")
+            self._rows = {name: (ok, action, stamp, d) for name, ok, action, stamp, d, _ in rows}
             if not readonly:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
@@ -173,6 +180,10 @@ class StateDB:
             return None
         return TaskRecord(bool(row[0]), row[1], lambda: self._files_of(name), row[2], row[3])
 
+    def row(self, name: str) -> tuple[int, str, int, float] | None:
+        """(ok, action digest, stamp, duration) of a task, without building a record."""
+        return self._all_rows().get(name)
+
     def _files_of(self, name: str) -> str:
         found = self._db.execute("SELECT files FROM tasks WHERE name = ?", (name,)).fetchone()
         return found[0] if found else ""
@@ -189,10 +200,8 @@ class StateDB:
         outputs: dict[str, Fingerprint],
         duration: float,
     ) -> None:
-        paths = (*inputs, *outputs)
-        stamp = stamp_of(
-            paths, [fp[0] for fp in inputs.values()] + [fp[0] for fp in outputs.values()]
-        )
+        stats = [fp[0] for fp in inputs.values()] + [fp[0] for fp in outputs.values()]
+        stamp = stamp_of(paths_key((*inputs, *outputs)), stats)
         self._write(name, 1, action, encode_files(inputs, outputs), stamp, duration)
 
     def save_failure(self, name: str, action: str, duration: float) -> None:

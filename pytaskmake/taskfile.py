@@ -35,6 +35,7 @@ class Task:
     retries: int = 0
     cache: bool = True
     where: str = ""  # "Taskfile.py:12", for messages
+    paths_key: int | None = field(default=None, repr=False)  # memo for the rebuilder
 
     def depends_on(self, *tasks: Task | str) -> Task:
         """Run after `tasks` even though no file links them; returns self for chaining."""
@@ -193,6 +194,7 @@ def _registry() -> Registry:
 
 
 _HERE = os.path.dirname(__file__)
+_WHERE: dict[tuple[str, int], str] = {}
 
 
 def _caller_location() -> str:
@@ -202,7 +204,11 @@ def _caller_location() -> str:
         frame = frame.f_back  # type: ignore[assignment]
     if frame is None:
         return ""
-    return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+    key = (frame.f_code.co_filename, frame.f_lineno)
+    where = _WHERE.get(key)
+    if where is None:  # a loop declares thousands of tasks from one line: share the text
+        where = _WHERE[key] = f"{os.path.basename(key[0])}:{key[1]}"
+    return where
 
 
 def _split_where(where: str) -> tuple[str | None, int | None]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -510,3 +512,37 @@ def test_renaming_an_input_in_the_list_makes_it_stale(project: Project) -> None:
     build(project)
     assert runs(project) == ["concat", "concat"]
     assert project.read("o.txt") == "b.txt"
+
+
+def test_a_later_process_takes_the_no_op_fast_path(project: Project) -> None:
+    """The stamp written by one build must match in the next process (no hash seeds)."""
+    project.taskfile(
+        """
+        for i in range(3):
+            task(f"t{i}", f"cat src.txt > out/{i}.txt", inputs=["src.txt"],
+                 outputs=[f"out/{i}.txt"])
+        """
+    )
+    project.write("src.txt", "x\n")
+    build(project)
+    probe = (
+        "from pathlib import Path\n"
+        "from pytaskmake.taskfile import load_taskfile\n"
+        "from pytaskmake.state import StateDB\n"
+        "from pytaskmake.fingerprint import FileCache\n"
+        "from pytaskmake.stale import unchanged\n"
+        "reg = load_taskfile(Path('Taskfile.py'))\n"
+        "db, files = StateDB(Path('.pytaskmake')), FileCache()\n"
+        "print(all(unchanged(t, db.row(n), files) for n, t in reg.tasks.items()))\n"
+    )
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run(
+            [sys.executable, "-c", probe],
+            cwd=project.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert out.stdout.strip() == "True", out.stderr
