@@ -76,7 +76,6 @@ def unchanged(
 
 
 def _check_files(task: Task, record: TaskRecord, files: FileCache) -> Verdict:
-    refresh = False
     outputs: dict[str, Fingerprint] = {}
     recorded = record.inputs
     if not record.ok:
@@ -94,7 +93,6 @@ def _check_files(task: Task, record: TaskRecord, files: FileCache) -> Verdict:
             return Verdict(True, OUTPUT, f"output {path} is newly declared")
         if now[1] != known[1]:
             return Verdict(True, OUTPUT, f"output {path} was modified outside the build")
-        refresh = refresh or now is not known
         outputs[path] = now
     current: dict[str, Fingerprint] = {}
     for path in task.inputs:
@@ -104,9 +102,9 @@ def _check_files(task: Task, record: TaskRecord, files: FileCache) -> Verdict:
             return Verdict(True, MISSING_INPUT, f"input {path} is missing")
         if now[1] != known[1]:
             return Verdict(True, INPUT, f"input {path} changed")
-        refresh = refresh or now is not known
         current[path] = now
-    return Verdict(False, CLEAN, "up to date", current, outputs, refresh)
+    # reached only when the stamp did not match: re-record so the next no-op is fast
+    return Verdict(False, CLEAN, "up to date", current, outputs, refresh=True)
 
 
 def _set_change(what: str, recorded: dict[str, Fingerprint], now: tuple[str, ...]) -> str:
