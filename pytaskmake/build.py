@@ -212,10 +212,16 @@ class Build:
         if name not in self._inputs:
             self._inputs[name] = current_inputs(task, self.files, self.state.record(task.name))
         attempt = self._attempts[name] = self._attempts.get(name, 0) + 1
-        self._prepare_outputs(task)  # every attempt: a retry must not see the last one's output
         job = Job(name, task.action, task.inputs, task.outputs, task.log, task.timeout, attempt)
         started = time.time()
-        slot = self.executor.submit(job)
+        try:
+            self._prepare_outputs(task)  # every attempt: a retry must not see the last output
+            slot = self.executor.submit(job)
+        except OSError as exc:  # an output folder blocked by a file, an unwritable log...
+            where = f": {exc.filename}" if exc.filename else ""
+            failed = Completion(name, 1, b"", started, 0.0, 0, error=f"{exc.strerror}{where}")
+            self._fail(task, failed, f"could not start: {exc.strerror}{where}")
+            return
         self.observer.handle(
             ev.TaskStarted(name, task.action.describe(), verdict.reason, attempt, slot, started)
         )
