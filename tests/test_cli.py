@@ -474,3 +474,17 @@ def test_concurrent_build_in_same_directory_is_refused(project: Project) -> None
     assert first.returncode == 0, out + err
     assert second.returncode == 2
     assert "another pytaskmake" in second.stderr and "Traceback" not in second.stderr
+
+
+def test_task_that_cannot_start_fails_with_its_reason(project: Project) -> None:
+    project.taskfile(
+        """
+        task("a", "echo a > blocker", outputs=["blocker"])
+        task("b", "echo b > blocker/x.txt", inputs=["blocker"], outputs=["blocker/x.txt"])
+        task("c", "echo c > c.txt", outputs=["c.txt"])
+        """
+    )
+    result = build(project, "-k", "-j", "1", code=1)
+    assert "FAILED b: could not start: Not a directory: blocker/x.txt" in result.stdout
+    assert project.read("c.txt") == "c\n"
+    assert "b  (stale: failed last time)" in build(project, "-l").stdout
