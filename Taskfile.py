@@ -11,7 +11,8 @@ bench = sorted(str(p) for p in Path("bench").glob("*.py"))
 
 task(
     "lint",
-    "ruff check pytaskmake tests bench examples Taskfile.py && ruff format --check pytaskmake",
+    "ruff check pytaskmake tests bench examples examples/sweep/bin/* Taskfile.py"
+    " && ruff format --check pytaskmake",
     inputs=sources + tests + bench,
     outputs=[],
     cache=False,
