@@ -1,7 +1,5 @@
 """`python -m pytaskmake`: the same as the `pytaskmake` console script."""
 
-import sys
+from .cli import entry
 
-from .cli import main
-
-sys.exit(main())
+entry()

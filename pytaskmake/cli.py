@@ -170,5 +170,20 @@ def _run(args: argparse.Namespace) -> int:
     return run_command(args, taskfile)
 
 
+def entry() -> None:
+    """The console script: main(), then exit without tearing down every object.
+
+    Freeing 100,000 tasks one by one at exit costs a no-op ~10% of its time; all
+    files and the database are closed by then, so skipping it loses nothing.
+    """
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
