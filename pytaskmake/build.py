@@ -207,6 +207,7 @@ class Build:
         return True
 
     def _refreshed(self, path: str) -> Fingerprint | None:
+        """A file a task just wrote: stat and hash it afresh."""
         self.files.forget(path)
         return self.files.fingerprint(path)
 
@@ -263,24 +264,23 @@ class Build:
     def _finish(self, c: Completion) -> None:
         task = self.graph.tasks[c.name]
         failure = _failure_reason(task, c)
+        outputs: dict[str, Fingerprint] = {}
         if failure is None:
-            missing = [p for p in task.outputs if self._refreshed_stat(p) is None]
-            if missing:
-                failure = f"did not produce declared output {missing[0]}"
+            for path in task.outputs:
+                fp = self._refreshed(path)
+                if fp is None:
+                    failure = f"did not produce declared output {path}"
+                    break
+                outputs[path] = fp
         if failure is None:
-            self._succeed(task, c)
+            self._succeed(task, c, outputs)
         elif self._attempts[task.name] <= task.retries and not self._stopping:
             self.observer.handle(ev.TaskRetry(task.name, self._attempts[task.name] + 1, failure))
             self._start(task.name, Verdict(True, "retry", f"retry after: {failure}"))
         else:
             self._fail(task, c, failure)
 
-    def _refreshed_stat(self, path: str) -> object:
-        self.files.forget(path)
-        return self.files.stat(path)
-
-    def _succeed(self, task: Task, c: Completion) -> None:
-        outputs = {p: fp for p in task.outputs if (fp := self.files.fingerprint(p)) is not None}
+    def _succeed(self, task: Task, c: Completion, outputs: dict[str, Fingerprint]) -> None:
         key = self._cache_key(task)
         inputs = self._inputs.pop(task.name)
         self.state.save_success(task.name, task.action.digest, inputs, outputs, c.duration)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
 from .errors import PytaskmakeError, UsageError
-
-STATE_DIR = ".pytaskmake"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -118,6 +117,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PytaskmakeError as exc:
         print(f"pytaskmake: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except sqlite3.Error as exc:  # disk full, read-only folder, file damaged mid-build
+        print(
+            f"pytaskmake: error: state database: {exc} (tasks finished before this are recorded)",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print("pytaskmake: interrupted", file=sys.stderr)
         return 130

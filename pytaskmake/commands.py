@@ -156,9 +156,7 @@ def _clean(graph: BuildGraph, names: list[str], state: StateDB) -> int:
             try:
                 os.unlink(path)
                 removed += 1
-            except FileNotFoundError:
-                pass
-            except IsADirectoryError:
+            except (FileNotFoundError, IsADirectoryError):
                 pass
     state.forget(names)
     print(f"pytaskmake: removed {removed} files of {len(names)} tasks")

@@ -8,6 +8,7 @@ cycle reports, --graph), because importing networkx alone costs ~0.25 s.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
@@ -77,8 +78,6 @@ class BuildGraph:
         return [name for name in self.tasks if name in wanted]
 
     def _resolve_target(self, target: str) -> list[str]:
-        import os
-
         if target in self.tasks:
             return [target]
         path = os.path.normpath(os.path.relpath(target) if os.path.isabs(target) else target)

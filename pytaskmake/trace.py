@@ -21,8 +21,8 @@ class TraceWriter:
 
     def handle(self, event: ev.Event) -> None:
         if isinstance(event, ev.TaskDone) and event.outcome in (ev.RAN, ev.FAILED, ev.RESTORED):
-            if self._origin is None or event.started < self._origin:
-                self._origin = event.started if event.started else self._origin
+            if event.started and (self._origin is None or event.started < self._origin):
+                self._origin = event.started
             self._events.append(self._slice(event))
         elif isinstance(event, ev.BuildFinished):
             self._write()

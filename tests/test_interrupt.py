@@ -604,3 +604,23 @@ def test_state_db_with_garbage_in_its_middle_is_set_aside(project: Project) -> N
         data[(number - 1) * page : number * page] = b"\xde\xad\xbe\xef" * (page // 4)
     path.write_bytes(bytes(data))
     _assert_rebuilt_from_nothing(project, total)
+
+
+def test_state_database_write_error_is_one_line(project: Project) -> None:
+    """A database another program holds locked: a clear message and exit 2, no traceback."""
+    import sqlite3
+
+    project.taskfile('task("a", "echo a > a.txt", outputs=["a.txt"], cache=False)\n')
+    assert project.run().returncode == 0
+    (project.root / "a.txt").unlink()
+    holder = sqlite3.connect(project.root / ".pytaskmake/state.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        result = project.run(timeout=60)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "state database: database is locked" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert project.run().returncode == 0  # released: the next build records it
