@@ -14,7 +14,6 @@ import re
 import shlex
 import types
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
@@ -25,65 +24,100 @@ def digest_of(signature: str) -> str:
     return hashlib.blake2b(signature.encode(), digest_size=16).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
-class ShellAction:
+class _Digested:
+    """The digest of `signature`, computed on first use.
+
+    A no-op build of 200,000 tasks never asks for it (the snapshot answers first),
+    so declaring a task must not pay for hashing its command.
+    """
+
+    __slots__ = ("_digest",)
+
+    @property
+    def signature(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def digest(self) -> str:
+        found = self._digest
+        if found is None:
+            found = self._digest = digest_of(self.signature)
+        return found
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.signature == self.signature  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self.signature)
+
+
+class ShellAction(_Digested):
     """A command line run by /bin/sh, as make and ninja do."""
 
-    command: str
-    digest: str = field(init=False, compare=False, repr=False)
+    __slots__ = ("command",)
+    cacheable = True
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "digest", digest_of(self.signature))
+    def __init__(self, command: str) -> None:
+        self.command = command
+        self._digest: str | None = None
 
     @property
     def signature(self) -> str:
         return "sh:" + self.command
 
-    @property
-    def cacheable(self) -> bool:
-        return True
-
     def describe(self) -> str:
         return self.command
 
+    def __repr__(self) -> str:
+        return f"ShellAction({self.command!r})"
 
-@dataclass(frozen=True, slots=True)
-class ArgvAction:
+
+class ArgvAction(_Digested):
     """A program and its arguments, run without a shell (no quoting surprises)."""
 
-    argv: tuple[str, ...]
-    digest: str = field(init=False, compare=False, repr=False)
+    __slots__ = ("argv",)
+    cacheable = True
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "digest", digest_of(self.signature))
+    def __init__(self, argv: tuple[str, ...]) -> None:
+        self.argv = argv
+        self._digest: str | None = None
 
     @property
     def signature(self) -> str:
         return "argv:" + "\0".join(self.argv)
 
-    @property
-    def cacheable(self) -> bool:
-        return True
-
     def describe(self) -> str:
         return shlex.join(self.argv)
 
+    def __repr__(self) -> str:
+        return f"ArgvAction({self.argv!r})"
 
-@dataclass(frozen=True, slots=True)
-class CallableAction:
+
+class CallableAction(_Digested):
     """A Python function run in a forked child, so it cannot corrupt the build."""
 
-    function: Callable[..., Any]
-    signature: str = field(compare=False)
-    cacheable: bool = field(compare=False)
-    wants: tuple[str, ...] = field(compare=False)
-    digest: str = field(init=False, compare=False, repr=False)
+    __slots__ = ("function", "_signature", "cacheable", "wants")
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "digest", digest_of(self.signature))
+    def __init__(
+        self,
+        function: Callable[..., Any],
+        signature: str,
+        cacheable: bool,
+        wants: tuple[str, ...],
+    ) -> None:
+        self.function, self._signature = function, signature
+        self.cacheable, self.wants = cacheable, wants
+        self._digest: str | None = None
+
+    @property
+    def signature(self) -> str:
+        return self._signature
 
     def describe(self) -> str:
         return f"python {_qualified_name(self.function)}()"
+
+    def __repr__(self) -> str:
+        return f"CallableAction({self._signature!r})"
 
 
 Action = ShellAction | ArgvAction | CallableAction
@@ -91,6 +125,8 @@ Action = ShellAction | ArgvAction | CallableAction
 
 def make_action(value: object, task_name: str) -> Action:
     """Turn what the user passed as `action` into an Action, or raise TypeError."""
+    if type(value) is str and value and not value.isspace():
+        return ShellAction(value)  # the common case first: 200,000 calls per big Taskfile
     if isinstance(value, str):
         if not value.strip():
             raise TypeError(f"task {task_name!r} has an empty command")

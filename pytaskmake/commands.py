@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 from . import events as ev
+from . import snapshot
 from .build import Build, BuildOptions
 from .cache import RunCache
 from .fingerprint import FileCache
@@ -20,7 +22,7 @@ from .lock import BuildLock
 from .plan import group_reasons, plan
 from .report import ConsoleReporter, use_colour
 from .state import StateDB
-from .taskfile import load_taskfile
+from .taskfile import Task, load_taskfile
 
 STATE_DIR = ".pytaskmake"
 
@@ -40,9 +42,17 @@ def run_command(args: argparse.Namespace, taskfile: Path) -> int:
     registry = load_taskfile(taskfile)
     root = registry.root
     os.chdir(root)
-    graph = BuildGraph(registry.tasks.values())
-    names = graph.select(list(args.targets))
     state_dir = root / STATE_DIR
+    tasks = list(registry.tasks.values())
+    if not (args.graph or args.dry_run or args.explain or args.list or args.clean):
+        with BuildLock(state_dir):
+            state = StateDB(state_dir)
+            try:
+                return _build(args, tasks, state, state_dir)
+            finally:
+                state.close()
+    graph = BuildGraph(tasks)
+    names = graph.select(list(args.targets))
     if args.graph:
         return _graph(args, graph, names, state_dir)
     if args.dry_run or args.explain or args.list:
@@ -50,9 +60,7 @@ def run_command(args: argparse.Namespace, taskfile: Path) -> int:
     with BuildLock(state_dir):
         state = StateDB(state_dir)
         try:
-            if args.clean:
-                return _clean(graph, names, state)
-            return _build(args, graph, names, state, state_dir)
+            return _clean(graph, names, state)
         finally:
             state.close()
 
@@ -62,11 +70,8 @@ def _reporter(args: argparse.Namespace) -> ConsoleReporter:
     return ConsoleReporter(sys.stdout, use_colour(args.color, sys.stdout), verbosity)
 
 
-def _build(
-    args: argparse.Namespace, graph: BuildGraph, names: list[str], state: StateDB, state_dir: Path
-) -> int:
-    from .executors.local import LocalExecutor
-    from .executors.orphans import ProcessJournal, kill_leftovers
+def _build(args: argparse.Namespace, tasks: list[Task], state: StateDB, state_dir: Path) -> int:
+    from .executors.orphans import kill_leftovers
 
     console = _reporter(args)
     observers: list[ev.Observer] = [console]
@@ -75,14 +80,47 @@ def _build(
 
         observers.append(TraceWriter(args.trace))
     observer = Fanout(*observers)
-    if state.warning:
-        observer.handle(ev.Notice(state.warning))
     killed = kill_leftovers(state_dir / "running")
     if killed:
         observer.handle(
             ev.Notice(f"stopped {killed} task process group(s) left running by a killed build")
         )
     jobs = args.jobs or os.cpu_count() or 1
+    if not args.targets and not args.always and _nothing_changed(tasks, state, jobs, observer):
+        return 0
+    state.load()
+    if state.warning:
+        observer.handle(ev.Notice(state.warning))
+    graph = BuildGraph(tasks)
+    names = graph.select(list(args.targets))
+    return _run_build(args, graph, names, state, state_dir, observer, jobs)
+
+
+def _nothing_changed(tasks: list[Task], state: StateDB, jobs: int, observer: ev.Observer) -> bool:
+    """The no-op answer from the snapshot alone: no graph, no records (see snapshot.py)."""
+    start = time.monotonic()
+    workers = min(os.cpu_count() or 1, 4)
+    if not snapshot.matches(state.snapshot(), tasks, FileCache(), workers):
+        return False
+    observer.handle(ev.BuildStarted(len(tasks), jobs))
+    counts = dict.fromkeys((ev.RAN, ev.RESTORED, ev.UP_TO_DATE, ev.FAILED, ev.SKIPPED), 0)
+    counts[ev.UP_TO_DATE] = len(tasks)
+    observer.handle(ev.BuildFinished(counts, time.monotonic() - start))
+    return True
+
+
+def _run_build(
+    args: argparse.Namespace,
+    graph: BuildGraph,
+    names: list[str],
+    state: StateDB,
+    state_dir: Path,
+    observer: ev.Observer,
+    jobs: int,
+) -> int:
+    from .executors.local import LocalExecutor
+    from .executors.orphans import ProcessJournal
+
     executor = LocalExecutor(jobs, journal=ProcessJournal(state_dir / "running"))
     try:
         options = BuildOptions(

@@ -15,6 +15,7 @@ Stat = tuple[int, int, int]  # (mtime_ns, size, inode)
 Fingerprint = tuple[Stat, str]  # a stat and the content hash taken at that stat
 
 _BLOCK = 1 << 20
+_UNKNOWN: Stat = (-2, -2, -2)
 
 
 def stat_of(path: str) -> Stat | None:
@@ -49,11 +50,10 @@ class FileCache:
         self._hashes: dict[str, Fingerprint] = {}
 
     def stat(self, path: str) -> Stat | None:
-        try:
-            return self._stats[path]
-        except KeyError:
+        st = self._stats.get(path, _UNKNOWN)
+        if st is _UNKNOWN:  # (not try/except KeyError: raising costs more than stat here)
             st = self._stats[path] = stat_of(path)
-            return st
+        return st
 
     def fingerprint(self, path: str, known: Fingerprint | None = None) -> Fingerprint | None:
         """The file's current (stat, hash); `known` spares the read when its stat matches."""

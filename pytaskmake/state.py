@@ -29,7 +29,12 @@ CREATE TABLE IF NOT EXISTS tasks (
     duration REAL NOT NULL,
     finished REAL NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+) WITHOUT ROWID;
 """
+_SNAPSHOT = "snapshot"  # meta key of the no-op snapshot (see snapshot.py)
 
 
 class TaskRecord:
@@ -109,10 +114,14 @@ class StateDB:
 
         A read-only view (-n, --list, --graph) of a missing or damaged database is
         an empty in-memory one, so looking never changes what a build will find.
+        Records are read on first use (`load`): a no-op answered by the snapshot
+        reads one row, not 200,000.
         """
         self.path = directory / "state.db"
+        self.readonly = readonly
         self.warning: str | None = None
         self._rows: dict[str, tuple[int, str, int, float]] | None = None
+        self._snapshot_may_exist = True
         if readonly:
             self._db = self._open_readonly()
         else:
@@ -134,9 +143,8 @@ class StateDB:
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             elif app_id != APPLICATION_ID or version != SCHEMA_VERSION:
                 raise sqlite3.DatabaseError("not a pytaskmake state database of this version")
-            # one pass over every page (length() reads each file list in C): damage shows now
-            rows = db.execute("SELECT name, ok, action, stamp, duration, length(files) FROM tasks")
-            self._rows = {name: (ok, action, stamp, d) for name, ok, action, stamp, d, _ in rows}
+            elif "meta" not in tables and not readonly:
+                db.executescript(_SCHEMA)  # a database from before the snapshot
             if not readonly:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
@@ -150,11 +158,14 @@ class StateDB:
             try:
                 return self._open(self.path, readonly=True)
             except sqlite3.DatabaseError as exc:
-                self.warning = (
-                    f"state database {self.path} is unreadable ({exc}); "
-                    "the next build will set it aside and rerun every task"
-                )
+                self._unreadable(str(exc))
         return self._open(":memory:")
+
+    def _unreadable(self, why: str) -> None:
+        self.warning = (
+            f"state database {self.path} is unreadable ({why}); "
+            "the next build will set it aside and rerun every task"
+        )
 
     def _replace_damaged(self, why: str) -> sqlite3.Connection:
         aside = self.path.with_name(f"state.db.damaged-{int(time.time())}")
@@ -168,11 +179,53 @@ class StateDB:
         )
         return self._open(self.path)
 
+    def load(self) -> None:
+        """Read every record, in one pass over every page so that damage shows now.
+
+        A damaged database is set aside (read-only: ignored) with a warning, and
+        every task is then treated as never run.
+        """
+        if self._rows is not None:
+            return
+        try:
+            rows = self._db.execute(
+                "SELECT name, ok, action, stamp, duration, length(files) FROM tasks"
+            )
+            self._rows = {name: (ok, action, stamp, d) for name, ok, action, stamp, d, _ in rows}
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            if self.readonly:
+                self._unreadable(str(exc))
+                self._db = self._open(":memory:")
+            else:
+                self._db = self._replace_damaged(str(exc))
+            self._rows = {}
+
     def _all_rows(self) -> dict[str, tuple[int, str, int, float]]:
         if self._rows is None:
-            rows = self._db.execute("SELECT name, ok, action, stamp, duration FROM tasks")
-            self._rows = {name: (ok, action, stamp, d) for name, ok, action, stamp, d in rows}
+            self.load()
+            assert self._rows is not None
         return self._rows
+
+    def snapshot(self) -> bytes | None:
+        """The saved no-op snapshot (snapshot.pack), or None."""
+        try:
+            found = self._db.execute(
+                "SELECT value FROM meta WHERE key = ?", (_SNAPSHOT,)
+            ).fetchone()
+        except sqlite3.DatabaseError:  # no meta table yet, or a damaged page: no shortcut
+            return None
+        return bytes(found[0]) if found else None
+
+    def save_snapshot(self, value: bytes) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (_SNAPSHOT, value))
+        self._snapshot_may_exist = True
+
+    def _drop_snapshot(self) -> None:
+        """Before any record changes: a snapshot must never vouch for changed records."""
+        if self._snapshot_may_exist:
+            self._db.execute("DELETE FROM meta WHERE key = ?", (_SNAPSHOT,))
+            self._snapshot_may_exist = False
 
     def record(self, name: str) -> TaskRecord | None:
         row = self._all_rows().get(name)
@@ -210,6 +263,7 @@ class StateDB:
     def _write(
         self, name: str, ok: int, action: str, files: str, stamp: int, duration: float
     ) -> None:
+        self._drop_snapshot()
         self._db.execute(
             "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?)",
             (name, ok, action, files, stamp, duration, time.time()),
@@ -220,6 +274,7 @@ class StateDB:
     def forget(self, names: list[str]) -> None:
         """Drop records (after --clean), in one transaction."""
         with self.transaction():
+            self._drop_snapshot()
             self._db.executemany("DELETE FROM tasks WHERE name = ?", [(n,) for n in names])
         if self._rows is not None:
             for n in names:

@@ -7,6 +7,7 @@ file and line of the offending call, never as a traceback into pytaskmake.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import traceback
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .action import Action, make_action
+from .action import Action, ShellAction, make_action
 from .errors import TaskfileError
 
 PathLike = str | os.PathLike[str]
@@ -29,7 +30,7 @@ class Task:
     action: Action
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
-    deps: list[str] = field(default_factory=list)
+    deps: tuple[str, ...] = ()
     log: str | None = None
     timeout: float | None = None
     retries: int = 0
@@ -39,8 +40,7 @@ class Task:
 
     def depends_on(self, *tasks: Task | str) -> Task:
         """Run after `tasks` even though no file links them; returns self for chaining."""
-        for other in tasks:
-            self.deps.append(_task_name(other, self.name, self.where))
+        self.deps += tuple(_task_name(other, self.name, self.where) for other in tasks)
         return self
 
     def __repr__(self) -> str:
@@ -54,12 +54,32 @@ class Registry:
         self.root = root
         self.tasks: dict[str, Task] = {}
         self.taskfile = str(root / "Taskfile.py")
+        self.unchecked: list[Task] = []  # declared the common way: paths checked in bulk
 
-    def add(self, new: Task) -> None:
-        old = self.tasks.get(new.name)
-        if old is not None:
-            raise TaskfileError(f"task {new.name!r} is declared twice (first at {old.where})")
-        self.tasks[new.name] = new
+    def add(self, new: Task, where: str) -> None:
+        if self.tasks.setdefault(new.name, new) is not new:
+            first = self.tasks[new.name].where
+            raise TaskfileError(
+                f"task {new.name!r} is declared twice (first at {first})", *_split_where(where)
+            )
+
+    def check_paths(self) -> None:
+        """Check the paths of tasks declared the common way, many tasks per C call.
+
+        A sweep declares 200,000 tasks of plain relative paths; checking each path
+        in Python as it is declared was most of loading the Taskfile. Here the paths
+        of 4,096 tasks are joined and searched once; only a chunk holding an unusual
+        path (absolute, ./, .., not a string) is checked task by task.
+        """
+        tasks, self.unchecked = self.unchecked, []
+        for start in range(0, len(tasks), 4096):
+            chunk = tasks[start : start + 4096]
+            if _all_plain(chunk):
+                for t in chunk:
+                    _check_plain_task(t)
+            else:
+                for t in chunk:
+                    _recheck_task(self.root, t)
 
 
 _current: Registry | None = None
@@ -83,17 +103,33 @@ def task(
     may accept `inputs` and `outputs` keyword arguments). Paths are relative to
     the Taskfile's directory; output directories are created before the task runs.
     """
-    registry = _registry()
+    registry = _current or _registry()
     where = _caller_location()
-    try:
-        new = _build_task(registry.root, name, action, inputs, outputs, deps, log, where)
-        new.timeout, new.retries, new.cache = _check_limits(name, timeout, retries, cache)
-    except (TypeError, ValueError) as exc:
-        raise TaskfileError(str(exc), *_split_where(where)) from None
-    try:
-        registry.add(new)
-    except TaskfileError as exc:
-        raise TaskfileError(str(exc), *_split_where(where)) from None
+    if (
+        type(action) is str
+        and type(name) is str
+        and (type(inputs) is list or type(inputs) is tuple)
+        and (type(outputs) is list or type(outputs) is tuple)
+        and not deps
+        and log is None
+        and timeout is None
+        and type(retries) is int
+        and retries == 0
+        and cache is True
+        and name
+        and action
+        and not action.isspace()
+    ):  # the sweep's shape: its paths are checked in bulk once the Taskfile has run
+        new = Task(name, ShellAction(action), tuple(inputs), tuple(outputs), where=where)
+        registry.unchecked.append(new)
+    else:
+        try:
+            new = _build_task(registry.root, name, action, inputs, outputs, deps, log, where)
+            if timeout is not None or retries != 0 or cache is not True:
+                new.timeout, new.retries, new.cache = _check_limits(name, timeout, retries, cache)
+        except (TypeError, ValueError) as exc:
+            raise TaskfileError(str(exc), *_split_where(where)) from None
+    registry.add(new, where)
     return new
 
 
@@ -107,23 +143,89 @@ def _build_task(
     log: PathLike | None,
     where: str,
 ) -> Task:
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"task name must be a non-empty string, not {name!r}")
+    if type(name) is not str or not name:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"task name must be a non-empty string, not {name!r}")
     if action is None:
         raise TypeError(f"task {name!r} has no action")
-    ins = tuple(dict.fromkeys(_paths(root, inputs, name, "input")))  # a repeat means nothing
-    outs = _paths(root, outputs, name, "output")
-    _check_outputs(name, ins, outs)
+    ins, outs = _checked_files(root, name, inputs, outputs)
     log_path = _normalize(root, log, name, "log") if log is not None else None
     if log_path is not None and (log_path in ins or log_path in outs):
         raise ValueError(f"task {name!r}: log {log_path!r} is also one of its inputs or outputs")
-    dep_names = [_task_name(d, name, where) for d in _as_list(deps, name, "deps")] if deps else []
+    dep_names = _dep_names(deps, name, where) if deps else ()
     return Task(name, make_action(action, name), ins, outs, dep_names, log_path, where=where)
 
 
+def _checked_files(
+    root: Path, name: str, inputs: Iterable[PathLike], outputs: Iterable[PathLike]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A task's inputs and outputs, normalized and checked; raises TypeError/ValueError."""
+    ins = _paths(root, inputs, name, "input")
+    if len(ins) > 1 and len(set(ins)) != len(ins):
+        ins = tuple(dict.fromkeys(ins))  # a repeated input means nothing
+    outs = _paths(root, outputs, name, "output")
+    _check_outputs(name, ins, outs)
+    return ins, outs
+
+
+def _all_plain(tasks: list[Task]) -> bool:
+    """True when every path of `tasks` is a string normpath would leave as it is."""
+    paths = [p for t in tasks for p in t.inputs]
+    paths += [p for t in tasks for p in t.outputs]
+    return _all_plain_paths(paths)
+
+
+def _check_plain_task(t: Task) -> None:
+    """What is left to check of a task whose paths are all plain."""
+    ins, outs = t.inputs, t.outputs
+    n = len(ins)
+    if n > 1 and (ins[0] == ins[1] if n == 2 else len(set(ins)) != n):
+        t.inputs = ins = tuple(dict.fromkeys(ins))
+    if outs and (len(outs) > 1 or outs[0] in ins):
+        try:
+            _check_outputs(t.name, ins, outs)
+        except ValueError as exc:
+            raise TaskfileError(str(exc), *_split_where(t.where)) from None
+
+
+def _recheck_task(root: Path, t: Task) -> None:
+    try:
+        t.inputs, t.outputs = _checked_files(root, t.name, t.inputs, t.outputs)
+    except (TypeError, ValueError) as exc:
+        raise TaskfileError(str(exc), *_split_where(t.where)) from None
+
+
+def _dep_names(deps: Iterable[Task | str], name: str, where: str) -> tuple[str, ...]:
+    return tuple([_task_name(d, name, where) for d in _as_list(deps, name, "deps")])
+
+
 def _paths(root: Path, values: Iterable[PathLike], name: str, what: str) -> tuple[str, ...]:
-    items = values if type(values) is list else _as_list(values, name, what + "s")
+    if (type(values) is list or type(values) is tuple) and _all_plain_paths(values):
+        return tuple(values)
+    items = _as_list(values, name, what + "s")
     return tuple([_normalize(root, p, name, what) for p in items])
+
+
+def _all_plain_paths(paths: list[Any] | tuple[Any, ...]) -> bool:
+    """True when every item is a string normpath would leave as it is, inside the project.
+
+    The paths are joined with NULs and searched with a few substring scans, so a
+    list of 100,000 paths costs a handful of C calls, not 100,000 Python ones.
+    """
+    if not paths:
+        return True
+    try:
+        joined = "\0" + "\0".join(paths) + "\0"
+    except TypeError:  # not all strings: Path objects, or mistakes
+        return False
+    if joined.count("\0") != len(paths) + 1:  # a path with a NUL in it
+        return False
+    return not any(bad in joined for bad in _NOT_PLAIN_PARTS)
+
+
+# Substrings of NUL-framed paths that normpath would change or that leave the
+# project: a leading / or ., an empty path, //, /. and a trailing /.
+_NOT_PLAIN_PARTS = ("\0/", "\0.", "\0\0", "//", "/.", "/\0")
 
 
 def _check_outputs(name: str, ins: tuple[str, ...], outs: tuple[str, ...]) -> None:
@@ -165,6 +267,8 @@ def _normalize(root: Path, path: object, name: str, what: str) -> str:
     text = os.fspath(path)
     if not text:
         raise ValueError(f"task {name!r}: empty {what} path")
+    if "\0" in text:
+        raise ValueError(f"task {name!r}: {what} path {text!r} contains a NUL character")
     if os.path.isabs(text):
         rel = os.path.relpath(text, root)
         text = text if rel.startswith("..") else rel
@@ -173,7 +277,13 @@ def _normalize(root: Path, path: object, name: str, what: str) -> str:
 
 def _is_plain(path: str) -> bool:
     """True when normpath would return `path` unchanged (relative, no ./.. or //)."""
-    return path[0] not in "/." and path[-1] != "/" and "//" not in path and "/." not in path
+    return (
+        path[0] not in "/."
+        and path[-1] != "/"
+        and "//" not in path
+        and "/." not in path
+        and "\0" not in path
+    )
 
 
 def _task_name(value: object, name: str, where: str) -> str:
@@ -231,6 +341,7 @@ def load_taskfile(path: Path) -> Registry:
     try:
         os.chdir(path.parent)
         _execute(source, path)
+        registry.check_paths()
     finally:
         _current = previous
         os.chdir(old_cwd)
@@ -244,7 +355,9 @@ def _execute(source: bytes, path: Path) -> None:
         raise TaskfileError(f"syntax error: {exc.msg}", path.name, exc.lineno) from None
     namespace = {"__name__": "__taskfile__", "__file__": str(path)}
     sys.path.insert(0, str(path.parent))
-    try:
+    collecting = gc.isenabled()
+    gc.disable()  # declaring 200,000 tasks makes ~1,000,000 objects and no garbage cycles:
+    try:  # the collector would walk them all again and again (a third of the load time)
         exec(code, namespace)
     except TaskfileError:
         raise
@@ -258,6 +371,9 @@ def _execute(source: bytes, path: Path) -> None:
         raise TaskfileError(f"{type(exc).__name__}: {exc}", path.name, line) from None
     finally:
         sys.path.remove(str(path.parent))
+        if collecting:
+            gc.enable()
+            gc.freeze()  # the declarations live until exit: keep later collections off them
 
 
 def _last_line_in(exc: BaseException, filename: str) -> int | None:

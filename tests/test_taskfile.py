@@ -48,7 +48,7 @@ def test_tasks_are_registered_in_declaration_order_with_their_fields(tmp_path: P
     assert isinstance(s, Task)
     assert s.inputs == ("out/0.txt", "out/1.txt")
     assert s.outputs == ("total.txt",)
-    assert s.deps == ["sim2"]
+    assert s.deps == ("sim2",)
     assert s.log == "logs/sum.log"
     assert (s.timeout, s.retries, s.cache) == (2.0, 1, False)
     assert s.where == "Taskfile.py:6"  # line 1 is the import, line 2 is blank
@@ -71,6 +71,40 @@ def test_absolute_paths_inside_the_project_become_relative(tmp_path: Path) -> No
     assert reg.tasks["a"].outputs == ("build/y.txt",)
 
 
+def test_paths_checked_in_bulk_are_normalized_and_located(tmp_path: Path) -> None:
+    """Thousands of tasks are checked together; an odd path in any chunk is still found."""
+    reg = load(
+        tmp_path,
+        """
+        from pathlib import Path
+        for i in range(5000):
+            odd = i in (17, 4500)
+            src = f"./in/../in/{i}.txt" if odd else f"in/{i}.txt"
+            task(f"t{i}", "true", inputs=[src, src, Path("p.txt")] if odd else [src],
+                 outputs=[f"out/{i}.txt"])
+        """,
+    )
+    assert reg.tasks["t4500"].inputs == ("in/4500.txt", "p.txt")  # normalized, deduplicated
+    assert reg.tasks["t17"].inputs == ("in/17.txt", "p.txt")
+    assert reg.tasks["t4499"].inputs == ("in/4499.txt",)
+    for bad, words in [
+        ('"/etc/x"', "outside"),
+        ('f"in/{i}.txt"', "both an input and an output"),
+        ('"a\\0b"', "NUL"),
+        ("3", "must be a string"),
+    ]:
+        message = load_error(
+            tmp_path,
+            f"""
+            for i in range(5000):
+                out = {bad} if i == 4321 else f"out/{{i}}.txt"
+                task(f"t{{i}}", "true", inputs=[f"in/{{i}}.txt"],
+                     outputs=[out])
+            """,
+        )
+        assert "Taskfile.py:5" in message and "'t4321'" in message and words in message, message
+
+
 def test_deps_accept_tasks_and_names_and_depends_on_chains(tmp_path: Path) -> None:
     reg = load(
         tmp_path,
@@ -82,9 +116,9 @@ def test_deps_accept_tasks_and_names_and_depends_on_chains(tmp_path: Path) -> No
         assert isinstance(d, type(a))
         """,
     )
-    assert reg.tasks["b"].deps == ["a"]
-    assert reg.tasks["c"].deps == ["a", "b"]
-    assert reg.tasks["d"].deps == ["a", "c", "b"]
+    assert reg.tasks["b"].deps == ("a",)
+    assert reg.tasks["c"].deps == ("a", "b")
+    assert reg.tasks["d"].deps == ("a", "c", "b")
 
 
 def test_callable_action(tmp_path: Path) -> None:
