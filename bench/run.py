@@ -298,6 +298,7 @@ class Bench:
     tools: list[Tool]
     repeat: int
     timeout: float
+    setup_timeout: float
     workdir: Path
     keep: bool = False  # leave the workspaces behind, for a look at what a tool did
     cells: dict[tuple[str, str, str], Cell] = field(default_factory=dict)
@@ -321,15 +322,22 @@ def rotated(items: list[T], rep: int) -> list[T]:
     return items[k:] + items[:k]
 
 
-def measure(bench: Bench, n: int, scenario: str, tool: Tool, rep: int) -> None:
-    """Prepare, run and check one build; record it unless it is the warm-up (rep -1)."""
+def measure(
+    bench: Bench, n: int, scenario: str, tool: Tool, rep: int, setup: bool = False
+) -> None:
+    """Prepare, run and check one build; record it unless it is the warm-up (rep -1).
+
+    A `setup` build (the untimed full build before the other scenarios) may run
+    until --setup-timeout: at N=100,000 every tool's full build takes minutes.
+    """
     size = str(n)
     ws = bench.workdir / size / tool.name
     marker = PREPARE[scenario](ws, n, rep)
     log = bench.workdir / f"{tool.name}.log"
-    run = timed_run(tool.argv(scenario == "full"), ws, tool.env, bench.timeout, log)
+    timeout = bench.setup_timeout if setup else bench.timeout
+    run = timed_run(tool.argv(scenario == "full"), ws, tool.env, timeout, log)
     cell = bench.cell(size, scenario, tool.name)
-    problem = diagnose(run, bench.timeout, log) or verify(ws, n, scenario, marker)
+    problem = diagnose(run, timeout, log) or verify(ws, n, scenario, marker)
     if problem is None:
         if rep >= 0:
             cell.times.append(run.seconds)
@@ -361,7 +369,7 @@ def bench_size(bench: Bench, n: int, scenarios: list[str]) -> None:
     if "full" not in scenarios:
         for tool in bench.tools:
             if bench.usable(size, tool):
-                measure(bench, n, "full", tool, -1)
+                measure(bench, n, "full", tool, -1, setup=True)
     for scenario in scenarios:
         for rep in range(-1, bench.repeat):
             for tool in rotated(bench.tools, rep):
@@ -616,6 +624,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated scenarios")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds before a run is killed")
     p.add_argument(
+        "--setup-timeout",
+        type=float,
+        default=3600.0,
+        help="the same for the untimed full build that precedes the other scenarios "
+        "when `full` itself is not timed",
+    )
+    p.add_argument(
         "--cache-revert",
         default="sweep,1000",
         help="pytaskmake revert scenario, cache vs --no-cache: sizes and/or 'sweep' "
@@ -647,7 +662,7 @@ def main(argv: list[str] | None = None) -> int:
     scenarios = [s for s in SCENARIOS if s in _split(args.scenarios)]
     tools = [discover(name) for name in ALL_TOOLS if name in _split(args.tools)]
     workdir = Path(tempfile.mkdtemp(prefix="pytaskmake-bench-", dir=args.workdir))
-    bench = Bench(tools, args.repeat, args.timeout, workdir, args.keep)
+    bench = Bench(tools, args.repeat, args.timeout, args.setup_timeout, workdir, args.keep)
     for tool in tools:
         bench.log(f"{tool.name}: {tool.version if tool.installed else 'not installed, skipped'}")
     try:

@@ -25,13 +25,14 @@ def digest_of(signature: str) -> str:
 
 
 class _Digested:
-    """The digest of `signature`, computed on first use.
+    """The digest of `signature`, computed when asked and not kept.
 
     A no-op build of 200,000 tasks never asks for it (the snapshot answers first),
-    so declaring a task must not pay for hashing its command.
+    and a full build asks about twice per task: keeping 200,000 digests would cost
+    more memory than recomputing costs time.
     """
 
-    __slots__ = ("_digest",)
+    __slots__ = ()
 
     @property
     def signature(self) -> str:
@@ -39,10 +40,7 @@ class _Digested:
 
     @property
     def digest(self) -> str:
-        found = self._digest
-        if found is None:
-            found = self._digest = digest_of(self.signature)
-        return found
+        return digest_of(self.signature)
 
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and other.signature == self.signature  # type: ignore[attr-defined]
@@ -59,7 +57,6 @@ class ShellAction(_Digested):
 
     def __init__(self, command: str) -> None:
         self.command = command
-        self._digest: str | None = None
 
     @property
     def signature(self) -> str:
@@ -80,7 +77,6 @@ class ArgvAction(_Digested):
 
     def __init__(self, argv: tuple[str, ...]) -> None:
         self.argv = argv
-        self._digest: str | None = None
 
     @property
     def signature(self) -> str:
@@ -107,7 +103,6 @@ class CallableAction(_Digested):
     ) -> None:
         self.function, self._signature = function, signature
         self.cacheable, self.wants = cacheable, wants
-        self._digest: str | None = None
 
     @property
     def signature(self) -> str:

@@ -86,21 +86,25 @@ def _build(args: argparse.Namespace, tasks: list[Task], state: StateDB, state_di
             ev.Notice(f"stopped {killed} task process group(s) left running by a killed build")
         )
     jobs = args.jobs or os.cpu_count() or 1
-    if not args.targets and not args.always and _nothing_changed(tasks, state, jobs, observer):
+    files = FileCache()  # what the snapshot check stats, the build need not stat again
+    quick = not args.targets and not args.always
+    if quick and _nothing_changed(tasks, state, files, jobs, observer):
         return 0
     state.load()
     if state.warning:
         observer.handle(ev.Notice(state.warning))
     graph = BuildGraph(tasks)
     names = graph.select(list(args.targets))
-    return _run_build(args, graph, names, state, state_dir, observer, jobs)
+    return _run_build(args, graph, names, state, state_dir, observer, jobs, files)
 
 
-def _nothing_changed(tasks: list[Task], state: StateDB, jobs: int, observer: ev.Observer) -> bool:
+def _nothing_changed(
+    tasks: list[Task], state: StateDB, files: FileCache, jobs: int, observer: ev.Observer
+) -> bool:
     """The no-op answer from the snapshot alone: no graph, no records (see snapshot.py)."""
     start = time.monotonic()
     workers = min(os.cpu_count() or 1, 4)
-    if not snapshot.matches(state.snapshot(), tasks, FileCache(), workers):
+    if not snapshot.matches(state.snapshot(), tasks, files, workers):
         return False
     observer.handle(ev.BuildStarted(len(tasks), jobs))
     counts = dict.fromkeys((ev.RAN, ev.RESTORED, ev.UP_TO_DATE, ev.FAILED, ev.SKIPPED), 0)
@@ -117,6 +121,7 @@ def _run_build(
     state_dir: Path,
     observer: ev.Observer,
     jobs: int,
+    files: FileCache,
 ) -> int:
     from .executors.local import LocalExecutor
     from .executors.orphans import ProcessJournal
@@ -126,7 +131,8 @@ def _run_build(
         options = BuildOptions(
             jobs=jobs, keep_going=args.keep_going, always=args.always, cache=_run_cache(args)
         )
-        finished = Build(graph, names, state, executor, observer, options, state_dir).run()
+        build = Build(graph, names, state, executor, observer, options, state_dir, files)
+        finished = build.run()
     finally:
         executor.close()
     if finished.interrupted:

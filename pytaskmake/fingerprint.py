@@ -47,7 +47,7 @@ class FileCache:
 
     def __init__(self) -> None:
         self._stats: dict[str, Stat | None] = {}
-        self._hashes: dict[str, Fingerprint] = {}
+        self._hashes: dict[str, str] = {}  # content hash at the stat in _stats
 
     def stat(self, path: str) -> Stat | None:
         st = self._stats.get(path, _UNKNOWN)
@@ -63,10 +63,10 @@ class FileCache:
         if known is not None and known[0] == st:
             return known
         memo = self._hashes.get(path)
-        if memo is not None and memo[0] == st:
-            return memo
-        fp = self._hashes[path] = (st, self.read_hash(path))
-        return fp
+        if memo is not None:
+            return (st, memo)
+        digest = self._hashes[path] = self.read_hash(path)
+        return (st, digest)
 
     def read_hash(self, path: str) -> str:
         return hash_file(path)

@@ -17,19 +17,20 @@ class Scheduler:
     def __init__(
         self,
         names: Iterable[str],
-        upstream: dict[str, list[str]],
-        dependants: dict[str, list[str]],
+        upstream: dict[str, tuple[str, ...]] | dict[str, list[str]],
+        dependants: dict[str, tuple[str, ...]] | dict[str, list[str]],
         priority: Callable[[str], float] | None = None,
     ) -> None:
         order = list(names)
-        selected = set(order)
-        self._priority = priority or {n: float(i) for i, n in enumerate(order)}.__getitem__
+        everything = len(order) == len(upstream)  # the usual case: no set of 200,000 names
+        selected = upstream if everything else set(order)
+        self._priority = priority or {n: i for i, n in enumerate(order)}.__getitem__
         self._dependants = dependants
-        self._selected = selected
         self._waiting: dict[str, int] = {}
         self._ready: list[tuple[float, str]] = []
         for name in order:
-            count = sum(1 for up in upstream[name] if up in selected)
+            ups = upstream[name]
+            count = len(ups) if everything else sum(1 for up in ups if up in selected)
             if count:
                 self._waiting[name] = count
             else:

@@ -65,14 +65,15 @@ def unchanged(
     Answered from the state row (ok, action digest, stamp) alone, without decoding
     the file list: a no-op over 100,000 tasks asks this 100,000 times.
     """
-    if row is None or not row[0] or row[1] != task.action.digest:
+    if row is None or not row[0]:
         return False
-    if task.paths_key is None:
-        task.paths_key = paths_key(task.inputs + task.outputs)
+    key = task.paths_key
+    if key is None:  # the action is in the key: a new command never matches an old stamp
+        key = task.paths_key = paths_key(task.action.digest, task.inputs + task.outputs)
     stat = files.stat
     stats = [stat(p) for p in task.inputs]
     stats += [stat(p) for p in task.outputs]
-    return row[2] == stamp_of(task.paths_key, stats)
+    return row[2] == stamp_of(key, stats)
 
 
 def _check_files(task: Task, record: TaskRecord, files: FileCache) -> Verdict:

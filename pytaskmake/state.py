@@ -71,16 +71,17 @@ class TaskRecord:
         return self._decode()[1]
 
 
-def paths_key(paths: tuple[str, ...]) -> int:
-    """A 64-bit digest of a task's file paths, stable across processes."""
-    digest = hashlib.blake2b("\0".join(paths).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little")
+def paths_key(action: str, paths: tuple[str, ...]) -> int:
+    """A 64-bit digest of a task's action digest and file paths, stable across processes."""
+    text = action + "\0\1" + "\0".join(paths)
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
 
 def stamp_of(key: int, stats: list[Stat | None]) -> int:
-    """Digest of a task's paths (`key`, from paths_key) and their files' stats.
+    """Digest of a task's action and paths (`key`, from paths_key) and its files' stats.
 
-    The paths count too: renaming an input keeps its inode, mtime and size.
+    The paths count too: renaming an input keeps its inode, mtime and size; so does
+    the action, so that a matching stamp alone says "nothing about this task moved".
     """
     return hash((key, *stats))
 
@@ -122,6 +123,7 @@ class StateDB:
         self.warning: str | None = None
         self._rows: dict[str, tuple[int, str, int, float]] | None = None
         self._snapshot_may_exist = True
+        self._unlisted: set[str] = set()  # written since load(), not in _rows
         if readonly:
             self._db = self._open_readonly()
         else:
@@ -228,14 +230,19 @@ class StateDB:
             self._snapshot_may_exist = False
 
     def record(self, name: str) -> TaskRecord | None:
-        row = self._all_rows().get(name)
+        row = self.row(name)
         if row is None:
             return None
         return TaskRecord(bool(row[0]), row[1], lambda: self._files_of(name), row[2], row[3])
 
     def row(self, name: str) -> tuple[int, str, int, float] | None:
         """(ok, action digest, stamp, duration) of a task, without building a record."""
-        return self._all_rows().get(name)
+        found = self._all_rows().get(name)
+        if found is None and name in self._unlisted:
+            found = self._db.execute(
+                "SELECT ok, action, stamp, duration FROM tasks WHERE name = ?", (name,)
+            ).fetchone()
+        return found
 
     def _files_of(self, name: str) -> str:
         found = self._db.execute("SELECT files FROM tasks WHERE name = ?", (name,)).fetchone()
@@ -243,7 +250,12 @@ class StateDB:
 
     def durations(self) -> dict[str, float]:
         """Last known run time of each task, for ETAs and scheduling."""
-        return {name: row[3] for name, row in self._all_rows().items()}
+        found = {name: row[3] for name, row in self._all_rows().items()}
+        for name in self._unlisted:
+            row = self.row(name)
+            if row is not None:
+                found[name] = row[3]
+        return found
 
     def save_success(
         self,
@@ -254,7 +266,7 @@ class StateDB:
         duration: float,
     ) -> None:
         stats = [fp[0] for fp in inputs.values()] + [fp[0] for fp in outputs.values()]
-        stamp = stamp_of(paths_key((*inputs, *outputs)), stats)
+        stamp = stamp_of(paths_key(action, (*inputs, *outputs)), stats)
         self._write(name, 1, action, encode_files(inputs, outputs), stamp, duration)
 
     def save_failure(self, name: str, action: str, duration: float) -> None:
@@ -268,8 +280,11 @@ class StateDB:
             "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?)",
             (name, ok, action, files, stamp, duration, time.time()),
         )
-        if self._rows is not None:
-            self._rows[name] = (ok, action, stamp, duration)
+        rows = self._rows
+        if rows is not None and name in rows:
+            rows[name] = (ok, action, stamp, duration)
+        else:  # not kept in memory (a full build of 200,000 tasks): read back when asked
+            self._unlisted.add(name)
 
     def forget(self, names: list[str]) -> None:
         """Drop records (after --clean), in one transaction."""
@@ -279,6 +294,7 @@ class StateDB:
         if self._rows is not None:
             for n in names:
                 self._rows.pop(n, None)
+        self._unlisted.difference_update(names)
 
     def transaction(self) -> _Transaction:
         """Group many writes into one commit (refreshing stats after a no-op)."""

@@ -45,8 +45,8 @@ def chain() -> BuildGraph:
 
 def test_edges_run_from_producer_to_every_reader() -> None:
     g = chain()
-    assert g.upstream == {"a": [], "b": ["a"], "c": ["b"], "d": []}
-    assert g.dependants == {"a": ["b"], "b": ["c"], "c": [], "d": []}
+    assert g.upstream == {"a": (), "b": ("a",), "c": ("b",), "d": ()}
+    assert g.dependants == {"a": ("b",), "b": ("c",), "c": (), "d": ()}
     assert g.producer["out/b.txt"] == "b"
     assert g.producer["out/sub/b2.txt"] == "b"
 
@@ -59,7 +59,7 @@ def test_explicit_deps_add_edges_and_duplicates_collapse() -> None:
             mk("c", (), (), deps=("b", "a")),
         ]
     )
-    assert g.upstream["b"] == ["a"]
+    assert g.upstream["b"] == ("a",)
     assert sorted(g.upstream["c"]) == ["a", "b"]
     assert sorted(g.dependants["a"]) == ["b", "c"]
 
