@@ -106,7 +106,7 @@ def _nothing_changed(
     workers = min(os.cpu_count() or 1, 4)
     if not snapshot.matches(state.snapshot(), tasks, files, workers):
         return False
-    observer.handle(ev.BuildStarted(len(tasks), jobs))
+    observer.handle(ev.BuildStarted(0, jobs))  # nothing to do; all counted below
     counts = dict.fromkeys((ev.RAN, ev.RESTORED, ev.UP_TO_DATE, ev.FAILED, ev.SKIPPED), 0)
     counts[ev.UP_TO_DATE] = len(tasks)
     observer.handle(ev.BuildFinished(counts, time.monotonic() - start))

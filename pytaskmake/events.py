@@ -18,6 +18,8 @@ SKIPPED = "skipped"
 
 @dataclass(frozen=True, slots=True)
 class BuildStarted:
+    """The build is about to work on `total` tasks (`names`); the others are up to date."""
+
     total: int
     jobs: int
     names: tuple[str, ...] = ()

@@ -175,7 +175,7 @@ class ConsoleReporter:
     def _build_finished(self, e: ev.BuildFinished) -> None:
         self._clear_line()
         c = e.counts
-        not_started = self.total - sum(c.values())
+        not_started = self.total - self.done  # of the tasks the build set out to do
         parts = [
             self._paint(f"ran {c[ev.RAN]}", Fore.GREEN if c[ev.RAN] else ""),
             f"restored {c[ev.RESTORED]}",
