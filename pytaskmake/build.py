@@ -299,10 +299,12 @@ class Build:
                     failure = f"did not produce declared output {path}"
                     break
                 outputs[path] = fp
+        attempts = self._attempts.pop(task.name)
         if failure is None:
             self._succeed(task, c, outputs)
-        elif self._attempts[task.name] <= task.retries and not self._stopping:
-            self.observer.handle(ev.TaskRetry(task.name, self._attempts[task.name] + 1, failure))
+        elif attempts <= task.retries and not self._stopping:
+            self.observer.handle(ev.TaskRetry(task.name, attempts + 1, failure))
+            self._attempts[task.name] = attempts  # _start counts the next one
             self._start(task.name, Verdict(True, "retry", f"retry after: {failure}"))
         else:
             self._fail(task, c, failure)
