@@ -322,9 +322,7 @@ def rotated(items: list[T], rep: int) -> list[T]:
     return items[k:] + items[:k]
 
 
-def measure(
-    bench: Bench, n: int, scenario: str, tool: Tool, rep: int, setup: bool = False
-) -> None:
+def measure(bench: Bench, n: int, scenario: str, tool: Tool, rep: int, setup: bool = False) -> None:
     """Prepare, run and check one build; record it unless it is the warm-up (rep -1).
 
     A `setup` build (the untimed full build before the other scenarios) may run

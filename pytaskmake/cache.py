@@ -67,9 +67,12 @@ class RunCache:
 
     # -- the index ---------------------------------------------------------------
 
-    def _load(self) -> dict[str, _Entry]:
-        """Replay every journal once per process, in time order (lazily: a no-op never pays)."""
-        if self._entries is None:
+    def _load(self, fresh: bool = False) -> dict[str, _Entry]:
+        """Replay every journal once per process, in time order (lazily: a no-op never pays).
+
+        `fresh` replays them again, this process's own puts included (see _append).
+        """
+        if self._entries is None or fresh:
             records: list[list[object]] = []
             self._journals_read = sorted(self.index.glob("*.log"))
             for journal in self._journals_read:
@@ -86,7 +89,9 @@ class RunCache:
             path = self.index / f"{self._token}.log"
             self._journal = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.write(self._journal, (json.dumps(record) + "\n").encode())
-        if self._entries is not None:
+        # A put is not kept in memory: a build stores each key once and never looks it
+        # up again (outputs belong to one task), and 200,000 entries would cost ~60 MB.
+        if self._entries is not None and record[0] != "put":
             _apply(self._entries, record)
 
     def lookup(self, key: str) -> dict[str, str] | None:
@@ -168,7 +173,7 @@ class RunCache:
     def stats(self) -> CacheStats:
         blobs = self._blob_files()
         size = sum(st.st_size for st in blobs.values() if st.st_nlink == 1)
-        return CacheStats(len(self._load()), len(blobs), size)
+        return CacheStats(len(self._load(fresh=True)), len(blobs), size)
 
     def prune(self, max_bytes: int) -> tuple[int, int]:
         """Drop least-recently-used entries until blobs fit in `max_bytes`, then compact.
@@ -176,7 +181,7 @@ class RunCache:
         Blobs still hard-linked from a current output cost no extra space and are
         kept. Returns (entries removed, bytes freed).
         """
-        entries = self._load()
+        entries = self._load(fresh=True)
         uses: dict[str, int] = {}
         for entry in entries.values():
             for digest in entry.outputs.values():
