@@ -9,6 +9,7 @@ cutoff).
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import time
@@ -289,7 +290,12 @@ class Build:
     def _make_parent(self, path: str) -> None:
         parent = os.path.dirname(path)
         if parent not in self._made_dirs:
-            os.makedirs(parent, exist_ok=True)
+            try:
+                os.makedirs(parent, exist_ok=True)
+            except FileExistsError:  # a file stands where a folder must be
+                raise NotADirectoryError(
+                    errno.ENOTDIR, os.strerror(errno.ENOTDIR), parent
+                ) from None
             self._made_dirs.add(parent)
 
     def _finish(self, c: Completion) -> None:

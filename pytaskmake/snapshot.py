@@ -26,12 +26,28 @@ from .taskfile import Task
 
 
 def declarations_digest(tasks: Iterable[Task]) -> bytes:
-    """A digest of everything the graph and the rebuilder read from the declarations."""
+    """A digest of everything the graph and the rebuilder read from the declarations.
+
+    Unambiguous: names and paths hold no NUL (the Taskfile loader refuses them),
+    the signature (whose argv may hold NULs) is length-prefixed, and each list is
+    preceded by its length.
+    """
     digest = hashlib.blake2b(digest_size=16)
     update = digest.update
     for t in tasks:
-        parts = (t.name, t.action.signature, *t.inputs, "\1", *t.outputs, "\1", *t.deps)
-        update(("\0".join(parts) + "\1" + (t.log or "") + "\2").encode())
+        sig = t.action.signature
+        parts = (
+            t.name,
+            f"{len(sig)}:{sig}",
+            str(len(t.inputs)),
+            *t.inputs,
+            str(len(t.outputs)),
+            *t.outputs,
+            str(len(t.deps)),
+            *t.deps,
+            t.log or "",
+        )
+        update(("\0".join(parts) + "\0\0").encode())
     return digest.digest()
 
 
@@ -96,7 +112,12 @@ def _chunk_digests_forked(
 
 def _fork_share(tasks: Sequence[Task], files: FileCache, group: range) -> tuple[int, int]:
     read_end, write_end = os.pipe()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        raise
     if pid == 0:  # the child: stat its chunks, send their digests, leave without cleanup
         status = 1
         try:

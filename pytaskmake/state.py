@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .fingerprint import Fingerprint, Stat
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4  # 4: the meta table (no-op snapshot); stamps cover the action
 APPLICATION_ID = 0x70746D6B  # "ptmk": tells our database from a foreign one
 
 _SCHEMA = """
@@ -143,10 +143,13 @@ class StateDB:
                 db.executescript(_SCHEMA)
                 db.execute(f"PRAGMA application_id={APPLICATION_ID}")
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            elif app_id != APPLICATION_ID or version != SCHEMA_VERSION:
+            elif app_id != APPLICATION_ID or version not in (3, SCHEMA_VERSION):
                 raise sqlite3.DatabaseError("not a pytaskmake state database of this version")
-            elif "meta" not in tables and not readonly:
-                db.executescript(_SCHEMA)  # a database from before the snapshot
+            elif version == 3 and not readonly:
+                # version 3 lacked the snapshot; its stamps no longer match, so the next
+                # build re-records every task from the file hashes it kept: nothing reruns
+                db.executescript(_SCHEMA)
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             if not readonly:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
@@ -298,18 +301,26 @@ class StateDB:
 
     def transaction(self) -> _Transaction:
         """Group many writes into one commit (refreshing stats after a no-op)."""
-        return _Transaction(self._db)
+        return _Transaction(self._db, self._rolled_back)
+
+    def _rolled_back(self) -> None:
+        self._snapshot_may_exist = True  # the DELETE of the snapshot may be undone too
 
     def close(self) -> None:
         self._db.close()
 
 
 class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, on_rollback: Callable[[], None]) -> None:
         self._db = db
+        self._on_rollback = on_rollback
 
     def __enter__(self) -> None:
         self._db.execute("BEGIN")
 
     def __exit__(self, *exc: object) -> None:
-        self._db.execute("COMMIT" if exc[0] is None else "ROLLBACK")
+        if exc[0] is None:
+            self._db.execute("COMMIT")
+        else:
+            self._db.execute("ROLLBACK")
+            self._on_rollback()

@@ -117,6 +117,7 @@ def task(
         and retries == 0
         and cache is True
         and name
+        and "\0" not in name
         and action
         and not action.isspace()
     ):  # the sweep's shape: its paths are checked in bulk once the Taskfile has run
@@ -143,9 +144,11 @@ def _build_task(
     log: PathLike | None,
     where: str,
 ) -> Task:
-    if type(name) is not str or not name:
+    if type(name) is not str or not name or "\0" in name:
         if not isinstance(name, str) or not name:
             raise TypeError(f"task name must be a non-empty string, not {name!r}")
+        if "\0" in name:
+            raise ValueError(f"task name {name!r} contains a NUL character")
     if action is None:
         raise TypeError(f"task {name!r} has no action")
     ins, outs = _checked_files(root, name, inputs, outputs)
@@ -193,6 +196,9 @@ def _recheck_task(root: Path, t: Task) -> None:
         t.inputs, t.outputs = _checked_files(root, t.name, t.inputs, t.outputs)
     except (TypeError, ValueError) as exc:
         raise TaskfileError(str(exc), *_split_where(t.where)) from None
+    except Exception as exc:  # a PathLike whose __fspath__ raised: the user's code
+        message = f"task {t.name!r}: {type(exc).__name__}: {exc}"
+        raise TaskfileError(message, *_split_where(t.where)) from None
 
 
 def _dep_names(deps: Iterable[Task | str], name: str, where: str) -> tuple[str, ...]:

@@ -44,22 +44,32 @@ def test_any_record_written_drops_the_snapshot(tmp_path: Path) -> None:
         again.close()
 
 
-def test_a_database_from_before_the_snapshot_gains_the_table(tmp_path: Path) -> None:
+def downgrade_to_version_3(path: Path) -> None:
+    """Make a state database look like one written before the snapshot existed."""
+    raw = sqlite3.connect(path)
+    raw.execute("DROP TABLE meta")
+    raw.execute("UPDATE tasks SET stamp = stamp + 1")  # version 3 made stamps another way
+    raw.execute("PRAGMA user_version=3")
+    raw.commit()
+    raw.close()
+
+
+def test_a_version_3_database_is_upgraded_in_place(tmp_path: Path) -> None:
     db = StateDB(tmp_path)
     db.save_success("t", "digest", {}, {}, 1.0)
     db.close()
-    raw = sqlite3.connect(tmp_path / "state.db")
-    raw.execute("DROP TABLE meta")
-    raw.commit()
-    raw.close()
+    downgrade_to_version_3(tmp_path / "state.db")
     readonly = StateDB(tmp_path, readonly=True)
-    assert readonly.snapshot() is None  # no table, no write, no error
+    assert readonly.snapshot() is None and readonly.row("t") is not None  # read, not changed
     readonly.close()
     db = StateDB(tmp_path)
-    assert db.row("t") is not None  # the records survive
+    assert db.warning is None and db.row("t") is not None  # the records survive
     db.save_snapshot(b"x" * 24)
     assert db.snapshot() == b"x" * 24
     db.close()
+    raw = sqlite3.connect(tmp_path / "state.db")
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 4
+    raw.close()
 
 
 # --- what the digests notice --------------------------------------------------------------
@@ -82,6 +92,21 @@ def test_declarations_digest_notices_every_field_the_graph_reads() -> None:
     ]
     seen = {snapshot.declarations_digest(v) for v in variants}
     assert digest not in seen and len(seen) == len(variants)
+
+
+def test_declarations_digest_cannot_be_fooled_by_separators() -> None:
+    from pytaskmake.action import ArgvAction
+
+    argv_holds_a_path = Task("t", ArgvAction(("cc", "1", "in.txt")), (), ())
+    path_after_argv = Task("t", ArgvAction(("cc",)), ("in.txt",), ())
+    assert snapshot.declarations_digest([argv_holds_a_path]) != snapshot.declarations_digest(
+        [path_after_argv]
+    )
+    dep_then_log = mk("t", deps=("a",), log="b")
+    two_deps = mk("t", deps=("a", "b"))
+    assert snapshot.declarations_digest([dep_then_log]) != snapshot.declarations_digest(
+        [two_deps]
+    )
 
 
 def test_stats_digest_follows_each_file(tmp_path: Path) -> None:
@@ -154,6 +179,18 @@ def test_a_no_op_is_answered_without_reading_the_records(project: Project) -> No
     build(project)
     assert sorted(runs(project)) == ["sim0", "sim1", "sim2", "sim3"]  # same bytes: no "all"
     assert 7 not in stamps(project.root).values()  # "all" was checked and re-recorded
+
+
+def test_upgrading_from_version_3_reruns_nothing(project: Project) -> None:
+    project.write("in.txt", "x\n")
+    project.taskfile(SWEEP)
+    build(project)
+    runs(project)
+    downgrade_to_version_3(project.root / ".pytaskmake" / "state.db")
+    result = build(project)
+    assert runs(project) == [] and "up to date 5" in result.stdout
+    assert "state database" not in result.stdout + result.stderr  # no warning, nothing set aside
+    assert not list((project.root / ".pytaskmake").glob("state.db.damaged*"))
 
 
 def test_a_failed_task_without_outputs_runs_again(project: Project) -> None:

@@ -274,6 +274,7 @@ def test_cli_exception_in_taskfile(project: Project) -> None:
     [
         ('task("a", None)\n', ["Taskfile.py:2", "'a'"]),
         ('task("a", "true", inputs=[42])\n', ["Taskfile.py:2", "42"]),
+        ('task("a\\0b", "true")\n', ["Taskfile.py:2", "NUL"]),
         ('task("a", "true", outputs=["../../etc/x"])\n', ["Taskfile.py:2", "outside"]),
         ('task("a", "cp x x", inputs=["x"], outputs=["x"])\n', ["Taskfile.py:2", "'x'"]),
         ('task("a", "true")\ntask("b", "true")\ntask("a", "false")\n', ["Taskfile.py:4", ":2"]),
