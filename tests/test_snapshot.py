@@ -104,9 +104,7 @@ def test_declarations_digest_cannot_be_fooled_by_separators() -> None:
     )
     dep_then_log = mk("t", deps=("a",), log="b")
     two_deps = mk("t", deps=("a", "b"))
-    assert snapshot.declarations_digest([dep_then_log]) != snapshot.declarations_digest(
-        [two_deps]
-    )
+    assert snapshot.declarations_digest([dep_then_log]) != snapshot.declarations_digest([two_deps])
 
 
 def test_stats_digest_follows_each_file(tmp_path: Path) -> None:
