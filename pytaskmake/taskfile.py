@@ -163,9 +163,7 @@ def _checked_files(
     root: Path, name: str, inputs: Iterable[PathLike], outputs: Iterable[PathLike]
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """A task's inputs and outputs, normalized and checked; raises TypeError/ValueError."""
-    ins = _paths(root, inputs, name, "input")
-    if len(ins) > 1 and len(set(ins)) != len(ins):
-        ins = tuple(dict.fromkeys(ins))  # a repeated input means nothing
+    ins = _without_repeats(_paths(root, inputs, name, "input"))
     outs = _paths(root, outputs, name, "output")
     _check_outputs(name, ins, outs)
     return ins, outs
@@ -178,12 +176,18 @@ def _all_plain(tasks: list[Task]) -> bool:
     return _all_plain_paths(paths)
 
 
-def _check_plain_task(t: Task) -> None:
-    """What is left to check of a task whose paths are all plain."""
-    ins, outs = t.inputs, t.outputs
+def _without_repeats(ins: tuple[str, ...]) -> tuple[str, ...]:
+    """The inputs in order, each once: a repeated input means nothing."""
     n = len(ins)
     if n > 1 and (ins[0] == ins[1] if n == 2 else len(set(ins)) != n):
-        t.inputs = ins = tuple(dict.fromkeys(ins))
+        return tuple(dict.fromkeys(ins))
+    return ins
+
+
+def _check_plain_task(t: Task) -> None:
+    """What is left to check of a task whose paths are all plain."""
+    t.inputs = ins = _without_repeats(t.inputs)
+    outs = t.outputs
     if outs and (len(outs) > 1 or outs[0] in ins):
         try:
             _check_outputs(t.name, ins, outs)
@@ -266,8 +270,8 @@ def _as_list(value: object, name: str, what: str) -> list[Any]:
 
 def _normalize(root: Path, path: object, name: str, what: str) -> str:
     """A path relative to the project root (absolute only when outside it)."""
-    if type(path) is str and path and _is_plain(path):
-        return path  # the common case, 100,000 times per Taskfile: skip normpath
+    if type(path) is str and _all_plain_paths((path,)):
+        return path  # the common case: skip normpath
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"task {name!r}: {what} path must be a string, not {path!r}")
     text = os.fspath(path)
@@ -279,17 +283,6 @@ def _normalize(root: Path, path: object, name: str, what: str) -> str:
         rel = os.path.relpath(text, root)
         text = text if rel.startswith("..") else rel
     return os.path.normpath(text)
-
-
-def _is_plain(path: str) -> bool:
-    """True when normpath would return `path` unchanged (relative, no ./.. or //)."""
-    return (
-        path[0] not in "/."
-        and path[-1] != "/"
-        and "//" not in path
-        and "/." not in path
-        and "\0" not in path
-    )
 
 
 def _task_name(value: object, name: str, where: str) -> str:
