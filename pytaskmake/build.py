@@ -50,8 +50,12 @@ class Build:
         options: BuildOptions,
         state_dir: Path,
         files: FileCache | None = None,
+        known: snapshot.Comparison | None = None,
     ) -> None:
+        """`known`: the files compared with the last complete build's snapshot, whose
+        declarations are these; then only its suspects can have a moved stamp."""
         self.graph, self.names, self.state = graph, names, state
+        self.known = known
         self.executor, self.observer, self.options = executor, observer, options
         self.state_dir = state_dir
         self.files = files or FileCache()
@@ -62,15 +66,18 @@ class Build:
         self._refresh: list[tuple[Task, Verdict]] = []
         self._made_dirs: set[str] = {""}
         self._stopping = False
+        self._warned = False
         self._interrupts = 0
         self._seen_interrupts = 0
 
     def run(self) -> ev.BuildFinished:
         """Build; returns the closing event (also emitted). Ctrl-C is handled inside."""
-        self.graph.check_sources(self.names, lambda p: self.files.stat(p) is not None)
         start = time.monotonic()
         affected = self._affected()
-        expected = self.state.durations() if affected else {}
+        exists = lambda p: self.files.stat(p) is not None  # noqa: E731
+        self.graph.check_sources(self.names if self.known is None else affected, exists)
+        self._notice_lost_records()
+        expected = self.state.durations(affected) if affected else {}
         emit = self.observer.handle
         emit(ev.BuildStarted(len(affected), self.options.jobs, tuple(affected), expected))
         previous = signal.signal(signal.SIGINT, self._on_sigint)
@@ -81,18 +88,29 @@ class Build:
         finally:
             signal.signal(signal.SIGINT, previous)
             self._flush_refresh()
+        self._notice_lost_records()
         if self._complete():
-            tasks = list(self.graph.tasks.values())
-            self.state.save_snapshot(
-                snapshot.pack(
-                    snapshot.declarations_digest(tasks), snapshot.stats_digest(tasks, self.files)
-                )
-            )
+            self._save_snapshot(affected)
         finished = ev.BuildFinished(
             dict(self.counts), time.monotonic() - start, interrupted=self._interrupts > 0
         )
         emit(finished)
         return finished
+
+    def _notice_lost_records(self) -> None:
+        """Damage found while reading records (set aside, with a warning): say so once."""
+        if self.state.lost_records and self.state.warning and not self._warned:
+            self._warned = True
+            self.observer.handle(ev.Notice(self.state.warning))
+
+    def _save_snapshot(self, affected: list[str]) -> None:
+        """Every task is done: vouch for it, so the next run may skip the graph."""
+        tasks = list(self.graph.tasks.values())
+        if self.known is not None:  # only the chunks this build reached are digested again
+            saved = self.known.updated(tasks, self.files.stat, affected)
+        else:
+            saved = snapshot.fresh(tasks, self.files.stat)
+        self.state.save_snapshot(saved.pack())
 
     def _affected(self) -> list[str]:
         """The selected tasks that may run: those whose stamp moved, and all downstream.
@@ -107,7 +125,11 @@ class Build:
         if self.options.always:
             return names
         row, files, tasks = self.state.row, self.files, self.graph.tasks
-        marked = {n for n in names if not unchanged(tasks[n], row(n), files)}
+        if self.known is not None:  # the snapshot says the others' files did not move
+            suspects = self.known.suspects(list(tasks.values()))
+        else:
+            suspects = names
+        marked = {n for n in suspects if not unchanged(tasks[n], row(n), files)}
         if marked and len(marked) < len(names):
             selected = set(names) if len(names) < len(tasks) else tasks
             dependants = self.graph.dependants
@@ -125,7 +147,8 @@ class Build:
         c = self.counts
         done = c[ev.RAN] + c[ev.RESTORED] + c[ev.UP_TO_DATE]
         whole = len(self.names) == len(self.graph.tasks)
-        return whole and done == len(self.names) and not self._interrupts
+        intact = not self.state.lost_records  # else unread tasks have no record now
+        return whole and intact and done == len(self.names) and not self._interrupts
 
     def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
         self._interrupts += 1  # acted on by the loop, never inside the handler

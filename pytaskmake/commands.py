@@ -86,31 +86,40 @@ def _build(args: argparse.Namespace, tasks: list[Task], state: StateDB, state_di
             ev.Notice(f"stopped {killed} task process group(s) left running by a killed build")
         )
     jobs = args.jobs or os.cpu_count() or 1
-    files = FileCache()  # what the snapshot check stats, the build need not stat again
-    quick = not args.targets and not args.always
-    if quick and _nothing_changed(tasks, state, files, jobs, observer):
-        return 0
-    state.load()
+    files = FileCache()
+    known: snapshot.Comparison | None = None
+    if not args.targets and not args.always:
+        start = time.monotonic()
+        known = _compare_with_snapshot(tasks, state)
+        if known is not None and known.nothing_changed:
+            _report_nothing_to_do(len(tasks), jobs, observer, time.monotonic() - start)
+            return 0
+    if known is None:
+        state.load()  # the full path reads every record; otherwise only the suspects'
     if state.warning:
         observer.handle(ev.Notice(state.warning))
     graph = BuildGraph(tasks)
     names = graph.select(list(args.targets))
-    return _run_build(args, graph, names, state, state_dir, observer, jobs, files)
+    return _run_build(args, graph, names, state, state_dir, observer, jobs, files, known)
 
 
-def _nothing_changed(
-    tasks: list[Task], state: StateDB, files: FileCache, jobs: int, observer: ev.Observer
-) -> bool:
+def _compare_with_snapshot(tasks: list[Task], state: StateDB) -> snapshot.Comparison | None:
+    """The files now against the last complete build's, when the declarations are its own.
+
+    None when there is no snapshot or the declarations differ: the full path.
+    """
+    saved = snapshot.Saved.parse(state.snapshot())
+    if saved is None or snapshot.declarations_digest(tasks) != saved.declarations:
+        return None
+    return snapshot.compare(saved, workers=min(os.cpu_count() or 1, 4))
+
+
+def _report_nothing_to_do(total: int, jobs: int, observer: ev.Observer, elapsed: float) -> None:
     """The no-op answer from the snapshot alone: no graph, no records (see snapshot.py)."""
-    start = time.monotonic()
-    workers = min(os.cpu_count() or 1, 4)
-    if not snapshot.matches(state.snapshot(), tasks, files, workers):
-        return False
     observer.handle(ev.BuildStarted(0, jobs))  # nothing to do; all counted below
     counts = dict.fromkeys((ev.RAN, ev.RESTORED, ev.UP_TO_DATE, ev.FAILED, ev.SKIPPED), 0)
-    counts[ev.UP_TO_DATE] = len(tasks)
-    observer.handle(ev.BuildFinished(counts, time.monotonic() - start))
-    return True
+    counts[ev.UP_TO_DATE] = total
+    observer.handle(ev.BuildFinished(counts, elapsed))
 
 
 def _run_build(
@@ -122,6 +131,7 @@ def _run_build(
     observer: ev.Observer,
     jobs: int,
     files: FileCache,
+    known: snapshot.Comparison | None = None,
 ) -> int:
     from .executors.local import LocalExecutor
     from .executors.orphans import ProcessJournal
@@ -131,7 +141,7 @@ def _run_build(
         options = BuildOptions(
             jobs=jobs, keep_going=args.keep_going, always=args.always, cache=_run_cache(args)
         )
-        build = Build(graph, names, state, executor, observer, options, state_dir, files)
+        build = Build(graph, names, state, executor, observer, options, state_dir, files, known)
         finished = build.run()
     finally:
         executor.close()

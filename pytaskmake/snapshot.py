@@ -1,103 +1,216 @@
-"""The no-op snapshot: two digests proving nothing changed since the last complete build.
+"""The no-op snapshot: digests proving that nothing, or only a few files, changed.
 
-After a build in which every declared task ended up done, two digests are saved:
-one of the declarations (each task's name, action, files, deps and log, in
-order) and one of the stat of every file those tasks name. When the next run
-computes the same two digests, the graph it would build is the one already
-validated and every task's record still matches its files: there is nothing to
-do, and no graph, record or scheduler is built (ninja's manifest check, Shake's
-"nothing changed" answer). Any difference falls back to the full path, which
-decides task by task.
+After a build in which every declared task ended up done, the state database keeps
+a snapshot: a digest of the declarations (each task's name, action, files, deps
+and log, in order) and, for each chunk of 2,048 consecutive tasks, the files those
+tasks name and a digest of their stats. A run whose declarations give the same
+digest has the very graph already validated, and:
 
-The state database removes the snapshot before the first record of a build is
-written, so a build killed half-way can never leave one vouching for records it
-changed.
+- when every chunk's stats give the same digest too, every record still matches
+  its files: nothing to do, and no graph, record or scheduler is built (ninja's
+  manifest check, Shake's "nothing changed" answer);
+- otherwise only the tasks of the chunks that moved can have a moved stamp (the
+  *suspects*): the build checks those and what is downstream of them, reading
+  only their records (a touched input among 200,000 tasks checks 2,048).
+
+Any other difference takes the full path, which decides task by task. The state
+database removes the snapshot before the first record of a build is written, so a
+build killed half-way can never leave one vouching for records it changed.
+
+The file list is kept so that the stats can be taken without the declarations:
+forked workers split it while this process computes the declarations' digest.
 """
 
 from __future__ import annotations
 
 import hashlib
+import marshal
 import os
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from itertools import chain
 
-from .fingerprint import FileCache, Stat
+from .fingerprint import Stat, stat_of
 from .taskfile import Task
 
+CHUNK = 2048  # tasks per chunk digest
+_FORMAT = 2  # of the saved value; another format is simply not a match
+_MISSING: Stat = (-1, -1, -1)
 
-def declarations_digest(tasks: Iterable[Task]) -> bytes:
+
+def declarations_digest(tasks: Sequence[Task]) -> bytes:
     """A digest of everything the graph and the rebuilder read from the declarations.
 
-    Unambiguous: names and paths hold no NUL (the Taskfile loader refuses them),
-    the signature (whose argv may hold NULs) is length-prefixed, and each list is
-    preceded by its length.
+    The fields are serialized by marshal (format 2: type-tagged, length-prefixed,
+    no back-references, so equal values give equal bytes whatever objects hold
+    them): unambiguous, and 4,096 tasks cost one C call.
     """
     digest = hashlib.blake2b(digest_size=16)
-    update = digest.update
-    for t in tasks:
-        sig = t.action.signature
-        parts = (
-            t.name,
-            f"{len(sig)}:{sig}",
-            str(len(t.inputs)),
-            *t.inputs,
-            str(len(t.outputs)),
-            *t.outputs,
-            str(len(t.deps)),
-            *t.deps,
-            t.log or "",
-        )
-        update(("\0".join(parts) + "\0\0").encode())
+    for start in range(0, len(tasks), 4096):
+        rows = [
+            (t.name, t.action.signature, t.inputs, t.outputs, t.deps, t.log)
+            for t in tasks[start : start + 4096]
+        ]
+        try:
+            digest.update(marshal.dumps(rows, 2))
+        except ValueError:  # a str subclass (marshal takes exact types): the same as str
+            digest.update(marshal.dumps([_as_plain_str(row) for row in rows], 2))
     return digest.digest()
 
 
-def stats_digest(tasks: Sequence[Task], files: FileCache, workers: int = 1) -> int:
-    """A digest of the stat of every input and output of `tasks`, in order.
+def _as_plain_str(row: tuple[object, ...]) -> tuple[object, ...]:
+    name, sig, ins, outs, deps, log = row
+    return (
+        str(name),
+        str(sig),
+        tuple(map(str, ins)),  # type: ignore[call-overload]
+        tuple(map(str, outs)),  # type: ignore[call-overload]
+        tuple(map(str, deps)),  # type: ignore[call-overload]
+        None if log is None else str(log),
+    )
+
+
+def chunk_paths(tasks: Sequence[Task], j: int) -> list[str]:
+    """The files named by the tasks of chunk `j`, each once, in order of appearance."""
+    chunk = tasks[j * CHUNK : (j + 1) * CHUNK]
+    return list(dict.fromkeys(chain.from_iterable(t.inputs + t.outputs for t in chunk)))
+
+
+def paths_digest(paths: Iterable[str], stat: Callable[[str], Stat | None] = stat_of) -> int:
+    """A digest of the stats of `paths`, in order; a missing file has its own stat.
 
     Stats are tuples of ints, whose hash() is the same in every process (str and,
     before Python 3.12, None hash differently in each), so this is stable from one
-    run to the next. The digest is made of per-chunk digests, so that `workers`
-    forked processes can stat the chunks in parallel and agree with one process:
-    at 300,000 files, stat() is most of a no-op's time.
+    run to the next.
     """
-    starts = range(0, len(tasks), _CHUNK)
-    if workers > 1 and len(starts) >= 4 * workers and hasattr(os, "fork"):
-        found = _chunk_digests_forked(tasks, files, starts, workers)
-    else:
-        found = [_chunk_digest(tasks, j, files) for j in starts]
-    return hash(tuple(found))
+    return hash(tuple([stat(p) or _MISSING for p in paths]))
 
 
-_CHUNK = 2048  # tasks per chunk digest
+def chunk_count(tasks: Sequence[Task]) -> int:
+    return -(-len(tasks) // CHUNK)
 
 
-def _chunk_digest(tasks: Sequence[Task], start: int, files: FileCache) -> int:
-    stat = files.stat
-    stats: list[Stat] = []
-    add = stats.append
-    for t in tasks[start : start + _CHUNK]:
-        for path in t.inputs:
-            add(stat(path) or _MISSING)
-        for path in t.outputs:
-            add(stat(path) or _MISSING)
-    return hash(tuple(stats))
+class Saved:
+    """A snapshot as the state database keeps it: declarations, files, stat digests."""
+
+    __slots__ = ("declarations", "digests", "_paths")
+
+    def __init__(self, declarations: bytes, digests: array, paths: tuple[str, ...]) -> None:
+        self.declarations = declarations
+        self.digests = digests  # per chunk
+        self._paths = paths  # per chunk, its files NUL-separated (paths hold no NUL)
+
+    @classmethod
+    def parse(cls, value: bytes | None) -> Saved | None:
+        """The snapshot in `value` (from pack), or None when absent or of another format."""
+        if value is None:
+            return None
+        try:
+            fmt, declarations, digests, paths = marshal.loads(value)
+        except (ValueError, EOFError, TypeError):
+            return None
+        if fmt != _FORMAT:
+            return None
+        found = array("q", digests)
+        if len(found) != len(paths) or not all(type(p) is str for p in paths):
+            return None
+        return cls(declarations, found, paths)
+
+    def pack(self) -> bytes:
+        saved = (_FORMAT, self.declarations, self.digests.tobytes(), self._paths)
+        return marshal.dumps(saved, 2)
+
+    def with_digests(self, digests: list[int]) -> Saved:
+        """The same declarations and files, with their stats now."""
+        return Saved(self.declarations, array("q", digests), self._paths)
+
+    def paths_of(self, j: int) -> list[str]:
+        """The files of chunk `j`."""
+        text = self._paths[j]
+        return text.split("\0") if text else []
 
 
-def _chunk_digests_forked(
-    tasks: Sequence[Task], files: FileCache, starts: range, workers: int
-) -> list[int]:
+def make(declarations: bytes, paths: Sequence[list[str]], digests: Sequence[int]) -> Saved:
+    return Saved(declarations, array("q", digests), tuple(["\0".join(p) for p in paths]))
+
+
+class Comparison:
+    """How the files now compare with a saved snapshot of the same declarations."""
+
+    def __init__(self, saved: Saved, digests: list[int]) -> None:
+        self.saved = saved
+        self.digests = digests  # per chunk, now
+        self.changed = [
+            j for j, (a, b) in enumerate(zip(saved.digests, digests, strict=True)) if a != b
+        ]
+
+    @property
+    def nothing_changed(self) -> bool:
+        return not self.changed
+
+    def suspects(self, tasks: Sequence[Task]) -> list[str]:
+        """Names of the tasks whose files may have moved: those of the changed chunks."""
+        return [t.name for j in self.changed for t in tasks[j * CHUNK : (j + 1) * CHUNK]]
+
+    def updated(
+        self, tasks: Sequence[Task], stat: Callable[[str], Stat | None], touched: Iterable[str]
+    ) -> Saved:
+        """The snapshot to save after a build that left every task done.
+
+        Chunks holding a task the build worked on (`touched`: it ran, or was checked
+        because something upstream moved) or whose files moved are digested afresh
+        from `stat` (the memo the records were written from); the others are as
+        they were when the build started, and no task of theirs was recorded since.
+        """
+        again = set(self.changed)
+        wanted = set(touched)
+        if wanted:
+            for i, t in enumerate(tasks):
+                if t.name in wanted:
+                    again.add(i // CHUNK)
+        saved = self.saved
+        digests = [
+            paths_digest(saved.paths_of(j), stat) if j in again else d
+            for j, d in enumerate(self.digests)
+        ]
+        return saved.with_digests(digests)
+
+
+def fresh(
+    tasks: Sequence[Task], stat: Callable[[str], Stat | None], declarations: bytes | None = None
+) -> Saved:
+    """The snapshot of these declarations and files, computed from scratch."""
+    paths = [chunk_paths(tasks, j) for j in range(chunk_count(tasks))]
+    digests = [paths_digest(p, stat) for p in paths]
+    return make(declarations or declarations_digest(tasks), paths, digests)
+
+
+def compare(saved: Saved, workers: int = 1) -> Comparison | None:
+    """Digest every chunk's files now (in `workers` processes); None if a worker failed."""
+    n = len(saved.digests)
+    try:
+        if workers > 1 and n >= 4 * workers and hasattr(os, "fork"):
+            digests = _digests_forked(saved, n, workers)
+        else:
+            digests = [paths_digest(saved.paths_of(j)) for j in range(n)]
+    except OSError:
+        return None
+    return Comparison(saved, digests)
+
+
+def _digests_forked(saved: Saved, n: int, workers: int) -> list[int]:
     """Chunk digests, the later shares computed by forked children while we do the first.
 
     Raises OSError when a child could not deliver its share (the caller then takes
     the full path, which is always correct).
     """
-    share = -(-len(starts) // workers)
-    groups = [starts[k : k + share] for k in range(0, len(starts), share)]
+    share = -(-n // workers)
+    groups = [range(k, min(k + share, n)) for k in range(0, n, share)]
     children: list[tuple[int, int]] = []
     try:
         for group in groups[1:]:
-            children.append(_fork_share(tasks, files, group))
-        found = [_chunk_digest(tasks, j, files) for j in groups[0]]
+            children.append(_fork_share(saved, group))
+        found = [paths_digest(saved.paths_of(j)) for j in groups[0]]
         for (_, fd), group in zip(children, groups[1:], strict=True):
             data = _read_all(fd)
             if len(data) != 8 * len(group):
@@ -110,7 +223,7 @@ def _chunk_digests_forked(
     return found
 
 
-def _fork_share(tasks: Sequence[Task], files: FileCache, group: range) -> tuple[int, int]:
+def _fork_share(saved: Saved, group: range) -> tuple[int, int]:
     read_end, write_end = os.pipe()
     try:
         pid = os.fork()
@@ -122,7 +235,7 @@ def _fork_share(tasks: Sequence[Task], files: FileCache, group: range) -> tuple[
         status = 1
         try:
             os.close(read_end)
-            data = array("q", [_chunk_digest(tasks, j, files) for j in group]).tobytes()
+            data = array("q", [paths_digest(saved.paths_of(j)) for j in group]).tobytes()
             view = memoryview(data)
             while view:
                 view = view[os.write(write_end, view) :]
@@ -138,22 +251,3 @@ def _read_all(fd: int) -> bytes:
     while chunk := os.read(fd, 1 << 16):
         parts.append(chunk)
     return b"".join(parts)
-
-
-_MISSING: Stat = (-1, -1, -1)
-
-
-def pack(declarations: bytes, stats: int) -> bytes:
-    """The snapshot as the state database keeps it."""
-    return declarations + stats.to_bytes(8, "little", signed=True)
-
-
-def matches(saved: bytes | None, tasks: list[Task], files: FileCache, workers: int = 1) -> bool:
-    """True when `saved` (from pack) describes these declarations and files exactly."""
-    if saved is None or len(saved) != 24 or declarations_digest(tasks) != saved[:16]:
-        return False
-    try:
-        now = stats_digest(tasks, files, workers)
-    except OSError:
-        return False
-    return now == int.from_bytes(saved[16:], "little", signed=True)

@@ -124,6 +124,7 @@ class StateDB:
         self._rows: dict[str, tuple[int, str, int, float]] | None = None
         self._snapshot_may_exist = True
         self._unlisted: set[str] = set()  # written since load(), not in _rows
+        self.lost_records = False  # damage found mid-build: records of unread tasks lost
         if readonly:
             self._db = self._open_readonly()
         else:
@@ -206,12 +207,6 @@ class StateDB:
                 self._db = self._replace_damaged(str(exc))
             self._rows = {}
 
-    def _all_rows(self) -> dict[str, tuple[int, str, int, float]]:
-        if self._rows is None:
-            self.load()
-            assert self._rows is not None
-        return self._rows
-
     def snapshot(self) -> bytes | None:
         """The saved no-op snapshot (snapshot.pack), or None."""
         try:
@@ -239,22 +234,40 @@ class StateDB:
         return TaskRecord(bool(row[0]), row[1], lambda: self._files_of(name), row[2], row[3])
 
     def row(self, name: str) -> tuple[int, str, int, float] | None:
-        """(ok, action digest, stamp, duration) of a task, without building a record."""
-        found = self._all_rows().get(name)
-        if found is None and name in self._unlisted:
-            found = self._db.execute(
+        """(ok, action digest, stamp, duration) of a task, without building a record.
+
+        Before load() (a build told by the snapshot which few tasks to check), each
+        row is read when asked for; a damaged page then sets the database aside
+        as load() does, and the task counts as never run.
+        """
+        rows = self._rows
+        if rows is not None:
+            found = rows.get(name)
+            if found is not None or name not in self._unlisted:
+                return found
+        try:
+            return self._db.execute(
                 "SELECT ok, action, stamp, duration FROM tasks WHERE name = ?", (name,)
             ).fetchone()
-        return found
+        except sqlite3.OperationalError:  # locked, disk full...: not damage
+            raise
+        except sqlite3.DatabaseError:
+            if self._rows is not None:
+                raise
+            self.load()  # sets the damaged file aside, with a warning
+            self.lost_records = True
+            return self.row(name)
 
     def _files_of(self, name: str) -> str:
         found = self._db.execute("SELECT files FROM tasks WHERE name = ?", (name,)).fetchone()
         return found[0] if found else ""
 
-    def durations(self) -> dict[str, float]:
-        """Last known run time of each task, for ETAs and scheduling."""
-        found = {name: row[3] for name, row in self._all_rows().items()}
-        for name in self._unlisted:
+    def durations(self, names: list[str]) -> dict[str, float]:
+        """Last known run time of each of `names`, for ETAs and scheduling."""
+        if self._rows is None and len(names) > 10_000:
+            self.load()  # one pass beats 10,000 queries
+        found = {}
+        for name in names:
             row = self.row(name)
             if row is not None:
                 found[name] = row[3]
@@ -286,8 +299,8 @@ class StateDB:
         rows = self._rows
         if rows is not None and name in rows:
             rows[name] = (ok, action, stamp, duration)
-        else:  # not kept in memory (a full build of 200,000 tasks): read back when asked
-            self._unlisted.add(name)
+        elif rows is not None:  # not kept in memory (a full build of 200,000 tasks)
+            self._unlisted.add(name)  # row() reads it back when asked
 
     def forget(self, names: list[str]) -> None:
         """Drop records (after --clean), in one transaction."""

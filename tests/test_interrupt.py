@@ -593,7 +593,12 @@ def test_state_db_with_garbage_in_its_middle_is_set_aside(project: Project) -> N
     db = sqlite3.connect(path)
     try:
         page = db.execute("PRAGMA page_size").fetchone()[0]
-        overflow = [n for (n,) in db.execute("SELECT pageno FROM dbstat WHERE pagetype='overflow'")]
+        overflow = [
+            n
+            for (n,) in db.execute(
+                "SELECT pageno FROM dbstat WHERE pagetype='overflow' AND name='tasks'"
+            )
+        ]
     except sqlite3.OperationalError:
         pytest.skip("this SQLite has no dbstat table")
     finally:

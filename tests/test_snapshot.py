@@ -107,32 +107,50 @@ def test_declarations_digest_cannot_be_fooled_by_separators() -> None:
     assert snapshot.declarations_digest([dep_then_log]) != snapshot.declarations_digest([two_deps])
 
 
-def test_stats_digest_follows_each_file(tmp_path: Path) -> None:
+def test_chunk_digests_follow_each_file(tmp_path: Path) -> None:
     os.chdir(tmp_path)
     Path("in.txt").write_text("1")
     Path("a.txt").write_text("2")
     tasks = [mk("a", ("in.txt",), ("a.txt",))]
-    before = snapshot.stats_digest(tasks, FileCache())
-    assert snapshot.stats_digest(tasks, FileCache()) == before
+    saved = snapshot.fresh(tasks, FileCache().stat)
+    assert saved.paths_of(0) == ["in.txt", "a.txt"]
+    again = snapshot.compare(saved)
+    assert again is not None and again.nothing_changed
     os.utime("in.txt", ns=(1, 1))  # same bytes, other mtime: the snapshot is a stat check
-    touched = snapshot.stats_digest(tasks, FileCache())
-    assert touched != before
+    touched = snapshot.compare(saved)
+    assert touched is not None and touched.changed == [0] and touched.suspects(tasks) == ["a"]
     Path("a.txt").unlink()
-    assert snapshot.stats_digest(tasks, FileCache()) not in (before, touched)
+    gone = snapshot.compare(saved)
+    assert gone is not None and gone.digests[0] not in (saved.digests[0], touched.digests[0])
 
 
-def test_forked_workers_give_the_digest_of_one_process(tmp_path: Path) -> None:
+def test_forked_workers_give_the_digests_of_one_process(tmp_path: Path) -> None:
     os.chdir(tmp_path)
     for i in range(0, 20_000, 997):
         Path(f"f{i}").write_text(str(i))
     tasks = [mk(f"t{i}", (f"f{i}",), (f"o{i}",)) for i in range(20_000)]
-    one = snapshot.stats_digest(tasks, FileCache(), workers=1)
-    assert snapshot.stats_digest(tasks, FileCache(), workers=2) == one
-    assert snapshot.stats_digest(tasks, FileCache(), workers=3) == one
+    saved = snapshot.fresh(tasks, FileCache().stat)
+    assert len(saved.digests) == 10  # 20,000 tasks in chunks of 2,048
+    for workers in (1, 2, 3):
+        now = snapshot.compare(saved, workers)
+        assert now is not None and now.digests == list(saved.digests)
     os.utime("f19940", ns=(5, 5))  # a file in the last chunk, which a child stats
-    assert snapshot.stats_digest(tasks, FileCache(), workers=2) != one
-    saved = snapshot.pack(snapshot.declarations_digest(tasks), one)
-    assert not snapshot.matches(saved, tasks, FileCache(), workers=2)
+    now = snapshot.compare(saved, workers=2)
+    assert now is not None and now.changed == [9]
+    assert now.suspects(tasks) == [f"t{i}" for i in range(9 * 2048, 20_000)]
+
+
+def test_saved_snapshot_round_trips_and_refuses_garbage(tmp_path: Path) -> None:
+    os.chdir(tmp_path)
+    tasks = [mk(f"t{i}", ("in.txt", f"x{i}"), (f"o{i}",)) for i in range(3000)]
+    saved = snapshot.fresh(tasks, FileCache().stat)
+    back = snapshot.Saved.parse(saved.pack())
+    assert back is not None and back.declarations == snapshot.declarations_digest(tasks)
+    assert list(back.digests) == list(saved.digests)
+    assert back.paths_of(1) == snapshot.chunk_paths(tasks, 1)
+    assert back.paths_of(1)[:3] == ["in.txt", "x2048", "o2048"]  # each file once per chunk
+    for bad in (b"", b"garbage", saved.pack()[:-7], b"\x00" * 40):
+        assert snapshot.Saved.parse(bad) is None
 
 
 # --- through the CLI ----------------------------------------------------------------------
@@ -228,6 +246,36 @@ def test_a_partial_build_then_a_deleted_output(project: Project) -> None:
     assert runs(project) == ["sim2"]  # its bytes are the same: "all" is cut off
     build(project, "--no-cache")
     assert runs(project) == []
+
+
+def test_a_touched_input_checks_only_the_tasks_of_its_chunk(project: Project) -> None:
+    """Past a snapshot miss only the chunks whose files moved are read, and what they reach."""
+    project.write("a.txt", "a\n")
+    project.write("b.txt", "b\n")
+    lines = [
+        'task("t0", "echo t0 >> runs.log; cat a.txt > out0.txt", inputs=["a.txt"],'
+        ' outputs=["out0.txt"])',
+        "for i in range(1, 2100):",
+        '    task(f"t{i}", "true", inputs=["a.txt" if i < 2048 else "b.txt"])',
+        'task("last", "echo last >> runs.log; cat out0.txt > last.txt", inputs=["out0.txt"],'
+        ' outputs=["last.txt"])',
+    ]
+    project.taskfile("\n".join(lines) + "\n")
+    build(project, "--no-cache")
+    assert runs(project) == ["t0", "last"]
+    set_stamps(project.root, 7)  # no record matches now: a task whose record is read says so
+    os.utime(project.root / "a.txt", ns=(10**18, 10**18))  # the first chunk's files moved
+    result = build(project, "--no-cache")
+    assert runs(project) == [] and "up to date 2101" in result.stdout
+    now = stamps(project.root)
+    assert now["t5"] != 7 and now["t0"] != 7  # checked, found clean, re-recorded
+    assert now["last"] != 7  # in the second chunk, but downstream of t0: checked too
+    assert now["t2050"] == 7  # the rest of the second chunk was never read
+    assert "up to date 2101" in build(project, "--no-cache").stdout  # the snapshot again
+    project.write("a.txt", "A\n")
+    build(project, "--no-cache")
+    assert runs(project) == ["t0", "last"]  # reached across chunks through out0.txt
+    assert (project.root / "last.txt").read_text() == "A\n"
 
 
 def test_reordered_declarations_rerun_nothing(project: Project) -> None:

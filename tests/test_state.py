@@ -40,7 +40,7 @@ def test_fresh_database_is_created_with_directory(state_dir: Path) -> None:
         assert db.path.exists()
         assert db.warning is None
         assert db.record("anything") is None
-        assert db.durations() == {}
+        assert db.durations(["anything"]) == {}
     finally:
         db.close()
 
@@ -59,7 +59,7 @@ def test_success_record_round_trips_across_connections(state_dir: Path) -> None:
         assert r.outputs == OUT
         r2 = db.record("t2")
         assert r2 is not None and r2.ok and r2.inputs == {} and r2.outputs == {}
-        assert db.durations() == {"t1": 1.5, "t2": 0.25}
+        assert db.durations(["t1", "t2", "t3"]) == {"t1": 1.5, "t2": 0.25}
         assert db.warning is None
     finally:
         db.close()
@@ -89,7 +89,7 @@ def test_record_seen_before_write_is_updated(state_dir: Path) -> None:
         db.save_success("t", "sh:x", IN, {}, 3.0)
         r = db.record("t")
         assert r is not None and r.inputs == IN
-        assert db.durations() == {"t": 3.0}
+        assert db.durations(["t"]) == {"t": 3.0}
     finally:
         db.close()
 
