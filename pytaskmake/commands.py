@@ -21,7 +21,7 @@ from .graph import BuildGraph
 from .lock import BuildLock
 from .plan import group_reasons, plan
 from .report import ConsoleReporter, use_colour
-from .state import StateDB
+from .state import StateDB, read_snapshot
 from .taskfile import Task, load_taskfile
 
 STATE_DIR = ".pytaskmake"
@@ -39,18 +39,24 @@ class Fanout:
 
 
 def run_command(args: argparse.Namespace, taskfile: Path) -> int:
-    registry = load_taskfile(taskfile)
-    root = registry.root
-    os.chdir(root)
-    state_dir = root / STATE_DIR
-    tasks = list(registry.tasks.values())
-    if not (args.graph or args.dry_run or args.explain or args.list or args.clean):
-        with BuildLock(state_dir):
-            state = StateDB(state_dir)
-            try:
-                return _build(args, tasks, state, state_dir)
-            finally:
-                state.close()
+    building = not (args.graph or args.dry_run or args.explain or args.list or args.clean)
+    early = _prefetch(taskfile) if building and not args.targets and not args.always else None
+    try:
+        registry = load_taskfile(taskfile, on_write=early.spoil if early else None)
+        root = registry.root
+        os.chdir(root)
+        state_dir = root / STATE_DIR
+        tasks = list(registry.tasks.values())
+        if building:
+            with BuildLock(state_dir):
+                state = StateDB(state_dir)
+                try:
+                    return _build(args, tasks, state, state_dir, early)
+                finally:
+                    state.close()
+    finally:
+        if early is not None:
+            early.close()
     graph = BuildGraph(tasks)
     names = graph.select(list(args.targets))
     if args.graph:
@@ -65,12 +71,24 @@ def run_command(args: argparse.Namespace, taskfile: Path) -> int:
             state.close()
 
 
+def _prefetch(taskfile: Path) -> snapshot.Prefetch | None:
+    """Start statting the last snapshot's files before the Taskfile loads (see Prefetch)."""
+    saved = read_snapshot(taskfile.resolve().parent / STATE_DIR)
+    return snapshot.Prefetch.start(saved, max(1, min(os.cpu_count() or 1, 4) - 1))
+
+
 def _reporter(args: argparse.Namespace) -> ConsoleReporter:
     verbosity = -1 if args.quiet else (1 if args.verbose else 0)
     return ConsoleReporter(sys.stdout, use_colour(args.color, sys.stdout), verbosity)
 
 
-def _build(args: argparse.Namespace, tasks: list[Task], state: StateDB, state_dir: Path) -> int:
+def _build(
+    args: argparse.Namespace,
+    tasks: list[Task],
+    state: StateDB,
+    state_dir: Path,
+    early: snapshot.Prefetch | None = None,
+) -> int:
     from .executors.orphans import kill_leftovers
 
     console = _reporter(args)
@@ -90,7 +108,7 @@ def _build(args: argparse.Namespace, tasks: list[Task], state: StateDB, state_di
     known: snapshot.Comparison | None = None
     if not args.targets and not args.always:
         start = time.monotonic()
-        known = _compare_with_snapshot(tasks, state)
+        known = _compare_with_snapshot(tasks, state, early)
         if known is not None and known.nothing_changed:
             _report_nothing_to_do(len(tasks), jobs, observer, time.monotonic() - start)
             return 0
@@ -103,14 +121,20 @@ def _build(args: argparse.Namespace, tasks: list[Task], state: StateDB, state_di
     return _run_build(args, graph, names, state, state_dir, observer, jobs, files, known)
 
 
-def _compare_with_snapshot(tasks: list[Task], state: StateDB) -> snapshot.Comparison | None:
+def _compare_with_snapshot(
+    tasks: list[Task], state: StateDB, early: snapshot.Prefetch | None
+) -> snapshot.Comparison | None:
     """The files now against the last complete build's, when the declarations are its own.
 
     None when there is no snapshot or the declarations differ: the full path.
     """
-    saved = snapshot.Saved.parse(state.snapshot())
+    value = state.snapshot()
+    saved = snapshot.Saved.parse(value)
     if saved is None or snapshot.declarations_digest(tasks) != saved.declarations:
         return None
+    found = early.digests(value) if early is not None else None
+    if found is not None:
+        return snapshot.Comparison(saved, found)
     return snapshot.compare(saved, workers=min(os.cpu_count() or 1, 4))
 
 

@@ -107,6 +107,28 @@ def decode_files(text: str) -> tuple[dict[str, Fingerprint], dict[str, Fingerpri
     return inputs, outputs
 
 
+def read_snapshot(directory: Path) -> bytes | None:
+    """The saved snapshot of the state in `directory`, read without the build lock and
+    without creating anything; None when there is none or it cannot be read.
+
+    For prefetching only: the build compares it with the one it reads under the lock.
+    """
+    path = directory / "state.db"
+    if not path.is_file():
+        return None
+    try:
+        db = sqlite3.connect(path, isolation_level=None)
+    except sqlite3.Error:
+        return None
+    try:
+        found = db.execute("SELECT value FROM meta WHERE key = ?", (_SNAPSHOT,)).fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        db.close()
+    return bytes(found[0]) if found else None
+
+
 class StateDB:
     """Task records in SQLite; a damaged or foreign file is set aside, never trusted."""
 

@@ -11,6 +11,7 @@ import gc
 import os
 import sys
 import traceback
+import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,12 +57,12 @@ class Registry:
         self.taskfile = str(root / "Taskfile.py")
         self.unchecked: list[Task] = []  # declared the common way: paths checked in bulk
 
-    def add(self, new: Task, where: str) -> None:
-        if self.tasks.setdefault(new.name, new) is not new:
-            first = self.tasks[new.name].where
-            raise TaskfileError(
-                f"task {new.name!r} is declared twice (first at {first})", *_split_where(where)
-            )
+    def refuse_twice(self, new: Task, where: str) -> None:
+        """`new` has the name of a task declared before it."""
+        first = self.tasks[new.name].where
+        raise TaskfileError(
+            f"task {new.name!r} is declared twice (first at {first})", *_split_where(where)
+        )
 
     def check_paths(self) -> None:
         """Check the paths of tasks declared the common way, many tasks per C call.
@@ -75,11 +76,25 @@ class Registry:
         for start in range(0, len(tasks), 4096):
             chunk = tasks[start : start + 4096]
             if _all_plain(chunk):
-                for t in chunk:
+                for t in _unusual(chunk):
                     _check_plain_task(t)
             else:
                 for t in chunk:
                     _recheck_task(self.root, t)
+
+
+def _unusual(tasks: list[Task]) -> list[Task]:
+    """The tasks _check_plain_task would change or refuse: a repeated input, several
+    outputs, or an output among the inputs; most tasks of a sweep are none of these."""
+    return [
+        t
+        for t in tasks
+        if (
+            (n := len(t.inputs)) > 1
+            and (t.inputs[0] == t.inputs[1] if n == 2 else len(set(t.inputs)) != n)
+        )
+        or (t.outputs and (len(t.outputs) > 1 or t.outputs[0] in t.inputs))
+    ]
 
 
 _current: Registry | None = None
@@ -104,7 +119,11 @@ def task(
     the Taskfile's directory; output directories are created before the task runs.
     """
     registry = _current or _registry()
-    where = _caller_location()
+    frame = sys._getframe(1)
+    lines = _WHERE.get(frame.f_code)  # a loop declares thousands of tasks from one line
+    where = lines.get(frame.f_lineno) if lines is not None else None
+    if where is None:
+        where = _caller_location(frame)
     if (
         type(action) is str
         and type(name) is str
@@ -130,7 +149,8 @@ def task(
                 new.timeout, new.retries, new.cache = _check_limits(name, timeout, retries, cache)
         except (TypeError, ValueError) as exc:
             raise TaskfileError(str(exc), *_split_where(where)) from None
-    registry.add(new, where)
+    if registry.tasks.setdefault(name, new) is not new:
+        registry.refuse_twice(new, where)
     return new
 
 
@@ -303,20 +323,24 @@ def _registry() -> Registry:
 
 
 _HERE = os.path.dirname(__file__)
-_WHERE: dict[tuple[str, int], str] = {}
+_WHERE: dict[types.CodeType, dict[int, str]] = {}  # code -> line -> "Taskfile.py:12"
 
 
-def _caller_location() -> str:
-    """file:line of the Taskfile statement that called task(), for messages."""
-    frame = sys._getframe(2)
+def _caller_location(frame: types.FrameType | None) -> str:
+    """file:line of the Taskfile statement that called task() from `frame`, for messages.
+
+    Remembered per code object and line, when `frame` is the user's (not a helper
+    of pytaskmake's, which has many callers).
+    """
+    first = frame
     while frame is not None and frame.f_code.co_filename.startswith(_HERE):
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
     if frame is None:
         return ""
-    key = (frame.f_code.co_filename, frame.f_lineno)
-    where = _WHERE.get(key)
-    if where is None:  # a loop declares thousands of tasks from one line: share the text
-        where = _WHERE[key] = f"{os.path.basename(key[0])}:{key[1]}"
+    code, line = frame.f_code, frame.f_lineno
+    where = f"{os.path.basename(code.co_filename)}:{line}"
+    if frame is first:
+        _WHERE.setdefault(code, {})[line] = where
     return where
 
 
@@ -325,8 +349,13 @@ def _split_where(where: str) -> tuple[str | None, int | None]:
     return (path or None), (int(line) if line.isdigit() else None)
 
 
-def load_taskfile(path: Path) -> Registry:
-    """Execute a Taskfile and return the tasks it declared, in order."""
+def load_taskfile(path: Path, on_write: Callable[[], None] | None = None) -> Registry:
+    """Execute a Taskfile and return the tasks it declared, in order.
+
+    `on_write` is called if the Taskfile does anything that may change a file
+    (opens one for writing, renames, removes, starts a process...), as Python's
+    audit events tell: stats taken while it ran may then be out of date.
+    """
     global _current
     path = path.resolve()
     try:
@@ -339,7 +368,7 @@ def load_taskfile(path: Path) -> Registry:
     old_cwd = os.getcwd()
     try:
         os.chdir(path.parent)
-        _execute(source, path)
+        _execute(source, path, on_write)
         registry.check_paths()
     finally:
         _current = previous
@@ -347,7 +376,7 @@ def load_taskfile(path: Path) -> Registry:
     return registry
 
 
-def _execute(source: bytes, path: Path) -> None:
+def _execute(source: bytes, path: Path, on_write: Callable[[], None] | None = None) -> None:
     try:
         code = compile(source, str(path), "exec")
     except SyntaxError as exc:
@@ -356,6 +385,7 @@ def _execute(source: bytes, path: Path) -> None:
     sys.path.insert(0, str(path.parent))
     collecting = gc.isenabled()
     gc.disable()  # declaring 200,000 tasks makes ~1,000,000 objects and no garbage cycles:
+    _watch_writes(on_write)
     try:  # the collector would walk them all again and again (a third of the load time)
         exec(code, namespace)
     except TaskfileError:
@@ -369,10 +399,45 @@ def _execute(source: bytes, path: Path) -> None:
         line = _last_line_in(exc, str(path))
         raise TaskfileError(f"{type(exc).__name__}: {exc}", path.name, line) from None
     finally:
+        _watch_writes(None)
         sys.path.remove(str(path.parent))
         if collecting:
             gc.enable()
             gc.freeze()  # the declarations live until exit: keep later collections off them
+
+
+_on_write: Callable[[], None] | None = None
+_hooked = False
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+# audited operations that may change files (Python's audit events table): anything
+# of these families but the few that only read
+_CHANGING = ("os.", "shutil.", "subprocess.", "ctypes.", "sqlite3.", "pty.", "tempfile.")
+_ONLY_READING = frozenset(
+    ("os.listdir", "os.scandir", "os.walk", "os.fwalk", "os.chdir", "os.getxattr")
+    + ("os.listxattr", "os.putenv", "os.unsetenv", "os.add_dll_directory")
+)
+
+
+def _watch_writes(on_write: Callable[[], None] | None) -> None:
+    """Call `on_write` on each audited operation that may change a file, until None."""
+    global _on_write, _hooked
+    _on_write = on_write
+    if on_write is not None and not _hooked:
+        sys.addaudithook(_audit)  # for the life of the process: a hook cannot be removed
+        _hooked = True
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if _on_write is None:
+        return
+    if event == "open":
+        if not (len(args) > 2 and type(args[2]) is int and args[2] & _WRITE_FLAGS):
+            return
+    elif not event.startswith(_CHANGING) or event in _ONLY_READING:
+        return
+    if args and isinstance(args[0], str) and "__pycache__" in args[0]:
+        return  # importing a module may write its bytecode cache: not a build file
+    _on_write()
 
 
 def _last_line_in(exc: BaseException, filename: str) -> int | None:
