@@ -288,3 +288,89 @@ def test_reordered_declarations_rerun_nothing(project: Project) -> None:
     build(project)
     build(project)
     assert runs(project) == []
+
+
+# --- stats taken while the Taskfile loads -------------------------------------------------
+
+
+def test_prefetched_digests_are_those_of_a_comparison_after_the_load(tmp_path: Path) -> None:
+    os.chdir(tmp_path)
+    for i in range(0, 20_000, 997):
+        Path(f"f{i}").write_text(str(i))
+    tasks = [mk(f"t{i}", (f"f{i}",), (f"o{i}",)) for i in range(20_000)]
+    value = snapshot.fresh(tasks, FileCache().stat).pack()
+    for workers in (1, 2):
+        early = snapshot.Prefetch.start(value, workers)
+        assert early is not None and early.digests(value) == list(Saved(value).digests)
+    os.utime("f4985", ns=(5, 5))
+    early = snapshot.Prefetch.start(value, 2)
+    assert early is not None
+    found = early.digests(value)
+    assert found is not None and snapshot.Comparison(Saved(value), found).changed == [2]
+
+
+def test_prefetched_digests_are_void_after_a_write_or_another_snapshot(tmp_path: Path) -> None:
+    os.chdir(tmp_path)
+    tasks = [mk(f"t{i}", (f"f{i}",)) for i in range(100)]
+    value = snapshot.fresh(tasks, FileCache().stat).pack()
+    spoiled = snapshot.Prefetch.start(value, 1)
+    assert spoiled is not None
+    spoiled.spoil()
+    assert spoiled.digests(value) is None
+    other = snapshot.Prefetch.start(value, 1)
+    assert other is not None and other.digests(value + b"") is not None
+    changed = snapshot.Prefetch.start(value, 1)
+    assert changed is not None and changed.digests(None) is None  # dropped by another build
+    assert snapshot.Prefetch.start(None, 1) is None
+    assert snapshot.Prefetch.start(b"garbage", 1) is None
+
+
+def Saved(value: bytes) -> snapshot.Saved:  # noqa: N802 (reads as the class it returns)
+    found = snapshot.Saved.parse(value)
+    assert found is not None
+    return found
+
+
+WRITERS = {
+    "open for writing": 'open("made.txt", "w").close()',
+    "Path.write_text": 'import pathlib; pathlib.Path("made.txt").write_text("x")',
+    "os.replace": 'open("a", "w").close(); import os; os.replace("a", "b")',
+    "a process": 'import subprocess; subprocess.run(["true"])',
+    "os.system": 'import os; os.system("true")',
+    "os.utime": 'import os; os.utime("Taskfile.py")',
+}
+READERS = {
+    "reading a file": 'open("Taskfile.py").read()',
+    "listing a folder": 'import os, glob; os.listdir("."); glob.glob("*.py")',
+    "importing": "import json, csv",
+}
+
+
+def test_the_taskfile_writing_a_file_is_noticed(tmp_path: Path) -> None:
+    from pytaskmake.taskfile import load_taskfile
+
+    noticed: list[str] = []
+    for what, code in {**WRITERS, **READERS}.items():
+        text = f"from pytaskmake import task\n{code}\ntask('t', 'true')\n"
+        (tmp_path / "Taskfile.py").write_text(text)
+        noticed.clear()
+        load_taskfile(tmp_path / "Taskfile.py", on_write=lambda: noticed.append("write"))
+        assert bool(noticed) == (what in WRITERS), what
+        load_taskfile(tmp_path / "Taskfile.py")  # and nothing is called without on_write
+
+
+def test_an_input_the_taskfile_rewrites_while_loading_is_seen(project: Project) -> None:
+    """The prefetched stats predate the write: they must not be trusted."""
+    project.write("setting.cfg", "1\n")
+    project.taskfile(
+        "import pathlib, time\n"
+        "time.sleep(0.5)  # the stat workers are done by now\n"
+        'pathlib.Path("in.txt").write_text(pathlib.Path("setting.cfg").read_text())\n'
+        'task("use", "echo use >> runs.log; cat in.txt > out.txt", inputs=["in.txt"],'
+        ' outputs=["out.txt"])\n'
+    )
+    build(project, "--no-cache")
+    assert runs(project) == ["use"]
+    project.write("setting.cfg", "2\n")
+    build(project, "--no-cache")
+    assert runs(project) == ["use"] and project.read("out.txt") == "2\n"
