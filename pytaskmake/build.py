@@ -88,6 +88,7 @@ class Build:
         finally:
             signal.signal(signal.SIGINT, previous)
             self._flush_refresh()
+            self.state.commit()
         self._notice_lost_records()
         if self._complete():
             self._save_snapshot(affected)
@@ -158,6 +159,7 @@ class Build:
         while True:
             self._notice_interrupts()
             self._dispatch()
+            self.state.commit()  # what finished is on disk before we wait again
             if executor.running() == 0:
                 return
             for completion in executor.wait(None):

@@ -46,18 +46,17 @@ def run_command(args: argparse.Namespace, taskfile: Path) -> int:
         root = registry.root
         os.chdir(root)
         state_dir = root / STATE_DIR
-        tasks = list(registry.tasks.values())
         if building:
             with BuildLock(state_dir):
                 state = StateDB(state_dir)
                 try:
-                    return _build(args, tasks, state, state_dir, early)
+                    return _build(args, registry.tasks, state, state_dir, early)
                 finally:
                     state.close()
     finally:
         if early is not None:
             early.close()
-    graph = BuildGraph(tasks)
+    graph = BuildGraph(registry.tasks)
     names = graph.select(list(args.targets))
     if args.graph:
         return _graph(args, graph, names, state_dir)
@@ -84,7 +83,7 @@ def _reporter(args: argparse.Namespace) -> ConsoleReporter:
 
 def _build(
     args: argparse.Namespace,
-    tasks: list[Task],
+    by_name: dict[str, Task],
     state: StateDB,
     state_dir: Path,
     early: snapshot.Prefetch | None = None,
@@ -105,6 +104,7 @@ def _build(
         )
     jobs = args.jobs or os.cpu_count() or 1
     files = FileCache()
+    tasks = list(by_name.values())
     known: snapshot.Comparison | None = None
     if not args.targets and not args.always:
         start = time.monotonic()
@@ -116,7 +116,7 @@ def _build(
         state.load()  # the full path reads every record; otherwise only the suspects'
     if state.warning:
         observer.handle(ev.Notice(state.warning))
-    graph = BuildGraph(tasks)
+    graph = BuildGraph(by_name)
     names = graph.select(list(args.targets))
     return _run_build(args, graph, names, state, state_dir, observer, jobs, files, known)
 

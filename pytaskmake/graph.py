@@ -22,8 +22,11 @@ if TYPE_CHECKING:
 class BuildGraph:
     """Validated tasks with their upstream/downstream relations, in declaration order."""
 
-    def __init__(self, tasks: Iterable[Task]) -> None:
-        self.tasks: dict[str, Task] = {t.name: t for t in tasks}
+    def __init__(self, tasks: Iterable[Task] | dict[str, Task]) -> None:
+        """`tasks` in declaration order; a dict by name (the registry's) is used as is."""
+        self.tasks: dict[str, Task] = (
+            tasks if isinstance(tasks, dict) else {t.name: t for t in tasks}
+        )
         self.producer: dict[str, str] = _producers(self.tasks.values())
         _check_logs(self.tasks.values(), self.producer)
         # tuples, and the one empty tuple for the many tasks with none: 200,000 tasks
@@ -35,8 +38,10 @@ class BuildGraph:
         for name, ups in self.upstream.items():
             for up in ups:
                 found.setdefault(up, []).append(name)
+        shared: dict[tuple[str, ...], tuple[str, ...]] = {}  # 100,000 parse tasks feed one summary
         self.dependants: dict[str, tuple[str, ...]] = {
-            name: tuple(found[name]) if name in found else () for name in self.tasks
+            name: shared.setdefault(t := tuple(found[name]), t) if name in found else ()
+            for name in self.tasks
         }
         _check_acyclic(self.upstream, self.dependants)
 

@@ -1,8 +1,11 @@
 """The state database: what each task consumed and produced when it last succeeded.
 
 One SQLite file (WAL mode) in `.pytaskmake/state.db`. A task's record is written
-only after it succeeded and its outputs were hashed, in its own transaction, so a
-killed run leaves every finished task recorded and no unfinished one.
+only after it succeeded and its outputs were hashed, so a killed run never records
+an unfinished task. Records written together (the tasks one wake-up of the build
+loop finished, restored or re-recorded) share one transaction, committed before
+the loop waits again (`commit`): one commit per task cost ~90 us and a WAL page
+each, and a killed build still finds every task that had finished recorded.
 """
 
 from __future__ import annotations
@@ -88,10 +91,8 @@ def stamp_of(key: int, stats: list[Stat | None]) -> int:
 
 def encode_files(inputs: dict[str, Fingerprint], outputs: dict[str, Fingerprint]) -> str:
     """Flat NUL-separated text: parsing 100,000 of these must take milliseconds."""
-    parts: list[str] = []
-    for kind, files in (("I", inputs), ("O", outputs)):
-        for path, ((mtime, size, ino), digest) in files.items():
-            parts += (kind, path, str(mtime), str(size), str(ino), digest)
+    parts = [f"I\0{p}\0{m}\0{s}\0{i}\0{d}" for p, ((m, s, i), d) in inputs.items()]
+    parts += [f"O\0{p}\0{m}\0{s}\0{i}\0{d}" for p, ((m, s, i), d) in outputs.items()]
     return "\0".join(parts)
 
 
@@ -145,7 +146,7 @@ class StateDB:
         self.warning: str | None = None
         self._rows: dict[str, tuple[int, str, int, float]] | None = None
         self._snapshot_may_exist = True
-        self._unlisted: set[str] = set()  # written since load(), not in _rows
+        self._unlisted = 0  # records written since load() that are not in _rows
         self.lost_records = False  # damage found mid-build: records of unread tasks lost
         if readonly:
             self._db = self._open_readonly()
@@ -265,8 +266,8 @@ class StateDB:
         rows = self._rows
         if rows is not None:
             found = rows.get(name)
-            if found is not None or name not in self._unlisted:
-                return found
+            if found is not None or not self._unlisted:
+                return found  # (a full build asks before it writes: no query per task)
         try:
             return self._db.execute(
                 "SELECT ok, action, stamp, duration FROM tasks WHERE name = ?", (name,)
@@ -313,6 +314,8 @@ class StateDB:
     def _write(
         self, name: str, ok: int, action: str, files: str, stamp: int, duration: float
     ) -> None:
+        if not self._db.in_transaction:  # a batch, until commit()
+            self._db.execute("BEGIN")
         self._drop_snapshot()
         self._db.execute(
             "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -322,7 +325,7 @@ class StateDB:
         if rows is not None and name in rows:
             rows[name] = (ok, action, stamp, duration)
         elif rows is not None:  # not kept in memory (a full build of 200,000 tasks)
-            self._unlisted.add(name)  # row() reads it back when asked
+            self._unlisted += 1  # row() reads such names from the database
 
     def forget(self, names: list[str]) -> None:
         """Drop records (after --clean), in one transaction."""
@@ -332,7 +335,11 @@ class StateDB:
         if self._rows is not None:
             for n in names:
                 self._rows.pop(n, None)
-        self._unlisted.difference_update(names)
+
+    def commit(self) -> None:
+        """Commit the open batch of records, if any: before waiting, and at the end."""
+        if self._db.in_transaction:
+            self._db.execute("COMMIT")
 
     def transaction(self) -> _Transaction:
         """Group many writes into one commit (refreshing stats after a no-op)."""
@@ -342,6 +349,10 @@ class StateDB:
         self._snapshot_may_exist = True  # the DELETE of the snapshot may be undone too
 
     def close(self) -> None:
+        try:
+            self.commit()  # the build commits its last batch itself; this is a safety net
+        except sqlite3.Error:
+            pass  # the error that stopped the build is already on its way
         self._db.close()
 
 
@@ -351,6 +362,8 @@ class _Transaction:
         self._on_rollback = on_rollback
 
     def __enter__(self) -> None:
+        if self._db.in_transaction:  # a batch of records: it is committed first
+            self._db.execute("COMMIT")
         self._db.execute("BEGIN")
 
     def __exit__(self, *exc: object) -> None:
