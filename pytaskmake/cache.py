@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import mmap
 import os
 import shutil
 import time
@@ -64,6 +65,7 @@ class RunCache:
         self._journal: int | None = None
         self._entries: dict[str, _Entry] | None = None
         self._journals_read: list[Path] = []
+        self._scans = 0
 
     # -- the index ---------------------------------------------------------------
 
@@ -95,12 +97,34 @@ class RunCache:
             _apply(self._entries, record)
 
     def lookup(self, key: str) -> dict[str, str] | None:
-        """Output path -> blob hash for `key`, or None; a hit counts as a use (for LRU)."""
-        entry = self._load().get(key)
+        """Output path -> blob hash for `key`, or None; a hit counts as a use (for LRU).
+
+        The first few lookups of a process search the journals for the key instead
+        of loading them all: an edit among 200,000 cached tasks looks up three keys,
+        and loading the whole index for them cost ~250 MB of memory.
+        """
+        if self._entries is None and self._scans < _SCANNED_LOOKUPS:
+            self._scans += 1
+            entry = self._scan(key)
+        else:
+            entry = self._load().get(key)
         if entry is None:
             return None
         self._append(["use", key, time.time()])
         return dict(entry.outputs)
+
+    def _scan(self, key: str) -> _Entry | None:
+        """The entry of `key`, from the journal lines that name it (in time order)."""
+        needle = json.dumps(key).encode()
+        records: list[list[object]] = []
+        for journal in sorted(self.index.glob("*.log")):
+            records += _lines_naming(journal, needle)
+        records.sort(key=lambda r: r[-1])  # type: ignore[arg-type, return-value]
+        entries: dict[str, _Entry] = {}
+        for record in records:
+            if record[1] == key:
+                _apply(entries, record)
+        return entries.get(key)
 
     def store(self, key: str, outputs: dict[str, Fingerprint]) -> None:
         """Add the outputs just produced under `key`: blobs first, then the entry."""
@@ -242,8 +266,32 @@ def _read_journal(path: Path) -> list[list[object]]:
         text = path.read_text(errors="replace")
     except OSError:
         return []
+    return _parsed(text.split("\n"))
+
+
+_SCANNED_LOOKUPS = 16  # past this many lookups, a process loads the whole index
+
+
+def _lines_naming(path: Path, needle: bytes) -> list[list[object]]:
+    """The well-formed journal lines of `path` holding `needle`, searched in place."""
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            found = []
+            at = m.find(needle)
+            while at >= 0:
+                start, end = m.rfind(b"\n", 0, at) + 1, m.find(b"\n", at)
+                end = len(m) if end < 0 else end
+                found += _parsed([m[start:end].decode(errors="replace")])
+                at = m.find(needle, end)
+            return found
+    except (OSError, ValueError):  # gone, or empty (an empty file cannot be mapped)
+        return []
+
+
+def _parsed(lines: list[str]) -> list[list[object]]:
+    """The well-formed records among journal lines; a torn line (killed writer) is skipped."""
     records = []
-    for line in text.split("\n"):
+    for line in lines:
         try:
             record = json.loads(line)
         except ValueError:

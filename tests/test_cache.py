@@ -218,3 +218,33 @@ def test_parse_size() -> None:
     assert parse_size("1.5k") == 1536
     assert parse_size("500MiB") == 500 << 20
     assert parse_size("1024") == 1024
+
+
+def test_lookups_searching_the_journals_agree_with_the_loaded_index(tmp_path: Path) -> None:
+    """The first lookups of a build search the journals; later ones load them: same answers."""
+    out = tmp_path / "o.txt"
+    out.write_text("x")
+    fp = ((0, 1, 0), hash_file(str(out)))
+    keys = [cache_key(f"sh:{i}", (str(out),), {}) for i in range(24)]
+    for writer in range(3):  # three builds, three journals
+        cache = RunCache(tmp_path / "c")
+        for key in keys[writer::3]:
+            cache.store(key, {str(out): fp})
+            time.sleep(0.001)
+        cache.close()
+    dropping = RunCache(tmp_path / "c")
+    for key in keys[:4]:
+        dropping.drop(key)
+    time.sleep(0.01)
+    dropping.store(keys[0], {str(out): fp})  # stored again after its drop: present
+    dropping.close()
+    with open(next((tmp_path / "c/index").glob("*.log")), "a") as journal:
+        journal.write(f'["put", "{keys[5]}", {{"half')  # a writer killed mid-line
+    unknown = [cache_key("sh:none", (), {}), "0" * 40]
+    searching = RunCache(tmp_path / "c")
+    loaded = RunCache(tmp_path / "c")
+    loaded.stats()  # loads the whole index
+    found = [searching.lookup(k) for k in keys + unknown]  # 16 searched, then loaded
+    assert found == [loaded.lookup(k) for k in keys + unknown]
+    assert [f is not None for f in found[:6]] == [True, False, False, False, True, True]
+    assert all(f == {str(out): fp[1]} for f in found[4:24]) and found[24:] == [None, None]
