@@ -67,6 +67,7 @@ class Build:
         self._made_dirs: set[str] = {""}
         self._stopping = False
         self._warned = False
+        self._checked_chunks: set[int] = set()  # past the snapshot: chunks checked whole
         self._interrupts = 0
         self._seen_interrupts = 0
 
@@ -108,7 +109,7 @@ class Build:
         """Every task is done: vouch for it, so the next run may skip the graph."""
         tasks = list(self.graph.tasks.values())
         if self.known is not None:  # only the chunks this build reached are digested again
-            saved = self.known.updated(tasks, self.files.stat, affected)
+            saved = self.known.updated(self.files.stat, self._checked_chunks)
         else:
             saved = snapshot.fresh(tasks, self.files.stat)
         self.state.save_snapshot(saved.pack())
@@ -125,12 +126,44 @@ class Build:
         names = self.names
         if self.options.always:
             return names
-        row, files, tasks = self.state.row, self.files, self.graph.tasks
-        if self.known is not None:  # the snapshot says the others' files did not move
-            suspects = self.known.suspects(list(tasks.values()))
+        if self.known is not None:
+            marked = self._marked_past_snapshot()
         else:
-            suspects = names
-        marked = {n for n in suspects if not unchanged(tasks[n], row(n), files)}
+            row, files, tasks = self.state.row, self.files, self.graph.tasks
+            marked = self._with_downstream(
+                {n for n in names if not unchanged(tasks[n], row(n), files)}
+            )
+        self.counts[ev.UP_TO_DATE] = len(names) - len(marked)
+        return names if len(marked) == len(names) else [n for n in names if n in marked]
+
+    def _marked_past_snapshot(self) -> set[str]:
+        """The dirty set when the snapshot names the chunks whose files moved.
+
+        Every task of a chunk that moved is checked, then every task of each chunk
+        the dirty set reaches, until no new chunk is reached: at the end only those
+        chunks are digested again, and from the stats taken here (a file edited
+        during the build must not slip into the snapshot unchecked).
+        """
+        assert self.known is not None
+        row, files = self.state.row, self.files
+        tasks = list(self.graph.tasks.values())
+        marked: set[str] = set()
+        todo, checked = set(self.known.changed), set()
+        while todo:
+            for j in todo:
+                for t in tasks[j * snapshot.CHUNK : (j + 1) * snapshot.CHUNK]:
+                    if not unchanged(t, row(t.name), files):
+                        marked.add(t.name)
+            checked |= todo
+            marked = self._with_downstream(marked)
+            todo = {i // snapshot.CHUNK for i, t in enumerate(tasks) if t.name in marked}
+            todo -= checked
+        self._checked_chunks = checked
+        return marked
+
+    def _with_downstream(self, marked: set[str]) -> set[str]:
+        """`marked` and every selected task downstream of one of them."""
+        names, tasks = self.names, self.graph.tasks
         if marked and len(marked) < len(names):
             selected = set(names) if len(names) < len(tasks) else tasks
             dependants = self.graph.dependants
@@ -140,8 +173,7 @@ class Build:
                     if child not in marked and child in selected:
                         marked.add(child)
                         stack.append(child)
-        self.counts[ev.UP_TO_DATE] = len(names) - len(marked)
-        return names if len(marked) == len(names) else [n for n in names if n in marked]
+        return marked
 
     def _complete(self) -> bool:
         """Every declared task is done and recorded: the no-op snapshot may be saved."""
@@ -159,11 +191,12 @@ class Build:
         while True:
             self._notice_interrupts()
             self._dispatch()
-            self.state.commit()  # what finished is on disk before we wait again
+            self.state.commit()  # restored, failed, re-recorded: on disk before we wait
             if executor.running() == 0:
                 return
             for completion in executor.wait(None):
                 self._finish(completion)
+            self.state.commit()  # before the next dispatch, which may take a while
 
     def _notice_interrupts(self) -> None:
         if self._interrupts == self._seen_interrupts:

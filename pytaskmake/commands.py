@@ -18,7 +18,7 @@ from .build import Build, BuildOptions
 from .cache import RunCache
 from .fingerprint import FileCache
 from .graph import BuildGraph
-from .lock import BuildLock
+from .lock import BuildLock, holder_alive, last_holder
 from .plan import group_reasons, plan
 from .report import ConsoleReporter, use_colour
 from .state import StateDB, read_snapshot
@@ -47,7 +47,9 @@ def run_command(args: argparse.Namespace, taskfile: Path) -> int:
         os.chdir(root)
         state_dir = root / STATE_DIR
         if building:
-            with BuildLock(state_dir):
+            with BuildLock(state_dir) as lock:
+                if early is not None and lock.found != early.lock_seen:
+                    early.spoil()  # another build held the lock meanwhile: stats may be old
                 state = StateDB(state_dir)
                 try:
                     return _build(args, registry.tasks, state, state_dir, early)
@@ -71,9 +73,20 @@ def run_command(args: argparse.Namespace, taskfile: Path) -> int:
 
 
 def _prefetch(taskfile: Path) -> snapshot.Prefetch | None:
-    """Start statting the last snapshot's files before the Taskfile loads (see Prefetch)."""
-    saved = read_snapshot(taskfile.resolve().parent / STATE_DIR)
-    return snapshot.Prefetch.start(saved, max(1, min(os.cpu_count() or 1, 4) - 1))
+    """Start statting the last snapshot's files before the Taskfile loads (see Prefetch).
+
+    Not while another build may be running: it could change files after the stats.
+    """
+    state_dir = taskfile.resolve().parent / STATE_DIR
+    seen = last_holder(state_dir)
+    if holder_alive(seen):
+        return None
+    early = snapshot.Prefetch.start(
+        read_snapshot(state_dir), max(1, min(os.cpu_count() or 1, 4) - 1)
+    )
+    if early is not None:
+        early.lock_seen = seen
+    return early
 
 
 def _reporter(args: argparse.Namespace) -> ConsoleReporter:
@@ -131,6 +144,8 @@ def _compare_with_snapshot(
     value = state.snapshot()
     saved = snapshot.Saved.parse(value)
     if saved is None or snapshot.declarations_digest(tasks) != saved.declarations:
+        if early is not None:
+            early.close()  # its children need not stat on through the build
         return None
     found = early.digests(value) if early is not None else None
     if found is not None:

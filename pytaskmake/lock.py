@@ -13,6 +13,41 @@ from pathlib import Path
 
 from .errors import LockedError
 
+LockMark = tuple[int, str]  # the lock file's mtime and the PID written in it
+
+
+def last_holder(directory: Path) -> LockMark | None:
+    """How the lock file looks now, without locking; None when there is none.
+
+    A build compares it with `BuildLock.found` to learn whether another build held
+    the lock in between (see snapshot.Prefetch).
+    """
+    try:
+        fd = os.open(directory / "lock", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return _mark(fd)
+    finally:
+        os.close(fd)
+
+
+def holder_alive(mark: LockMark | None) -> bool:
+    """The process named in the lock file exists (it may be building right now)."""
+    if mark is None or not mark[1].isdigit():
+        return False
+    try:
+        os.kill(int(mark[1]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _mark(fd: int) -> LockMark:
+    return os.fstat(fd).st_mtime_ns, os.pread(fd, 32, 0).decode(errors="replace").strip()
+
 
 class BuildLock:
     """Held for the whole build; the file names the holder's PID for the message."""
@@ -21,6 +56,7 @@ class BuildLock:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / "lock"
         self._fd: int | None = None
+        self.found: LockMark | None = None  # the file as the last holder left it
 
     def acquire(self) -> None:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -35,6 +71,7 @@ class BuildLock:
                 time.sleep(0.01)
             os.close(fd)
             raise LockedError(int(holder) if holder.isdigit() else 0, str(self.path)) from None
+        self.found = _mark(fd)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd

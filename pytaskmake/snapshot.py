@@ -35,7 +35,7 @@ from .fingerprint import Stat, stat_of
 from .taskfile import Task
 
 CHUNK = 2048  # tasks per chunk digest
-_FORMAT = 2  # of the saved value; another format is simply not a match
+_MAGIC = b"pytaskmake snapshot 2\n"  # then marshal; anything else is simply not a match
 _MISSING: Stat = (-1, -1, -1)
 
 
@@ -104,22 +104,20 @@ class Saved:
     @classmethod
     def parse(cls, value: bytes | None) -> Saved | None:
         """The snapshot in `value` (from pack), or None when absent or of another format."""
-        if value is None:
+        if value is None or not value.startswith(_MAGIC):
             return None
         try:
-            fmt, declarations, digests, paths = marshal.loads(value)
-        except (ValueError, EOFError, TypeError):
-            return None
-        if fmt != _FORMAT:
-            return None
-        found = array("q", digests)
-        if len(found) != len(paths) or not all(type(p) is str for p in paths):
+            declarations, digests, paths = marshal.loads(value[len(_MAGIC) :])
+            found = array("q", digests)
+            if len(found) != len(paths) or not all(type(p) is str for p in paths):
+                return None
+        except Exception:  # damaged: no shortcut, the full path decides
             return None
         return cls(declarations, found, paths)
 
     def pack(self) -> bytes:
-        saved = (_FORMAT, self.declarations, self.digests.tobytes(), self._paths)
-        return marshal.dumps(saved, 2)
+        saved = (self.declarations, self.digests.tobytes(), self._paths)
+        return _MAGIC + marshal.dumps(saved, 2)
 
     def with_digests(self, digests: list[int]) -> Saved:
         """The same declarations and files, with their stats now."""
@@ -153,22 +151,15 @@ class Comparison:
         """Names of the tasks whose files may have moved: those of the changed chunks."""
         return [t.name for j in self.changed for t in tasks[j * CHUNK : (j + 1) * CHUNK]]
 
-    def updated(
-        self, tasks: Sequence[Task], stat: Callable[[str], Stat | None], touched: Iterable[str]
-    ) -> Saved:
+    def updated(self, stat: Callable[[str], Stat | None], chunks: set[int]) -> Saved:
         """The snapshot to save after a build that left every task done.
 
-        Chunks holding a task the build worked on (`touched`: it ran, or was checked
-        because something upstream moved) or whose files moved are digested afresh
-        from `stat` (the memo the records were written from); the others are as
-        they were when the build started, and no task of theirs was recorded since.
+        `chunks` (each of whose tasks the build checked, so `stat`, the memo the
+        records were written from, knows every file of theirs) and the chunks that
+        moved are digested again; the others are as they were when the build
+        started, and no task of theirs was recorded since.
         """
-        again = set(self.changed)
-        wanted = set(touched)
-        if wanted:
-            for i, t in enumerate(tasks):
-                if t.name in wanted:
-                    again.add(i // CHUNK)
+        again = chunks | set(self.changed)
         saved = self.saved
         digests = [
             paths_digest(saved.paths_of(j), stat) if j in again else d
@@ -212,6 +203,7 @@ class Prefetch:
     def __init__(self, value: bytes, saved: Saved, workers: int) -> None:
         self.value = value
         self.spoiled = False
+        self.lock_seen: object = None  # the caller's note of the build lock when started
         self._groups = _groups(len(saved.digests), workers)
         self._children: list[tuple[int, int]] = []
         try:
@@ -250,9 +242,9 @@ class Prefetch:
             os.close(fd)
             try:
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):  # reaped by the Taskfile's code
                 pass
-            os.waitpid(pid, 0)
 
 
 def _groups(n: int, workers: int) -> list[range]:

@@ -230,6 +230,14 @@ class StateDB:
                 self._db = self._replace_damaged(str(exc))
             self._rows = {}
 
+    def _load_midway(self) -> None:
+        """load() during a build told which tasks to read: damage found now loses the
+        records of tasks it did not read, so no snapshot may vouch for them."""
+        warning = self.warning
+        self.load()
+        if self.warning is not warning:
+            self.lost_records = True
+
     def snapshot(self) -> bytes | None:
         """The saved no-op snapshot (snapshot.pack), or None."""
         try:
@@ -277,8 +285,7 @@ class StateDB:
         except sqlite3.DatabaseError:
             if self._rows is not None:
                 raise
-            self.load()  # sets the damaged file aside, with a warning
-            self.lost_records = True
+            self._load_midway()
             return self.row(name)
 
     def _files_of(self, name: str) -> str:
@@ -288,7 +295,7 @@ class StateDB:
     def durations(self, names: list[str]) -> dict[str, float]:
         """Last known run time of each of `names`, for ETAs and scheduling."""
         if self._rows is None and len(names) > 10_000:
-            self.load()  # one pass beats 10,000 queries
+            self._load_midway()  # one pass beats 10,000 queries
         found = {}
         for name in names:
             row = self.row(name)

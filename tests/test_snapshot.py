@@ -248,17 +248,18 @@ def test_a_partial_build_then_a_deleted_output(project: Project) -> None:
     assert runs(project) == []
 
 
-def test_a_touched_input_checks_only_the_tasks_of_its_chunk(project: Project) -> None:
-    """Past a snapshot miss only the chunks whose files moved are read, and what they reach."""
+def test_a_touched_input_checks_only_the_chunks_it_reaches(project: Project) -> None:
+    """Past a snapshot miss only the chunks whose files moved are read, and those reached."""
     project.write("a.txt", "a\n")
     project.write("b.txt", "b\n")
     lines = [
         'task("t0", "echo t0 >> runs.log; cat a.txt > out0.txt", inputs=["a.txt"],'
         ' outputs=["out0.txt"])',
-        "for i in range(1, 2100):",
+        "for i in range(1, 4200):",
         '    task(f"t{i}", "true", inputs=["a.txt" if i < 2048 else "b.txt"])',
-        'task("last", "echo last >> runs.log; cat out0.txt > last.txt", inputs=["out0.txt"],'
-        ' outputs=["last.txt"])',
+        "    if i == 3000:  # in the second chunk, downstream of t0",
+        '        task("last", "echo last >> runs.log; cat out0.txt > last.txt",'
+        ' inputs=["out0.txt"], outputs=["last.txt"])',
     ]
     project.taskfile("\n".join(lines) + "\n")
     build(project, "--no-cache")
@@ -266,16 +267,39 @@ def test_a_touched_input_checks_only_the_tasks_of_its_chunk(project: Project) ->
     set_stamps(project.root, 7)  # no record matches now: a task whose record is read says so
     os.utime(project.root / "a.txt", ns=(10**18, 10**18))  # the first chunk's files moved
     result = build(project, "--no-cache")
-    assert runs(project) == [] and "up to date 2101" in result.stdout
+    assert runs(project) == [] and "up to date 4201" in result.stdout
     now = stamps(project.root)
     assert now["t5"] != 7 and now["t0"] != 7  # checked, found clean, re-recorded
-    assert now["last"] != 7  # in the second chunk, but downstream of t0: checked too
-    assert now["t2050"] == 7  # the rest of the second chunk was never read
-    assert "up to date 2101" in build(project, "--no-cache").stdout  # the snapshot again
+    assert now["last"] != 7 and now["t2050"] != 7  # the chunk t0 reaches is checked whole
+    assert now["t4150"] == 7  # the third chunk was never read
+    assert "up to date 4201" in build(project, "--no-cache").stdout  # the snapshot again
     project.write("a.txt", "A\n")
     build(project, "--no-cache")
     assert runs(project) == ["t0", "last"]  # reached across chunks through out0.txt
-    assert (project.root / "last.txt").read_text() == "A\n"
+    assert project.read("last.txt") == "A\n"
+
+
+def test_a_file_edited_during_a_build_is_seen_by_the_next(project: Project) -> None:
+    """A file of a chunk the build reached, edited while it ran, must not pass unchecked."""
+    project.write("a.txt", "a\n")
+    project.write("c.in", "c\n")
+    lines = [
+        'task("A", "echo A >> runs.log; cat a.txt > a.out; cat a.txt > c.in",'  # edits c.in
+        ' inputs=["a.txt"], outputs=["a.out"])',
+        "for i in range(1, 2048):",
+        '    task(f"pad{i}", "true")',
+        'task("B", "echo B >> runs.log; cat a.out > b.out", inputs=["a.out"], outputs=["b.out"])',
+        'task("C", "echo C >> runs.log; cat c.in > c.out", inputs=["c.in"], outputs=["c.out"])',
+    ]
+    project.taskfile("\n".join(lines) + "\n")
+    build(project, "--no-cache")
+    assert sorted(runs(project)) == ["A", "B", "C"]  # (C may read c.in before or after A)
+    project.write("a.txt", "new\n")
+    build(project, "--no-cache")
+    assert sorted(runs(project)) in (["A", "B"], ["A", "B", "C"])
+    build(project, "--no-cache")  # c.in changed after C was checked: C runs now at the latest
+    build(project, "--no-cache")
+    assert project.read("c.out") == "new\n"
 
 
 def test_reordered_declarations_rerun_nothing(project: Project) -> None:
