@@ -147,10 +147,6 @@ class Comparison:
     def nothing_changed(self) -> bool:
         return not self.changed
 
-    def suspects(self, tasks: Sequence[Task]) -> list[str]:
-        """Names of the tasks whose files may have moved: those of the changed chunks."""
-        return [t.name for j in self.changed for t in tasks[j * CHUNK : (j + 1) * CHUNK]]
-
     def updated(self, stat: Callable[[str], Stat | None], chunks: set[int]) -> Saved:
         """The snapshot to save after a build that left every task done.
 

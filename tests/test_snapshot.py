@@ -118,7 +118,7 @@ def test_chunk_digests_follow_each_file(tmp_path: Path) -> None:
     assert again is not None and again.nothing_changed
     os.utime("in.txt", ns=(1, 1))  # same bytes, other mtime: the snapshot is a stat check
     touched = snapshot.compare(saved)
-    assert touched is not None and touched.changed == [0] and touched.suspects(tasks) == ["a"]
+    assert touched is not None and touched.changed == [0]
     Path("a.txt").unlink()
     gone = snapshot.compare(saved)
     assert gone is not None and gone.digests[0] not in (saved.digests[0], touched.digests[0])
@@ -137,7 +137,6 @@ def test_forked_workers_give_the_digests_of_one_process(tmp_path: Path) -> None:
     os.utime("f19940", ns=(5, 5))  # a file in the last chunk, which a child stats
     now = snapshot.compare(saved, workers=2)
     assert now is not None and now.changed == [9]
-    assert now.suspects(tasks) == [f"t{i}" for i in range(9 * 2048, 20_000)]
 
 
 def test_saved_snapshot_round_trips_and_refuses_garbage(tmp_path: Path) -> None:
