@@ -82,7 +82,8 @@ def _prefetch(taskfile: Path) -> snapshot.Prefetch | None:
     if holder_alive(seen):
         return None
     early = snapshot.Prefetch.start(
-        read_snapshot(state_dir), max(1, min(os.cpu_count() or 1, 4) - 1)
+        read_snapshot(state_dir),
+        max(1, _stat_workers() - 1),  # this process loads
     )
     if early is not None:
         early.lock_seen = seen
@@ -115,6 +116,8 @@ def _build(
         observer.handle(
             ev.Notice(f"stopped {killed} task process group(s) left running by a killed build")
         )
+        if early is not None:
+            early.spoil()  # they may have written files after the prefetched stats
     jobs = args.jobs or os.cpu_count() or 1
     files = FileCache()
     tasks = list(by_name.values())
@@ -150,7 +153,12 @@ def _compare_with_snapshot(
     found = early.digests(value) if early is not None else None
     if found is not None:
         return snapshot.Comparison(saved, found)
-    return snapshot.compare(saved, workers=min(os.cpu_count() or 1, 4))
+    return snapshot.compare(saved, workers=_stat_workers())
+
+
+def _stat_workers() -> int:
+    """Processes statting a snapshot's files: a few cores' worth, no more (I/O-bound)."""
+    return min(os.cpu_count() or 1, 4)
 
 
 def _report_nothing_to_do(total: int, jobs: int, observer: ev.Observer, elapsed: float) -> None:

@@ -129,10 +129,6 @@ class Saved:
         return text.split("\0") if text else []
 
 
-def make(declarations: bytes, paths: Sequence[list[str]], digests: Sequence[int]) -> Saved:
-    return Saved(declarations, array("q", digests), tuple(["\0".join(p) for p in paths]))
-
-
 class Comparison:
     """How the files now compare with a saved snapshot of the same declarations."""
 
@@ -164,13 +160,11 @@ class Comparison:
         return saved.with_digests(digests)
 
 
-def fresh(
-    tasks: Sequence[Task], stat: Callable[[str], Stat | None], declarations: bytes | None = None
-) -> Saved:
+def fresh(tasks: Sequence[Task], stat: Callable[[str], Stat | None]) -> Saved:
     """The snapshot of these declarations and files, computed from scratch."""
     paths = [chunk_paths(tasks, j) for j in range(chunk_count(tasks))]
-    digests = [paths_digest(p, stat) for p in paths]
-    return make(declarations or declarations_digest(tasks), paths, digests)
+    digests = array("q", [paths_digest(p, stat) for p in paths])
+    return Saved(declarations_digest(tasks), digests, tuple(["\0".join(p) for p in paths]))
 
 
 def compare(saved: Saved, workers: int = 1) -> Comparison | None:

@@ -122,11 +122,16 @@ def read_snapshot(directory: Path) -> bytes | None:
     except sqlite3.Error:
         return None
     try:
-        found = db.execute("SELECT value FROM meta WHERE key = ?", (_SNAPSHOT,)).fetchone()
-    except sqlite3.Error:
+        return _snapshot_in(db)
+    except sqlite3.Error:  # locked by a writer, say: no prefetch
         return None
     finally:
         db.close()
+
+
+def _snapshot_in(db: sqlite3.Connection) -> bytes | None:
+    """The snapshot kept in `db`; raises sqlite3.DatabaseError when unreadable."""
+    found = db.execute("SELECT value FROM meta WHERE key = ?", (_SNAPSHOT,)).fetchone()
     return bytes(found[0]) if found else None
 
 
@@ -241,12 +246,9 @@ class StateDB:
     def snapshot(self) -> bytes | None:
         """The saved no-op snapshot (snapshot.pack), or None."""
         try:
-            found = self._db.execute(
-                "SELECT value FROM meta WHERE key = ?", (_SNAPSHOT,)
-            ).fetchone()
+            return _snapshot_in(self._db)
         except sqlite3.DatabaseError:  # no meta table yet, or a damaged page: no shortcut
             return None
-        return bytes(found[0]) if found else None
 
     def save_snapshot(self, value: bytes) -> None:
         self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (_SNAPSHOT, value))
