@@ -29,7 +29,6 @@ from .stale import UNCHANGED, Verdict, check, current_inputs, unchanged
 from .state import StateDB
 from .taskfile import Task
 
-
 _LOOKAHEAD = 64  # stale tasks checked ahead of a free slot
 
 

@@ -15,8 +15,8 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from .fingerprint import Fingerprint, Stat
 
