@@ -370,6 +370,30 @@ def test_serial_build_follows_dependencies(project: Project) -> None:
     assert project.read("c.txt") == "A\n"
 
 
+def test_a_task_far_down_the_queue_is_checked_near_its_turn_not_at_the_start(
+    project: Project,
+) -> None:
+    """Only a few stale tasks are checked ahead of a free slot: their inputs are
+    fingerprinted then. Here the first task changes the last one's input behind the
+    build's back (an undeclared write); the last task runs long after and reads the
+    new content, so its record must hold that content, not what the file held when
+    the build began (a build that checked all 200 ready tasks at once would record
+    the old hash, and the next build would rerun it)."""
+    project.write("in/199.txt", "old\n")
+    project.taskfile(
+        """
+        task("t0", "sleep 0.5; echo changed > in/199.txt; echo t0 >> runs.log; touch out/0",
+             outputs=["out/0"])
+        for i in range(1, 200):
+            task(f"t{i}", f"echo t{i} >> runs.log; touch out/{i}",
+                 inputs=["in/199.txt"] if i == 199 else [], outputs=[f"out/{i}"])
+        """
+    )
+    build(project, "-j", "1")
+    assert len(runs(project)) == 200
+    build(project, "-j", "1")
+    assert runs(project) == []
+
 def test_depends_on_orders_tasks_without_files(project: Project) -> None:
     project.taskfile(
         """
