@@ -54,8 +54,27 @@ def kill_leftovers(path: Path, grace: float = 5.0) -> int:
         time.sleep(0.05)
     for pgid in ours:  # what ignored SIGTERM, and helpers the leader left behind
         _killpg(pgid, signal.SIGKILL)
+    # a killed process exits when next scheduled, which on a loaded machine can come
+    # after this build has started the task again: wait until none is left to write
+    deadline = time.monotonic() + grace
+    while ours and time.monotonic() < deadline and _members_running(set(ours)):
+        time.sleep(0.01)
     path.unlink(missing_ok=True)
     return len(ours)
+
+
+def _members_running(groups: set[int]) -> bool:
+    """True while a process of one of `groups` is alive and not a zombie (from /proc)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # exited while we looked
+        if len(fields) > 2 and fields[0] not in ("Z", "X") and int(fields[2]) in groups:
+            return True
+    return False
 
 
 def _boot_clock() -> float:
