@@ -54,13 +54,14 @@ class ShellAction(_Digested):
 
     __slots__ = ("command",)
     cacheable = True
+    PREFIX = "sh:"  # of its signature
 
     def __init__(self, command: str) -> None:
         self.command = command
 
     @property
     def signature(self) -> str:
-        return "sh:" + self.command
+        return self.PREFIX + self.command
 
     def describe(self) -> str:
         return self.command

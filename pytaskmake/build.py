@@ -20,6 +20,7 @@ from types import FrameType
 
 from . import events as ev
 from . import snapshot
+from .action import ShellAction
 from .cache import CorruptEntry, RunCache, cache_key
 from .executors.base import Completion, Executor, Job
 from .fingerprint import FileCache, Fingerprint
@@ -271,7 +272,7 @@ class Build:
             return None
         if task.name not in self._inputs:
             self._inputs[task.name] = current_inputs(task, self.files, self.state.record(task.name))
-        return cache_key(task.action.signature, task.outputs, self._inputs[task.name])
+        return cache_key(task.signature, task.outputs, self._inputs[task.name])
 
     def _restored(self, name: str, verdict: Verdict) -> bool:
         """Restore a stale task's outputs from the run cache instead of running it."""
@@ -463,6 +464,6 @@ def _failure_reason(task: Task, c: Completion) -> str | None:
             return f"killed by {signal.Signals(-c.returncode).name}"
         except ValueError:
             return f"killed by signal {-c.returncode}"
-    if c.returncode == 127 and task.action.signature.startswith("sh:"):
+    if c.returncode == 127 and task.signature.startswith(ShellAction.PREFIX):
         return "command not found (exit 127)"
     return f"exit code {c.returncode}"

@@ -24,17 +24,22 @@ class Scheduler:
         order = list(names)
         everything = len(order) == len(upstream)  # the usual case: no set of 200,000 names
         selected = upstream if everything else set(order)
-        self._priority = priority or {n: i for i, n in enumerate(order)}.__getitem__
         self._dependants = dependants
         self._waiting: dict[str, int] = {}
+        # by default the declaration position; kept only for tasks still waiting, and
+        # dropped as each is released (a dict of 200,000 positions cost ~15 MB)
+        rank: dict[str, int] = {}
         self._ready: list[tuple[float, str]] = []
-        for name in order:
+        for position, name in enumerate(order):
             ups = upstream[name]
             count = len(ups) if everything else sum(1 for up in ups if up in selected)
             if count:
                 self._waiting[name] = count
+                if priority is None:
+                    rank[name] = position
             else:
-                self._ready.append((self._priority(name), name))
+                self._ready.append((position if priority is None else priority(name), name))
+        self._priority: Callable[[str], float] = priority or rank.pop
         heapq.heapify(self._ready)
         self.total = len(order)
 

@@ -49,7 +49,7 @@ def declarations_digest(tasks: Sequence[Task]) -> bytes:
     digest = hashlib.blake2b(digest_size=16)
     for start in range(0, len(tasks), 4096):
         rows = [
-            (t.name, t.action.signature, t.inputs, t.outputs, t.deps, t.log)
+            (t.name, t.signature, t.inputs, t.outputs, t.deps, t.log)
             for t in tasks[start : start + 4096]
         ]
         try:

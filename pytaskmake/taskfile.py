@@ -13,7 +13,6 @@ import sys
 import traceback
 import types
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,21 +22,67 @@ from .errors import TaskfileError
 PathLike = str | os.PathLike[str]
 
 
-@dataclass(eq=False, slots=True)
 class Task:
-    """One unit of work: an action that turns input files into output files."""
+    """One unit of work: an action that turns input files into output files.
 
-    name: str
-    action: Action
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
-    deps: tuple[str, ...] = ()
-    log: str | None = None
-    timeout: float | None = None
-    retries: int = 0
-    cache: bool = True
-    where: str = ""  # "Taskfile.py:12", for messages
-    paths_key: int | None = field(default=None, repr=False)  # memo for the rebuilder
+    A sweep declares 200,000 of these, so they are kept small: a shell command is
+    kept as its string (`action` wraps it on each use), and the fields most tasks
+    leave at their defaults (log, timeout, retries, cache) share one tuple.
+    """
+
+    __slots__ = ("name", "_action", "inputs", "outputs", "deps", "where", "_extra", "paths_key")
+
+    def __init__(
+        self,
+        name: str,
+        action: Action | str,
+        inputs: tuple[str, ...],
+        outputs: tuple[str, ...],
+        deps: tuple[str, ...] = (),
+        log: str | None = None,
+        timeout: float | None = None,
+        retries: int = 0,
+        cache: bool = True,
+        where: str = "",  # "Taskfile.py:12", for messages
+    ) -> None:
+        self.name = name
+        self._action = action.command if type(action) is ShellAction else action
+        self.inputs, self.outputs, self.deps, self.where = inputs, outputs, deps, where
+        self._extra = _DEFAULTS
+        if log is not None or timeout is not None or retries != 0 or cache is not True:
+            self._extra = (log, timeout, retries, cache)
+        self.paths_key: int | None = None  # memo for the rebuilder
+
+    @property
+    def action(self) -> Action:
+        action = self._action
+        return ShellAction(action) if type(action) is str else action  # type: ignore[return-value]
+
+    @property
+    def signature(self) -> str:
+        """Its action's signature, without building the action (see action.py)."""
+        action = self._action
+        return ShellAction.PREFIX + action if type(action) is str else action.signature  # type: ignore[union-attr]
+
+    @property
+    def log(self) -> str | None:
+        return self._extra[0]
+
+    @property
+    def timeout(self) -> float | None:
+        return self._extra[1]
+
+    @property
+    def retries(self) -> int:
+        return self._extra[2]
+
+    @property
+    def cache(self) -> bool:
+        return self._extra[3]
+
+    def limit(self, timeout: float | None, retries: int, cache: bool) -> None:
+        """Set the run limits (checked by the caller)."""
+        self._extra = (self.log, timeout, retries, cache)
 
     def depends_on(self, *tasks: Task | str) -> Task:
         """Run after `tasks` even though no file links them; returns self for chaining."""
@@ -46,6 +91,9 @@ class Task:
 
     def __repr__(self) -> str:
         return f"<Task {self.name}>"
+
+
+_DEFAULTS = (None, None, 0, True)  # log, timeout, retries, cache of most tasks
 
 
 class Registry:
@@ -140,13 +188,13 @@ def task(
         and action
         and not action.isspace()
     ):  # the sweep's shape: its paths are checked in bulk once the Taskfile has run
-        new = Task(name, ShellAction(action), tuple(inputs), tuple(outputs), where=where)
+        new = Task(name, action, tuple(inputs), tuple(outputs), where=where)
         registry.unchecked.append(new)
     else:
         try:
             new = _build_task(registry.root, name, action, inputs, outputs, deps, log, where)
             if timeout is not None or retries != 0 or cache is not True:
-                new.timeout, new.retries, new.cache = _check_limits(name, timeout, retries, cache)
+                new.limit(*_check_limits(name, timeout, retries, cache))
         except (TypeError, ValueError) as exc:
             raise TaskfileError(str(exc), *_split_where(where)) from None
     if registry.tasks.setdefault(name, new) is not new:
