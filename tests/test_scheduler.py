@@ -57,6 +57,18 @@ def test_a_task_becomes_ready_only_when_all_its_upstream_succeeded() -> None:
     assert s.blocked() == []
 
 
+def test_released_tasks_join_the_ready_ones_in_declaration_order() -> None:
+    """A sim's parse, declared right after it, goes before later sims still ready."""
+    names = ["sim1", "parse1", "sim2", "parse2", "sim3", "parse3"]
+    s = make([("sim1", "parse1"), ("sim2", "parse2"), ("sim3", "parse3")], names)
+    assert s.pop() == "sim1"
+    s.succeeded("sim1")
+    assert drain(s) == ["parse1", "sim2", "sim3"]
+    s.succeeded("sim3")  # finished first: parse3 is released before parse2
+    s.succeeded("sim2")
+    assert drain(s) == ["parse2", "parse3"]
+
+
 def test_upstream_outside_the_selection_is_not_waited_for() -> None:
     names = ["a", "b"]
     s = make([("a", "b")], names, selected=["b"])

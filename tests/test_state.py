@@ -33,6 +33,27 @@ def test_encode_decode_round_trip() -> None:
     assert decode_files(encode_files({}, OUT)) == ({}, OUT)
 
 
+@pytest.mark.parametrize("count", [8191, 8192, 8193, 20_000])
+def test_a_record_of_many_files_round_trips_across_slices(count: int) -> None:
+    """Records are encoded and decoded 8,192 files at a time: every boundary holds."""
+    ins = {f"in/{i}.csv": ((i * 1_000_003 - 7, i, 2**64 - 1 - i), f"{i:032x}") for i in range(count)}
+    outs = {f"out/{i}": ((-i, 0, i), "0" * 32) for i in range(count // 4000)}
+    text = encode_files(ins, outs)
+    assert text.count("\0") == 6 * (count + len(outs)) - 1  # no empty slice joined in
+    decoded = decode_files(text)
+    assert decoded == (ins, outs)
+    assert list(decoded[0]) == list(ins)  # in their recorded order
+
+
+@pytest.mark.parametrize("cut", [1, 6 * 8192 * 10 + 3])
+def test_a_damaged_record_of_many_files_is_refused(cut: int) -> None:
+    ins = {f"in/{i}": ((i, i, i), "ab" * 16) for i in range(12_000)}
+    text = encode_files(ins, {})
+    cut_at = len(text) - cut
+    with pytest.raises((ValueError, IndexError)):
+        decode_files(text[:cut_at] + "\0x" + text[cut_at:])
+
+
 def test_fresh_database_is_created_with_directory(state_dir: Path) -> None:
     db = StateDB(state_dir)
     try:
