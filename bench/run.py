@@ -663,6 +663,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s.replace("_", "")) for s in _split(args.sizes)]
     scenarios = [s for s in SCENARIOS if s in _split(args.scenarios)]
     tools = [discover(name) for name in ALL_TOOLS if name in _split(args.tools)]
+    if args.workdir:
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="pytaskmake-bench-", dir=args.workdir))
     bench = Bench(tools, args.repeat, args.timeout, args.setup_timeout, workdir, args.keep)
     for tool in tools:
