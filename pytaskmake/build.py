@@ -66,13 +66,17 @@ class Build:
         self.counts = {o: 0 for o in (ev.RAN, ev.RESTORED, ev.UP_TO_DATE, ev.FAILED, ev.SKIPPED)}
         # stale tasks checked and waiting for a free slot, at most _LOOKAHEAD of them
         self._waiting_slot: deque[tuple[str, Verdict]] = deque()
-        self._inputs: dict[str, dict[str, Fingerprint]] = {}
+        self._inputs: dict[str, dict[str, Fingerprint]] = {}  # of stale tasks, until done
+        self._keys: dict[str, str] = {}  # their run-cache keys, from those inputs
         self._attempts: dict[str, int] = {}
         self._refresh: list[tuple[Task, Verdict]] = []
         self._made_dirs: set[str] = {""}
         self._stopping = False
         self._warned = False
         self._checked_chunks: set[int] = set()  # past the snapshot: chunks checked whole
+        # past the snapshot, tasks found with a stamp that moved: not compared again (the
+        # full path does not keep them: they may be all 200,000)
+        self._moved: set[str] = set()
         self._interrupts = 0
         self._seen_interrupts = 0
 
@@ -159,6 +163,7 @@ class Build:
                 for t in tasks[j * snapshot.CHUNK : (j + 1) * snapshot.CHUNK]:
                     if not unchanged(t, row(t.name), files):
                         marked.add(t.name)
+                        self._moved.add(t.name)
             checked |= todo
             marked = self._with_downstream(marked)
             todo = {i // snapshot.CHUNK for i, t in enumerate(tasks) if t.name in marked}
@@ -252,10 +257,15 @@ class Build:
     def _verdict(self, name: str) -> Verdict | None:
         """The rebuilder's verdict; a clean task is finished on the spot (returns None)."""
         task = self.graph.tasks[name]
-        if not self.options.always and unchanged(task, self.state.row(name), self.files):
+        always = self.options.always
+        if (
+            not always
+            and name not in self._moved
+            and unchanged(task, self.state.row(name), self.files)
+        ):
             verdict = UNCHANGED  # the no-op fast path, without building a record
         else:
-            verdict = check(task, self.state.record(name), self.files, self.options.always)
+            verdict = check(task, self.state.record(name), self.files, always, stamp_moved=True)
         if verdict.stale:
             return verdict
         if verdict.refresh:
@@ -270,9 +280,15 @@ class Build:
         cache = self.options.cache
         if cache is None or not task.cache or not task.outputs or not task.action.cacheable:
             return None
-        if task.name not in self._inputs:
-            self._inputs[task.name] = current_inputs(task, self.files, self.state.record(task.name))
-        return cache_key(task.signature, task.outputs, self._inputs[task.name])
+        key = self._keys.get(task.name)
+        if key is None:
+            if task.name not in self._inputs:
+                record = self.state.record(task.name)
+                self._inputs[task.name] = current_inputs(task, self.files, record)
+            key = self._keys[task.name] = cache_key(
+                task.signature, task.outputs, self._inputs[task.name]
+            )
+        return key
 
     def _restored(self, name: str, verdict: Verdict) -> bool:
         """Restore a stale task's outputs from the run cache instead of running it."""
@@ -292,6 +308,7 @@ class Build:
         outputs = {p: fp for p in task.outputs if (fp := self._refreshed(p)) is not None}
         record = self.state.record(name)
         duration = record.duration if record else 0.0
+        self._keys.pop(name, None)
         self.state.save_success(name, task.action.digest, self._inputs.pop(name), outputs, duration)
         self.counts[ev.RESTORED] += 1
         reason = f"restored from cache ({verdict.reason})"
@@ -394,6 +411,7 @@ class Build:
 
     def _succeed(self, task: Task, c: Completion, outputs: dict[str, Fingerprint]) -> None:
         key = self._cache_key(task)
+        self._keys.pop(task.name, None)
         inputs = self._inputs.pop(task.name)
         self.state.save_success(task.name, task.action.digest, inputs, outputs, c.duration)
         if key is not None:
@@ -411,6 +429,7 @@ class Build:
 
     def _fail(self, task: Task, c: Completion, reason: str) -> None:
         self._inputs.pop(task.name, None)
+        self._keys.pop(task.name, None)
         self.state.save_failure(task.name, task.action.digest, c.duration)
         moved = self._move_aside(task)
         if moved:

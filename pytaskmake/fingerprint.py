@@ -18,6 +18,7 @@ Fingerprint = tuple[Stat, str]  # a stat and the content hash taken at that stat
 _BLOCK = 1 << 20
 _SMALL = 1 << 16
 _STAT = struct.Struct("<qQQ")  # mtime_ns (may be negative), size, inode (may pass 2**63)
+_unpack = _STAT.unpack_from
 _HASHED = _STAT.size + 16  # a packed stat followed by a BLAKE2b-128 digest
 _UNKNOWN = b""
 
@@ -70,7 +71,7 @@ class FileCache:
             st = stat_of(path)
             self._known[path] = None if st is None else _STAT.pack(*st)
             return st
-        return None if packed is None else _STAT.unpack_from(packed)  # type: ignore[return-value]
+        return None if packed is None else _unpack(packed)  # type: ignore[return-value]
 
     def fingerprint(self, path: str, known: Fingerprint | None = None) -> Fingerprint | None:
         """The file's current (stat, hash); `known` spares the read when its stat matches."""

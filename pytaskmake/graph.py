@@ -66,7 +66,8 @@ class BuildGraph:
             up = producer.get(path)
             if up is not None:
                 ups[up] = None
-                path = next(out for out in tasks[up].outputs if out == path)
+                outs = tasks[up].outputs
+                path = outs[0] if outs[0] == path else next(o for o in outs if o == path)
             shared.append(path)
         if ups:
             t.inputs = tuple(shared)

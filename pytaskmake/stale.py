@@ -42,8 +42,18 @@ UPSTREAM = "upstream"
 UNCHANGED = Verdict(False, CLEAN, "up to date")
 
 
-def check(task: Task, record: TaskRecord | None, files: FileCache, forced: bool) -> Verdict:
-    """Decide whether `task` must run, given its last record and the files as they are now."""
+def check(
+    task: Task,
+    record: TaskRecord | None,
+    files: FileCache,
+    forced: bool,
+    stamp_moved: bool = False,
+) -> Verdict:
+    """Decide whether `task` must run, given its last record and the files as they are now.
+
+    `stamp_moved`: the caller has just found that the stamp does not match (unchanged()
+    was False), so it is not computed again (a summary of 100,000 inputs stats them all).
+    """
     if forced:
         return Verdict(True, FORCED, "forced (-B)")
     if record is None:
@@ -52,7 +62,7 @@ def check(task: Task, record: TaskRecord | None, files: FileCache, forced: bool)
         return Verdict(True, FAILED, "failed last time")
     if record.action != task.action.digest:
         return Verdict(True, ACTION, "action changed")
-    if unchanged(task, (1, record.action, record.stamp), files):
+    if not stamp_moved and unchanged(task, (1, record.action, record.stamp), files):
         return UNCHANGED
     return _check_files(task, record, files)
 

@@ -176,6 +176,7 @@ class StateDB:
         self._snapshot_may_exist = True
         self._unlisted = 0  # records written since load() that are not in _rows
         self.lost_records = False  # damage found mid-build: records of unread tasks lost
+        self._last_record: tuple[str, TaskRecord] | None = None  # see record()
         if readonly:
             self._db = self._open_readonly()
         else:
@@ -250,6 +251,7 @@ class StateDB:
             )
             self._rows = {name: (ok, action, stamp, d) for name, ok, action, stamp, d, _ in rows}
         except sqlite3.DatabaseError as exc:
+            self._last_record = None
             self._db.close()
             if self.readonly:
                 self._unreadable(str(exc))
@@ -284,10 +286,18 @@ class StateDB:
             self._snapshot_may_exist = False
 
     def record(self, name: str) -> TaskRecord | None:
+        """A task's record; the last one asked for is kept until anything is written, as
+        checking a stale task, keying it for the run cache and starting it each ask
+        (a summary's record of 100,000 files is decoded once, not three times)."""
+        last = self._last_record
+        if last is not None and last[0] == name:
+            return last[1]
         row = self.row(name)
         if row is None:
             return None
-        return TaskRecord(bool(row[0]), row[1], lambda: self._files_of(name), row[2], row[3])
+        record = TaskRecord(bool(row[0]), row[1], lambda: self._files_of(name), row[2], row[3])
+        self._last_record = (name, record)
+        return record
 
     def row(self, name: str) -> tuple[int, str, int, float] | None:
         """(ok, action digest, stamp, duration) of a task, without building a record.
@@ -346,6 +356,7 @@ class StateDB:
     def _write(
         self, name: str, ok: int, action: str, files: str, stamp: int, duration: float
     ) -> None:
+        self._last_record = None
         if not self._db.in_transaction:  # a batch, until commit()
             self._db.execute("BEGIN")
         self._drop_snapshot()
@@ -361,6 +372,7 @@ class StateDB:
 
     def forget(self, names: list[str]) -> None:
         """Drop records (after --clean), in one transaction."""
+        self._last_record = None
         with self.transaction():
             self._drop_snapshot()
             self._db.executemany("DELETE FROM tasks WHERE name = ?", [(n,) for n in names])
