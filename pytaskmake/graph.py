@@ -48,9 +48,10 @@ class BuildGraph:
     def _upstream_of(self, t: Task) -> tuple[str, ...]:
         """The tasks producing `t`'s inputs, plus its deps.
 
-        On the way, each input produced by a task becomes the producer's own string
-        object: a sweep's Taskfile spells every intermediate path twice (once as an
-        output, once as an input), 13 MB of duplicates at 100,000 points.
+        On the way, an input produced by a task (one of few outputs) becomes the
+        producer's own string object: a sweep's Taskfile spells every intermediate
+        path twice (once as an output, once as an input), 13 MB of duplicates at
+        100,000 points.
         """
         producer, tasks = self.producer, self.tasks
         if not t.deps and len(t.inputs) == 1:  # the sweep's usual shape, made cheap
@@ -67,7 +68,10 @@ class BuildGraph:
             if up is not None:
                 ups[up] = None
                 outs = tasks[up].outputs
-                path = outs[0] if outs[0] == path else next(o for o in outs if o == path)
+                if outs[0] == path:
+                    path = outs[0]
+                elif len(outs) <= 8:  # (a generator of 100,000 files: no scan per reader)
+                    path = next(o for o in outs if o == path)
             shared.append(path)
         if ups:
             t.inputs = tuple(shared)

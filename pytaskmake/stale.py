@@ -51,8 +51,9 @@ def check(
 ) -> Verdict:
     """Decide whether `task` must run, given its last record and the files as they are now.
 
-    `stamp_moved`: the caller has just found that the stamp does not match (unchanged()
-    was False), so it is not computed again (a summary of 100,000 inputs stats them all).
+    `stamp_moved`: the caller found that the stamp does not match (unchanged() was
+    False), so it is not computed again (a summary of 100,000 inputs stats them all);
+    the files are compared one by one all the same.
     """
     if forced:
         return Verdict(True, FORCED, "forced (-B)")

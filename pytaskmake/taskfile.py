@@ -46,7 +46,9 @@ class Task:
         where: str = "",  # "Taskfile.py:12", for messages
     ) -> None:
         self.name = name
-        self._action = action.command if type(action) is ShellAction else action
+        if type(action) is ShellAction and type(action.command) is str:
+            action = action.command  # (a str subclass stays wrapped: see `action`)
+        self._action = action
         self.inputs, self.outputs, self.deps, self.where = inputs, outputs, deps, where
         self._extra = _DEFAULTS
         if log is not None or timeout is not None or retries != 0 or cache is not True:

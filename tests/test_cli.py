@@ -394,6 +394,7 @@ def test_a_task_far_down_the_queue_is_checked_near_its_turn_not_at_the_start(
     build(project, "-j", "1")
     assert runs(project) == []
 
+
 def test_depends_on_orders_tasks_without_files(project: Project) -> None:
     project.taskfile(
         """

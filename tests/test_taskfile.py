@@ -330,3 +330,19 @@ def test_cli_sys_exit_in_taskfile_is_a_taskfile_error(project: Project) -> None:
         """
     )
     assert_taskfile_error(project.run(), "Taskfile.py:4", "config.yaml is missing")
+
+
+def test_a_command_given_as_a_str_subclass_is_a_shell_command(project: Project) -> None:
+    """numpy.str_ and friends: kept as a ShellAction, built and then up to date."""
+    project.taskfile(
+        """
+        class Text(str):
+            pass
+        task("t", Text("echo hi > out.txt"), outputs=[Text("out.txt")])
+        """
+    )
+    first = project.run()
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert project.read("out.txt") == "hi\n"
+    again = project.run("-n")
+    assert again.returncode == 0 and "0 of 1 tasks would run" in again.stdout, again.stdout
