@@ -81,7 +81,7 @@ class FileCache:
         if known is not None and known[0] == st:
             return known
         packed = self._known.get(path)
-        if packed is not None and len(packed) == _HASHED and _STAT.unpack_from(packed) == st:
+        if packed is not None and len(packed) == _HASHED and _unpack(packed) == st:
             return (st, packed[_STAT.size :].hex())
         digest = self.read_hash(path)
         self._known[path] = _STAT.pack(*st) + bytes.fromhex(digest)

@@ -14,9 +14,9 @@ import hashlib
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from itertools import islice
 from pathlib import Path
-from typing import Any
 
 from .fingerprint import Fingerprint, Stat
 
@@ -99,13 +99,16 @@ def encode_files(inputs: dict[str, Fingerprint], outputs: dict[str, Fingerprint]
     slices = [
         "\0".join([f"{tag}\0{p}\0{m}\0{s}\0{i}\0{d}" for p, ((m, s, i), d) in part])
         for tag, files in (("I", inputs), ("O", outputs))
-        for part in _slices(list(files.items()))
+        for part in _slices(files)
     ]
-    return "\0".join([s for s in slices if s])
+    return "\0".join(slices)
 
 
-def _slices(items: list[Any]) -> list[list[Any]]:
-    return [items[i : i + _SLICE_FILES] for i in range(0, len(items), _SLICE_FILES)]
+def _slices(files: dict[str, Fingerprint]) -> Iterator[list[tuple[str, Fingerprint]]]:
+    """The items of `files`, _SLICE_FILES at a time (never all of them in one list)."""
+    items = iter(files.items())
+    while part := list(islice(items, _SLICE_FILES)):
+        yield part
 
 
 _SLICE_FILES = 8192  # files encoded or decoded at a time
