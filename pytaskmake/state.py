@@ -128,6 +128,8 @@ def decode_files(text: str) -> tuple[dict[str, Fingerprint], dict[str, Fingerpri
     while rest:
         f = rest.split("\0", limit)
         rest = f.pop() if len(f) > limit else ""
+        if len(f) == limit and not rest:  # a NUL after the last field of a slice
+            raise ValueError("damaged record: empty field")
         for i in range(0, len(f), _FIELDS):
             target = inputs if f[i] == "I" else outputs
             target[f[i + 1]] = ((int(f[i + 2]), int(f[i + 3]), int(f[i + 4])), f[i + 5])

@@ -45,6 +45,13 @@ def test_a_record_of_many_files_round_trips_across_slices(count: int) -> None:
     assert list(decoded[0]) == list(ins)  # in their recorded order
 
 
+@pytest.mark.parametrize("count", [1, 8192, 8193])
+def test_a_record_with_a_trailing_nul_is_refused(count: int) -> None:
+    text = encode_files({f"in/{i}": ((i, i, i), "ab" * 16) for i in range(count)}, {})
+    with pytest.raises((ValueError, IndexError)):
+        decode_files(text + "\0")
+
+
 @pytest.mark.parametrize("cut", [1, 6 * 8192 * 10 + 3])
 def test_a_damaged_record_of_many_files_is_refused(cut: int) -> None:
     ins = {f"in/{i}": ((i, i, i), "ab" * 16) for i in range(12_000)}
