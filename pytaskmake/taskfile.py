@@ -82,7 +82,7 @@ class Task:
     def cache(self) -> bool:
         return self._extra[3]
 
-    def limit(self, timeout: float | None, retries: int, cache: bool) -> None:
+    def _set_limits(self, timeout: float | None, retries: int, cache: bool) -> None:
         """Set the run limits (checked by the caller)."""
         self._extra = (self.log, timeout, retries, cache)
 
@@ -196,7 +196,7 @@ def task(
         try:
             new = _build_task(registry.root, name, action, inputs, outputs, deps, log, where)
             if timeout is not None or retries != 0 or cache is not True:
-                new.limit(*_check_limits(name, timeout, retries, cache))
+                new._set_limits(*_check_limits(name, timeout, retries, cache))
         except (TypeError, ValueError) as exc:
             raise TaskfileError(str(exc), *_split_where(where)) from None
     if registry.tasks.setdefault(name, new) is not new:

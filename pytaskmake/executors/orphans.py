@@ -66,15 +66,19 @@ def kill_leftovers(path: Path, grace: float = 5.0) -> int:
 def _members_running(groups: set[int]) -> bool:
     """True while a process of one of `groups` is alive and not a zombie (from /proc)."""
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue  # exited while we looked
-        if len(fields) > 2 and fields[0] not in ("Z", "X") and int(fields[2]) in groups:
+        fields = _proc_stat(int(entry)) if entry.isdigit() else None
+        if fields and fields[0] not in ("Z", "X") and int(fields[2]) in groups:
             return True
     return False
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first), or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:  # gone, or no /proc
+        return None
+    return fields if len(fields) > 19 else None
 
 
 def _boot_clock() -> float:
@@ -85,21 +89,19 @@ def _boot_clock() -> float:
 
 def _started_at(pid: int, recorded: str, tolerance: float = 1.0) -> bool:
     """True when `pid` is alive and started within `tolerance` s of `recorded`."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        ticks = int(stat.rpartition(")")[2].split()[19])  # field 22; the name may hold spaces
-        return abs(ticks / os.sysconf("SC_CLK_TCK") - float(recorded)) <= tolerance
-    except (OSError, ValueError, IndexError):
+    fields = _proc_stat(pid)
+    if fields is None:
+        return False
+    try:  # field 22 of the file: its start time in clock ticks
+        return abs(int(fields[19]) / os.sysconf("SC_CLK_TCK") - float(recorded)) <= tolerance
+    except ValueError:
         return False
 
 
 def _leader_running(pid: int) -> bool:
     """Alive and not a zombie (a container's PID 1 may never reap it)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
+    fields = _proc_stat(pid)
+    return fields is not None and fields[0] != "Z"
 
 
 def _killpg(pgid: int, sig: int) -> None:
