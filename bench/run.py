@@ -23,6 +23,7 @@ Usage:  python bench/run.py [--sizes 1000,10000] [--repeat 5] [--tools ninja,mak
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import functools
 import importlib.util
@@ -46,7 +47,9 @@ import workload  # bench/ is on sys.path when this file is run as a script
 REPO = Path(__file__).resolve().parent.parent
 SWEEP = REPO / "examples" / "sweep"
 ALL_TOOLS = ("pytaskmake", "ninja", "make", "make-r", "doit", "snakemake")
-SCENARIOS = ("full", "noop", "touch", "edit")
+SCENARIOS = ("full", "noop", "touch", "edit", "add10", "cmd", "param", "remove10")
+EDITS = ("add10", "cmd", "param", "remove10")  # Taskfile edits: pytaskmake and ninja only
+EDITING_TOOLS = ("pytaskmake", "ninja")
 JOBS = "2"
 T = TypeVar("T")
 
@@ -233,6 +236,7 @@ def summary_text(ws: Path) -> str:
 def prepare_full(ws: Path, n: int, rep: int) -> str | None:
     """A brand-new workspace: no outputs, no tool state."""
     shutil.rmtree(ws, ignore_errors=True)
+    _VARIANTS.pop(ws, None)
     workload.generate(ws, n)
     return None
 
@@ -254,11 +258,50 @@ def prepare_edit(ws: Path, n: int, rep: int) -> str | None:
     return marker.upper()
 
 
+_VARIANTS: dict[Path, workload.Variant] = {}  # each workspace's build files as last written
+
+
+def _edit(ws: Path, n: int, **change: int) -> workload.Variant:
+    """Rewrite the workspace's Taskfile.py and build.ninja with `change` applied."""
+    v = dataclasses.replace(_VARIANTS.get(ws, workload.Variant(n)), **change)
+    workload.rewrite(ws, v)
+    _VARIANTS[ws] = v
+    return v
+
+
+def prepare_add10(ws: Path, n: int, rep: int) -> str | None:
+    """Ten more points at the end of the sweep: 20 new tasks, and the summary reruns."""
+    v = _edit(ws, n, points=_VARIANTS.get(ws, workload.Variant(n)).points + 10)
+    return f"POINT {v.points}"
+
+
+def prepare_remove10(ws: Path, n: int, rep: int) -> str | None:
+    """Ten points fewer (their outputs stay, as every tool leaves them)."""
+    _edit(ws, n, points=_VARIANTS.get(ws, workload.Variant(n)).points - 10)
+    return None
+
+
+def prepare_cmd(ws: Path, n: int, rep: int) -> str | None:
+    """One simulation's command edited (a comment: the same output)."""
+    _edit(ws, n, revised=touched_point(n), rev=rep + 2)
+    return None
+
+
+def prepare_param(ws: Path, n: int, rep: int) -> str | None:
+    """A parameter every simulation uses changed: every sim, parse and the summary rerun."""
+    _edit(ws, n, param=rep + 2)
+    return f"R={rep + 2}"
+
+
 PREPARE: dict[str, Callable[[Path, int, int], str | None]] = {
     "full": prepare_full,
     "noop": prepare_noop,
     "touch": prepare_touch,
     "edit": prepare_edit,
+    "add10": prepare_add10,
+    "cmd": prepare_cmd,
+    "param": prepare_param,
+    "remove10": prepare_remove10,
 }
 
 
@@ -375,6 +418,8 @@ def bench_size(bench: Bench, n: int, scenarios: list[str]) -> None:
     for scenario in scenarios:
         for rep in range(-1, bench.repeat):
             for tool in rotated(bench.tools, rep):
+                if scenario in EDITS and tool.name not in EDITING_TOOLS:
+                    continue
                 if bench.usable(size, tool):
                     measure(bench, n, scenario, tool, rep)
     if not bench.keep:

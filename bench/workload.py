@@ -17,6 +17,7 @@ is created here, up front, so no tool pays for (or is spared) a `mkdir -p`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 PARAMS = "alpha=1\nbeta=2\n"
@@ -24,7 +25,29 @@ SUMMARY_CMD = "find out -name 'parse_*.csv' | LC_ALL=C sort | xargs cat > out/su
 FILES = ("Taskfile.py", "Makefile", "build.ninja", "dodo.py", "Snakefile")
 
 
-def sim_cmd(i: int | str) -> str:
+@dataclass(frozen=True)
+class Variant:
+    """The Taskfile edits the growing-a-sweep scenarios make, the same in every build file.
+
+    `points`: the sweep's size (grown or shrunk by 10); `revised`: one point whose sim
+    command carries a comment `# rev R` (same output); `param`: when set, every sim
+    also writes `r=PARAM` (a parameter every simulation uses, changed).
+    """
+
+    points: int
+    revised: int = 0  # 0: none
+    rev: int = 0
+    param: int = 0  # 0: none
+
+
+def sim_extra(v: Variant) -> str:
+    """What every sim appends to its output for the parameter edit."""
+    return f"; echo r={v.param}" if v.param else ""
+
+
+def sim_cmd(i: int | str, extra: str = "") -> str:
+    if extra:
+        return f"(cat params.txt inputs/p_{i}.txt{extra}) > out/sim_{i}.dat"
     return f"cat params.txt inputs/p_{i}.txt > out/sim_{i}.dat"
 
 
@@ -40,10 +63,7 @@ def generate(root: Path, n: int) -> None:
     """Write params.txt, inputs/p_1..p_n.txt, an empty out/ and the five build files."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "params.txt").write_text(PARAMS)
-    inputs = root / "inputs"
-    inputs.mkdir(exist_ok=True)
-    for i in range(1, n + 1):
-        (inputs / f"p_{i}.txt").write_text(point_input(i))
+    write_inputs(root, n)
     (root / "out").mkdir(exist_ok=True)
     (root / "Taskfile.py").write_text(taskfile(n))
     (root / "Makefile").write_text(makefile(n))
@@ -52,7 +72,51 @@ def generate(root: Path, n: int) -> None:
     (root / "Snakefile").write_text(snakefile(n))
 
 
-def taskfile(n: int) -> str:
+def write_inputs(root: Path, n: int) -> None:
+    """inputs/p_1..p_n.txt, each written only if missing (a grown sweep adds a few)."""
+    inputs = root / "inputs"
+    inputs.mkdir(exist_ok=True)
+    for i in range(1, n + 1):
+        path = inputs / f"p_{i}.txt"
+        if not path.exists():
+            path.write_text(point_input(i))
+
+
+def rewrite(root: Path, v: Variant) -> None:
+    """Edit the sweep as a user edits a Taskfile; build.ninja gets the same edit.
+
+    Only pytaskmake and ninja are timed on these edits (make has no notion of a
+    changed command; doit and snakemake are compared at the other scenarios).
+    """
+    write_inputs(root, v.points)
+    (root / "Taskfile.py").write_text(taskfile(v.points, v))
+    (root / "build.ninja").write_text(ninja(v.points, v))
+
+
+def taskfile(n: int, v: Variant | None = None) -> str:
+    if v is None or v == Variant(n):
+        return plain_taskfile(n)
+    return f'''from pytaskmake import task
+
+N = {n}
+SUMMARY = {SUMMARY_CMD!r}
+EXTRA = {sim_extra(v)!r}
+REVISED, REV = {v.revised}, {v.rev}
+csvs = []
+for i in range(1, N + 1):
+    cmd = f"{sim_cmd("{i}", "{EXTRA}")}" if EXTRA else f"{sim_cmd("{i}")}"
+    if i == REVISED:
+        cmd += f" # rev {{REV}}"
+    task(f"sim_{{i}}", cmd,
+         inputs=["params.txt", f"inputs/p_{{i}}.txt"], outputs=[f"out/sim_{{i}}.dat"])
+    task(f"parse_{{i}}", f"{parse_cmd("{i}")}",
+         inputs=[f"out/sim_{{i}}.dat"], outputs=[f"out/parse_{{i}}.csv"])
+    csvs.append(f"out/parse_{{i}}.csv")
+task("summary", SUMMARY, inputs=csvs, outputs=["out/summary.csv"])
+'''
+
+
+def plain_taskfile(n: int) -> str:
     return f'''from pytaskmake import task
 
 N = {n}
@@ -91,10 +155,12 @@ out/parse_%.csv: out/sim_%.dat
 """
 
 
-def ninja(n: int) -> str:
+def ninja(n: int, v: Variant | None = None) -> str:
+    v = v or Variant(n)
+    sim = f"(cat params.txt $in{sim_extra(v)}) > $out" if v.param else "cat params.txt $in > $out"
     lines = [
         "rule sim",
-        "  command = cat params.txt $in > $out",
+        f"  command = {sim}$rev",
         "rule parse",
         "  command = tr a-z A-Z < $in > $out",
         "rule summary",
@@ -102,6 +168,8 @@ def ninja(n: int) -> str:
     ]
     for i in range(1, n + 1):
         lines.append(f"build out/sim_{i}.dat: sim inputs/p_{i}.txt | params.txt")
+        if i == v.revised:
+            lines.append(f"  rev = $ # rev {v.rev}")
         lines.append(f"build out/parse_{i}.csv: parse out/sim_{i}.dat")
     csvs = " $\n    ".join(f"out/parse_{i}.csv" for i in range(1, n + 1))
     lines.append(f"build out/summary.csv: summary $\n    {csvs}")

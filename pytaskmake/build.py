@@ -13,7 +13,6 @@ import errno
 import os
 import signal
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -26,16 +25,15 @@ from .executors.base import Completion, Executor, Job
 from .fingerprint import FileCache, Fingerprint
 from .graph import BuildGraph
 from .scheduler import Scheduler
-from .stale import UNCHANGED, Verdict, check, current_inputs, unchanged
+from .stale import Rebuilder, Verdict, record_stamp
 from .state import StateDB
 from .taskfile import Task
-
-_LOOKAHEAD = 64  # stale tasks checked ahead of a free slot
 
 
 @dataclass
 class BuildOptions:
-    jobs: int
+    """How one build behaves; how many jobs run at once is the executor's to say."""
+
     keep_going: bool = False
     always: bool = False
     cache: RunCache | None = None
@@ -56,16 +54,15 @@ class Build:
         files: FileCache | None = None,
         known: snapshot.Comparison | None = None,
     ) -> None:
-        """`known`: the files compared with the last complete build's snapshot, whose
-        declarations are these; then only its suspects can have a moved stamp."""
+        """`known`: the declarations and files compared with the last complete build's
+        snapshot; then only the tasks of its changed chunks can have a moved stamp."""
         self.graph, self.names, self.state = graph, names, state
         self.known = known
         self.executor, self.observer, self.options = executor, observer, options
         self.state_dir = state_dir
         self.files = files or FileCache()
+        self.rebuilder = Rebuilder(state, self.files, options.always)
         self.counts = {o: 0 for o in (ev.RAN, ev.RESTORED, ev.UP_TO_DATE, ev.FAILED, ev.SKIPPED)}
-        # stale tasks checked and waiting for a free slot, at most _LOOKAHEAD of them
-        self._waiting_slot: deque[tuple[str, Verdict]] = deque()
         self._inputs: dict[str, dict[str, Fingerprint]] = {}  # of stale tasks, until done
         self._keys: dict[str, str] = {}  # their run-cache keys, from those inputs
         self._attempts: dict[str, int] = {}
@@ -74,9 +71,7 @@ class Build:
         self._stopping = False
         self._warned = False
         self._checked_chunks: set[int] = set()  # past the snapshot: chunks checked whole
-        # past the snapshot, tasks found with a stamp that moved: not compared again (the
-        # full path does not keep them: they may be all 200,000)
-        self._moved: set[str] = set()
+        self.saved: snapshot.Saved | None = None  # the snapshot saved at the end, if any
         self._interrupts = 0
         self._seen_interrupts = 0
 
@@ -89,7 +84,7 @@ class Build:
         self._notice_lost_records()
         expected = self.state.durations(affected) if affected else {}
         emit = self.observer.handle
-        emit(ev.BuildStarted(len(affected), self.options.jobs, tuple(affected), expected))
+        emit(ev.BuildStarted(len(affected), self.executor.jobs, tuple(affected), expected))
         previous = signal.signal(signal.SIGINT, self._on_sigint)
         try:
             if affected:
@@ -116,12 +111,12 @@ class Build:
 
     def _save_snapshot(self, affected: list[str]) -> None:
         """Every task is done: vouch for it, so the next run may skip the graph."""
-        tasks = list(self.graph.tasks.values())
         if self.known is not None:  # only the chunks this build reached are digested again
             saved = self.known.updated(self.files.stat, self._checked_chunks)
         else:
-            saved = snapshot.fresh(tasks, self.files.stat)
+            saved = snapshot.fresh(list(self.graph.tasks.values()), self.files.stat)
         self.state.save_snapshot(saved.pack())
+        self.saved = saved
 
     def _affected(self) -> list[str]:
         """The selected tasks that may run: those whose stamp moved, and all downstream.
@@ -138,10 +133,8 @@ class Build:
         if self.known is not None:
             marked = self._marked_past_snapshot()
         else:
-            row, files, tasks = self.state.row, self.files, self.graph.tasks
-            marked = self._with_downstream(
-                {n for n in names if not unchanged(tasks[n], row(n), files)}
-            )
+            moved, tasks = self.rebuilder.moved, self.graph.tasks
+            marked = self._with_downstream({n for n in names if moved(tasks[n])})
         self.counts[ev.UP_TO_DATE] = len(names) - len(marked)
         return names if len(marked) == len(names) else [n for n in names if n in marked]
 
@@ -154,19 +147,17 @@ class Build:
         during the build must not slip into the snapshot unchecked).
         """
         assert self.known is not None
-        row, files = self.state.row, self.files
-        tasks = list(self.graph.tasks.values())
+        chunks, moved = self.known.chunks, self.rebuilder.moved
         marked: set[str] = set()
         todo, checked = set(self.known.changed), set()
+        chunk_of = chunks.index() if todo else None
         while todo:
             for j in todo:
-                for t in tasks[j * snapshot.CHUNK : (j + 1) * snapshot.CHUNK]:
-                    if not unchanged(t, row(t.name), files):
-                        marked.add(t.name)
-                        self._moved.add(t.name)
+                marked.update([t.name for t in chunks.tasks_of(j) if moved(t)])
             checked |= todo
             marked = self._with_downstream(marked)
-            todo = {i // snapshot.CHUNK for i, t in enumerate(tasks) if t.name in marked}
+            assert chunk_of is not None
+            todo = {chunk_of[i] for i, t in enumerate(chunks.tasks) if t.name in marked}
             todo -= checked
         self._checked_chunks = checked
         return marked
@@ -226,46 +217,28 @@ class Build:
             self.executor.terminate()
 
     def _dispatch(self) -> None:
-        """Check ready tasks; start stale ones while slots are free.
+        """While a slot is free, take the most urgent ready task: finish it on the spot
+        when clean or restored (releasing what waits on it), else start it.
 
-        Clean tasks are finished on the spot, releasing what waits on them; stale
-        ones wait for a slot, but only a few: checking a stale task hashes its
-        inputs for the run cache, and a full build of 100,000 ready simulations
-        checked all at once held 100,000 verdicts and input lists (~100 MB) until
-        each one's turn came.
+        Nothing is checked ahead of a free slot: the scheduler's order is the order
+        tasks start in (priorities hold), the executor alone counts capacity, and a
+        task's inputs are fingerprinted at its turn, not long before it runs.
         """
-        executor, jobs = self.executor, self.options.jobs
-        waiting = self._waiting_slot
-        while not self._stopping:
-            if waiting and executor.running() < jobs:
-                self._start(*waiting.popleft())
-                continue
-            if len(waiting) >= _LOOKAHEAD:
-                break
+        executor = self.executor
+        while not self._stopping and executor.running() < executor.jobs:
             name = self.scheduler.pop()
             if name is None:
                 break
             verdict = self._verdict(name)
             if verdict is None or self._restored(name, verdict):
                 continue
-            if executor.running() < jobs and not waiting:
-                self._start(name, verdict)
-            else:
-                waiting.append((name, verdict))
+            self._start(name, verdict)
         self._flush_refresh()
 
     def _verdict(self, name: str) -> Verdict | None:
         """The rebuilder's verdict; a clean task is finished on the spot (returns None)."""
         task = self.graph.tasks[name]
-        always = self.options.always
-        if (
-            not always
-            and name not in self._moved
-            and unchanged(task, self.state.row(name), self.files)
-        ):
-            verdict = UNCHANGED  # the no-op fast path, without building a record
-        else:
-            verdict = check(task, self.state.record(name), self.files, always, stamp_moved=True)
+        verdict = self.rebuilder.verdict(task)
         if verdict.stale:
             return verdict
         if verdict.refresh:
@@ -283,8 +256,7 @@ class Build:
         key = self._keys.get(task.name)
         if key is None:
             if task.name not in self._inputs:
-                record = self.state.record(task.name)
-                self._inputs[task.name] = current_inputs(task, self.files, record)
+                self._inputs[task.name] = self.rebuilder.current_inputs(task)
             key = self._keys[task.name] = cache_key(
                 task.signature, task.outputs, self._inputs[task.name]
             )
@@ -309,7 +281,7 @@ class Build:
         record = self.state.record(name)
         duration = record.duration if record else 0.0
         self._keys.pop(name, None)
-        self.state.save_success(name, task.action.digest, self._inputs.pop(name), outputs, duration)
+        self._record_success(task, self._inputs.pop(name), outputs, duration)
         self.counts[ev.RESTORED] += 1
         reason = f"restored from cache ({verdict.reason})"
         done = ev.TaskDone(
@@ -337,15 +309,24 @@ class Build:
             for task, v in self._refresh:
                 record = self.state.record(task.name)
                 duration = record.duration if record else 0.0
-                self.state.save_success(
-                    task.name, task.action.digest, v.inputs, v.outputs, duration
-                )
+                self._record_success(task, v.inputs, v.outputs, duration)
         self._refresh.clear()
+
+    def _record_success(
+        self,
+        task: Task,
+        inputs: dict[str, Fingerprint],
+        outputs: dict[str, Fingerprint],
+        duration: float,
+    ) -> None:
+        digest = task.action.digest
+        stamp = record_stamp(digest, inputs, outputs)
+        self.state.save_success(task.name, digest, inputs, outputs, duration, stamp)
 
     def _start(self, name: str, verdict: Verdict) -> None:
         task = self.graph.tasks[name]
         if name not in self._inputs:
-            self._inputs[name] = current_inputs(task, self.files, self.state.record(task.name))
+            self._inputs[name] = self.rebuilder.current_inputs(task)
         attempt = self._attempts[name] = self._attempts.get(name, 0) + 1
         job = Job(name, task.action, task.inputs, task.outputs, task.log, task.timeout, attempt)
         started = time.time()
@@ -413,7 +394,7 @@ class Build:
         key = self._cache_key(task)
         self._keys.pop(task.name, None)
         inputs = self._inputs.pop(task.name)
-        self.state.save_success(task.name, task.action.digest, inputs, outputs, c.duration)
+        self._record_success(task, inputs, outputs, c.duration)
         if key is not None:
             self._store(task, key, outputs)
         self.counts[ev.RAN] += 1

@@ -46,35 +46,16 @@ class BuildGraph:
         _check_acyclic(self.upstream, self.dependants)
 
     def _upstream_of(self, t: Task) -> tuple[str, ...]:
-        """The tasks producing `t`'s inputs, plus its deps.
-
-        On the way, an input produced by a task (one of few outputs) becomes the
-        producer's own string object: a sweep's Taskfile spells every intermediate
-        path twice (once as an output, once as an input), 13 MB of duplicates at
-        100,000 points.
-        """
-        producer, tasks = self.producer, self.tasks
+        """The tasks producing `t`'s inputs, plus its deps (the declarations are read only)."""
+        producer = self.producer
         if not t.deps and len(t.inputs) == 1:  # the sweep's usual shape, made cheap
             up = producer.get(t.inputs[0])
-            if up is None:
-                return ()
-            if tasks[up].outputs == t.inputs:
-                t.inputs = tasks[up].outputs
-            return (up,)
+            return () if up is None else (up,)
         ups: dict[str, None] = {}
-        shared = []
         for path in t.inputs:
             up = producer.get(path)
             if up is not None:
                 ups[up] = None
-                outs = tasks[up].outputs
-                if outs[0] == path:
-                    path = outs[0]
-                elif len(outs) <= 8:  # (a generator of 100,000 files: no scan per reader)
-                    path = next(o for o in outs if o == path)
-            shared.append(path)
-        if ups:
-            t.inputs = tuple(shared)
         for dep in t.deps:
             if dep not in self.tasks:
                 raise GraphError(f"task {t.name!r} ({t.where}) depends on unknown task {dep!r}")

@@ -1,24 +1,23 @@
-"""The no-op snapshot: digests proving that nothing, or only a few files, changed.
+"""The no-op snapshot: digests proving that nothing, or only a few tasks, changed.
 
 After a build in which every declared task ended up done, the state database keeps
-a snapshot: a digest of the declarations (each task's name, action, files, deps
-and log, in order) and, for each chunk of 2,048 consecutive tasks, the files those
-tasks name and a digest of their stats. A run whose declarations give the same
-digest has the very graph already validated, and:
+a snapshot. The declarations are cut into chunks of about 2,048 consecutive tasks,
+at boundaries chosen by the task names themselves (content-defined, as rsync cuts
+files), so that adding or removing tasks moves only the boundaries near them. For
+each chunk it keeps a digest of its declarations (names, actions, files, deps,
+logs), the files they name and a digest of those files' stats. On the next run:
 
-- when every chunk's stats give the same digest too, every record still matches
-  its files: nothing to do, and no graph, record or scheduler is built (ninja's
-  manifest check, Shake's "nothing changed" answer);
-- otherwise only the tasks of the chunks that moved can have a moved stamp (the
-  *suspects*): the build checks those and what is downstream of them, reading
-  only their records (a touched input among 200,000 tasks checks 2,048).
+- the same declarations and the same stats: nothing to do, and no graph, record
+  or scheduler is built (ninja's manifest check, Shake's "nothing changed");
+- otherwise a chunk whose declarations are those of a saved chunk and whose stats
+  did not move holds only up-to-date tasks; the others (new or edited
+  declarations, moved files) are the *suspects*: the build checks those tasks and
+  what is downstream of them, reading only their records. A Taskfile edit that
+  adds ten points to a sweep of 100,000 checks a few chunks, not 200,000 tasks.
 
-Any other difference takes the full path, which decides task by task. The state
-database removes the snapshot before the first record of a build is written, so a
-build killed half-way can never leave one vouching for records it changed.
-
-The file list is kept so that the stats can be taken without the declarations:
-forked workers split it while this process computes the declarations' digest.
+The state database removes the snapshot before the first record of a build is
+written, so a build killed half-way can never leave one vouching for records it
+changed.
 """
 
 from __future__ import annotations
@@ -26,7 +25,8 @@ from __future__ import annotations
 import hashlib
 import marshal
 import os
-import signal
+import threading
+import zlib
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from itertools import chain
@@ -34,9 +34,26 @@ from itertools import chain
 from .fingerprint import Stat, stat_of
 from .taskfile import Task
 
-CHUNK = 2048  # tasks per chunk digest
-_MAGIC = b"pytaskmake snapshot 2\n"  # then marshal; anything else is simply not a match
+CHUNK = 2048  # mean tasks per chunk
+_MAX_CHUNK = 8 * CHUNK  # a run of names without a boundary is cut here
+_MAGIC = b"pytaskmake snapshot 3\n"  # then marshal; anything else is simply not a match
 _MISSING: Stat = (-1, -1, -1)
+
+
+def chunk_bounds(tasks: Sequence[Task]) -> list[int]:
+    """Where each chunk starts, then len(tasks): a chunk ends after a task whose name's
+    CRC-32 is a multiple of CHUNK (or after _MAX_CHUNK tasks), so inserting a task
+    moves no boundary but its neighbours'."""
+    bounds = [0]
+    crc = zlib.crc32
+    last = 0
+    for i, t in enumerate(tasks, 1):
+        if not crc(t.name.encode()) % CHUNK or i - last >= _MAX_CHUNK:
+            bounds.append(i)
+            last = i
+    if bounds[-1] != len(tasks):
+        bounds.append(len(tasks))
+    return bounds
 
 
 def declarations_digest(tasks: Sequence[Task]) -> bytes:
@@ -44,19 +61,14 @@ def declarations_digest(tasks: Sequence[Task]) -> bytes:
 
     The fields are serialized by marshal (format 2: type-tagged, length-prefixed,
     no back-references, so equal values give equal bytes whatever objects hold
-    them): unambiguous, and 4,096 tasks cost one C call.
+    them): unambiguous, and a chunk of tasks costs one C call.
     """
-    digest = hashlib.blake2b(digest_size=16)
-    for start in range(0, len(tasks), 4096):
-        rows = [
-            (t.name, t.signature, t.inputs, t.outputs, t.deps, t.log)
-            for t in tasks[start : start + 4096]
-        ]
-        try:
-            digest.update(marshal.dumps(rows, 2))
-        except ValueError:  # a str subclass (marshal takes exact types): the same as str
-            digest.update(marshal.dumps([_as_plain_str(row) for row in rows], 2))
-    return digest.digest()
+    rows = [(t.name, t.signature, t.inputs, t.outputs, t.deps, t.log) for t in tasks]
+    try:
+        data = marshal.dumps(rows, 2)
+    except ValueError:  # a str subclass (marshal takes exact types): the same as str
+        data = marshal.dumps([_as_plain_str(row) for row in rows], 2)
+    return hashlib.blake2b(data, digest_size=16).digest()
 
 
 def _as_plain_str(row: tuple[object, ...]) -> tuple[object, ...]:
@@ -71,10 +83,9 @@ def _as_plain_str(row: tuple[object, ...]) -> tuple[object, ...]:
     )
 
 
-def chunk_paths(tasks: Sequence[Task], j: int) -> list[str]:
-    """The files named by the tasks of chunk `j`, each once, in order of appearance."""
-    chunk = tasks[j * CHUNK : (j + 1) * CHUNK]
-    return list(dict.fromkeys(chain.from_iterable(t.inputs + t.outputs for t in chunk)))
+def paths_of_tasks(tasks: Sequence[Task]) -> list[str]:
+    """The files named by `tasks`, each once, in order of appearance."""
+    return list(dict.fromkeys(chain.from_iterable(t.inputs + t.outputs for t in tasks)))
 
 
 def paths_digest(paths: Iterable[str], stat: Callable[[str], Stat | None] = stat_of) -> int:
@@ -87,17 +98,38 @@ def paths_digest(paths: Iterable[str], stat: Callable[[str], Stat | None] = stat
     return hash(tuple([stat(p) or _MISSING for p in paths]))
 
 
-def chunk_count(tasks: Sequence[Task]) -> int:
-    return -(-len(tasks) // CHUNK)
+class Chunks:
+    """The current declarations cut into chunks, with each chunk's declarations digest."""
+
+    def __init__(self, tasks: Sequence[Task]) -> None:
+        self.tasks = tasks
+        self.bounds = chunk_bounds(tasks)
+        self.declarations = [
+            declarations_digest(tasks[a:b])
+            for a, b in zip(self.bounds, self.bounds[1:], strict=False)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.declarations)
+
+    def tasks_of(self, j: int) -> Sequence[Task]:
+        return self.tasks[self.bounds[j] : self.bounds[j + 1]]
+
+    def index(self) -> array:
+        """For each task position, its chunk."""
+        found = array("i")
+        for j in range(len(self)):
+            found.extend([j] * (self.bounds[j + 1] - self.bounds[j]))
+        return found
 
 
 class Saved:
-    """A snapshot as the state database keeps it: declarations, files, stat digests."""
+    """A snapshot as the state database keeps it: per chunk, declarations, files, stats."""
 
     __slots__ = ("declarations", "digests", "_paths")
 
-    def __init__(self, declarations: bytes, digests: array, paths: tuple[str, ...]) -> None:
-        self.declarations = declarations
+    def __init__(self, declarations: list[bytes], digests: array, paths: tuple[str, ...]) -> None:
+        self.declarations = declarations  # per chunk
         self.digests = digests  # per chunk
         self._paths = paths  # per chunk, its files NUL-separated (paths hold no NUL)
 
@@ -109,135 +141,134 @@ class Saved:
         try:
             declarations, digests, paths = marshal.loads(value[len(_MAGIC) :])
             found = array("q", digests)
-            if len(found) != len(paths) or not all(type(p) is str for p in paths):
+            if not len(found) == len(paths) == len(declarations):
+                return None
+            if not all(type(p) is str for p in paths):
+                return None
+            if not all(type(d) is bytes for d in declarations):
                 return None
         except Exception:  # damaged: no shortcut, the full path decides
             return None
-        return cls(declarations, found, paths)
+        return cls(list(declarations), found, paths)
 
     def pack(self) -> bytes:
         saved = (self.declarations, self.digests.tobytes(), self._paths)
         return _MAGIC + marshal.dumps(saved, 2)
-
-    def with_digests(self, digests: list[int]) -> Saved:
-        """The same declarations and files, with their stats now."""
-        return Saved(self.declarations, array("q", digests), self._paths)
 
     def paths_of(self, j: int) -> list[str]:
         """The files of chunk `j`."""
         text = self._paths[j]
         return text.split("\0") if text else []
 
+    def joined_paths(self, j: int) -> str:
+        return self._paths[j]
+
 
 class Comparison:
-    """How the files now compare with a saved snapshot of the same declarations."""
+    """How the current declarations and files compare with a saved snapshot.
 
-    def __init__(self, saved: Saved, digests: list[int]) -> None:
-        self.saved = saved
-        self.digests = digests  # per chunk, now
+    `changed`: the chunks (of `chunks`) that hold suspects: declarations found in
+    no saved chunk, or files whose stats moved. `matched[j]`: the saved chunk whose
+    declarations chunk j repeats, or -1.
+    """
+
+    def __init__(
+        self, saved: Saved, chunks: Chunks, matched: list[int], digests: list[int | None]
+    ) -> None:
+        self.saved, self.chunks, self.matched = saved, chunks, matched
+        self.digests = digests  # per current chunk, its stats now (None: not taken)
         self.changed = [
-            j for j, (a, b) in enumerate(zip(saved.digests, digests, strict=True)) if a != b
+            j
+            for j, (i, d) in enumerate(zip(matched, digests, strict=True))
+            if i < 0 or d != saved.digests[i]
         ]
 
     @property
+    def same_declarations(self) -> bool:
+        """Every chunk is the saved chunk of the same position: the graph is the one
+        already validated."""
+        return len(self.matched) == len(self.saved.declarations) and all(
+            i == j for j, i in enumerate(self.matched)
+        )
+
+    @property
     def nothing_changed(self) -> bool:
-        return not self.changed
+        return not self.changed and self.same_declarations
 
     def updated(self, stat: Callable[[str], Stat | None], chunks: set[int]) -> Saved:
         """The snapshot to save after a build that left every task done.
 
         `chunks` (each of whose tasks the build checked, so `stat`, the memo the
         records were written from, knows every file of theirs) and the chunks that
-        moved are digested again; the others are as they were when the build
+        changed are digested again; the others are as they were when the build
         started, and no task of theirs was recorded since.
         """
         again = chunks | set(self.changed)
-        saved = self.saved
-        digests = [
-            paths_digest(saved.paths_of(j), stat) if j in again else d
-            for j, d in enumerate(self.digests)
-        ]
-        return saved.with_digests(digests)
+        saved, current = self.saved, self.chunks
+        paths: list[str] = []
+        digests: list[int] = []
+        for j in range(len(current)):
+            i = self.matched[j]
+            if i >= 0:
+                joined = saved.joined_paths(i)
+            else:
+                joined = "\0".join(paths_of_tasks(current.tasks_of(j)))
+            paths.append(joined)
+            if j in again:
+                digests.append(paths_digest(joined.split("\0") if joined else [], stat))
+            else:
+                digests.append(self.digests[j])  # type: ignore[arg-type]
+        return Saved(list(current.declarations), array("q", digests), tuple(paths))
 
 
 def fresh(tasks: Sequence[Task], stat: Callable[[str], Stat | None]) -> Saved:
     """The snapshot of these declarations and files, computed from scratch."""
-    paths = [chunk_paths(tasks, j) for j in range(chunk_count(tasks))]
+    chunks = Chunks(tasks)
+    paths = [paths_of_tasks(chunks.tasks_of(j)) for j in range(len(chunks))]
     digests = array("q", [paths_digest(p, stat) for p in paths])
-    return Saved(declarations_digest(tasks), digests, tuple(["\0".join(p) for p in paths]))
+    return Saved(list(chunks.declarations), digests, tuple(["\0".join(p) for p in paths]))
 
 
-def compare(saved: Saved, workers: int = 1) -> Comparison | None:
-    """Digest every chunk's files now (in `workers` processes); None if a worker failed."""
-    n = len(saved.digests)
+def compare(saved: Saved, chunks: Chunks, workers: int = 1) -> Comparison | None:
+    """Match each current chunk with a saved one and digest its files now (in `workers`
+    processes); None if a worker failed."""
+    where = {d: i for i, d in enumerate(saved.declarations)}
+    matched = [where.get(d, -1) for d in chunks.declarations]
+    wanted = [i for i in matched if i >= 0]
     try:
-        if workers > 1 and n >= 4 * workers and hasattr(os, "fork"):
-            digests = _digests_forked(saved, n, workers)
-        else:
-            digests = [paths_digest(saved.paths_of(j)) for j in range(n)]
+        found = digests_of(saved, wanted, workers)
     except OSError:
         return None
-    return Comparison(saved, digests)
+    taken = dict(zip(wanted, found, strict=True))
+    digests = [taken[i] if i >= 0 else None for i in matched]
+    return Comparison(saved, chunks, matched, digests)
 
 
-class Prefetch:
-    """The stats of the last snapshot's files, taken by forked children while the
-    Taskfile loads: one core runs the user's loops, the others stat (at 100,000
-    tasks each takes about a second).
+def assumed(saved: Saved, chunks: Chunks, changed: set[int]) -> Comparison:
+    """The comparison when the caller knows which chunks' files changed (a watcher's
+    events) and that the declarations are the saved ones: no stat at all."""
+    matched = list(range(len(chunks)))
+    digests: list[int | None] = [
+        None if j in changed else saved.digests[j] for j in range(len(chunks))
+    ]
+    return Comparison(saved, chunks, matched, digests)
 
-    Valid only when the declarations turn out to be the snapshot's own, the
-    snapshot did not change meanwhile (another build), and the Taskfile did
-    nothing that may write a file while the children were statting (`spoil`).
+
+def digests_of(saved: Saved, wanted: list[int], workers: int = 1) -> list[int]:
+    """The stats digests now of the saved chunks `wanted`, in order.
+
+    Forked children share the stats when there are many and this process runs no
+    other thread (forking beside a watcher's or a Dask client's threads is unsafe);
+    raises OSError when a child could not deliver its share.
     """
+    n = len(wanted)
+    if workers > 1 and n >= 4 * workers and hasattr(os, "fork") and _alone():
+        return _digests_forked(saved, wanted, workers)
+    return [paths_digest(saved.paths_of(j)) for j in wanted]
 
-    def __init__(self, value: bytes, saved: Saved, workers: int) -> None:
-        self.value = value
-        self.spoiled = False
-        self.lock_seen: object = None  # the caller's note of the build lock when started
-        self._groups = _groups(len(saved.digests), workers)
-        self._children: list[tuple[int, int]] = []
-        try:
-            for group in self._groups:
-                self._children.append(_fork_share(saved, group))
-        except OSError:
-            self.close()
-            self.spoiled = True
 
-    @classmethod
-    def start(cls, value: bytes | None, workers: int) -> Prefetch | None:
-        saved = Saved.parse(value)
-        if value is None or saved is None or not saved.digests or not hasattr(os, "fork"):
-            return None
-        return cls(value, saved, workers)
-
-    def spoil(self) -> None:
-        """The Taskfile may have written files: the children's stats may predate it."""
-        self.spoiled = True
-
-    def digests(self, value: bytes | None) -> list[int] | None:
-        """The chunk digests, if still about `value` (the snapshot read under the lock)."""
-        try:
-            if self.spoiled or value != self.value or not self._children:
-                return None
-            return _collect(self._children, self._groups)
-        except OSError:
-            return None
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        """Stop and reap the children (they may still be statting); forget the value
-        (~7 MB at 100,000 tasks), which no later comparison may match."""
-        self.value = b""
-        self.spoiled = True
-        children, self._children = self._children, []
-        for pid, fd in children:
-            os.close(fd)
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):  # reaped by the Taskfile's code
-                pass
+def _alone() -> bool:
+    return threading.active_count() == 1
 
 
 def _groups(n: int, workers: int) -> list[range]:
@@ -245,13 +276,9 @@ def _groups(n: int, workers: int) -> list[range]:
     return [range(k, min(k + share, n)) for k in range(0, n, share)]
 
 
-def _digests_forked(saved: Saved, n: int, workers: int) -> list[int]:
-    """Chunk digests, the later shares computed by forked children while we do the first.
-
-    Raises OSError when a child could not deliver its share (the caller then takes
-    the full path, which is always correct).
-    """
-    groups = _groups(n, workers)
+def _digests_forked(saved: Saved, wanted: list[int], workers: int) -> list[int]:
+    """Chunk digests, the later shares computed by forked children while we do the first."""
+    groups = [[wanted[k] for k in g] for g in _groups(len(wanted), workers)]
     children: list[tuple[int, int]] = []
     try:
         for group in groups[1:]:
@@ -264,7 +291,7 @@ def _digests_forked(saved: Saved, n: int, workers: int) -> list[int]:
             os.waitpid(pid, 0)
 
 
-def _collect(children: list[tuple[int, int]], groups: list[range]) -> list[int]:
+def _collect(children: list[tuple[int, int]], groups: list[list[int]]) -> list[int]:
     """The digests the children send, in order; OSError if one died before its answer."""
     found: list[int] = []
     for (_, fd), group in zip(children, groups, strict=True):
@@ -275,7 +302,7 @@ def _collect(children: list[tuple[int, int]], groups: list[range]) -> list[int]:
     return found
 
 
-def _fork_share(saved: Saved, group: range) -> tuple[int, int]:
+def _fork_share(saved: Saved, group: list[int]) -> tuple[int, int]:
     read_end, write_end = os.pipe()
     try:
         pid = os.fork()

@@ -7,10 +7,11 @@ compared by content; a stat match is only a shortcut to "same content".
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
-from .fingerprint import FileCache, Fingerprint
-from .state import TaskRecord, paths_key, stamp_of
+from .fingerprint import FileCache, Fingerprint, Stat
+from .state import StateDB, TaskRecord
 from .taskfile import Task
 
 
@@ -42,18 +43,73 @@ UPSTREAM = "upstream"
 UNCHANGED = Verdict(False, CLEAN, "up to date")
 
 
+def paths_key(action: str, paths: tuple[str, ...]) -> int:
+    """A 64-bit digest of a task's action digest and file paths, stable across processes."""
+    text = action + "\0\1" + "\0".join(paths)
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+
+
+def stamp_of(key: int, stats: list[Stat | None]) -> int:
+    """Digest of a task's action and paths (`key`, from paths_key) and its files' stats.
+
+    The paths count too: renaming an input keeps its inode, mtime and size; so does
+    the action, so that a matching stamp alone says "nothing about this task moved".
+    """
+    return hash((key, *stats))
+
+
+def record_stamp(
+    action: str, inputs: dict[str, Fingerprint], outputs: dict[str, Fingerprint]
+) -> int:
+    """The stamp a record of these files gets (see stamp_of)."""
+    stats = [fp[0] for fp in inputs.values()] + [fp[0] for fp in outputs.values()]
+    return stamp_of(paths_key(action, (*inputs, *outputs)), stats)
+
+
+class Rebuilder:
+    """The one place that decides, for one build, whether a task must run.
+
+    Two questions, asked of the same stamps: `moved` (the cheap one, for the dirty
+    set: did anything about this task move since its record?) and `verdict` (must
+    it run, and why?). A task found moved is remembered, so its stamp is not
+    computed twice (a summary of 100,000 inputs stats them all).
+    """
+
+    def __init__(self, state: StateDB, files: FileCache, forced: bool = False) -> None:
+        self.state, self.files, self.forced = state, files, forced
+        self._moved: set[str] = set()
+
+    def moved(self, task: Task) -> bool:
+        """True unless the task succeeded with this action and no file's stat moved."""
+        if self.forced or not unchanged(task, self.state.row(task.name), self.files):
+            self._moved.add(task.name)
+            return True
+        return False
+
+    def verdict(self, task: Task) -> Verdict:
+        """Must `task` run now, and why (its upstream is done)."""
+        if self.forced:
+            return Verdict(True, FORCED, "forced (-B)")
+        if task.name not in self._moved and not self.moved(task):
+            return UNCHANGED  # the no-op fast path, without building a record
+        return check(task, self.state.record(task.name), self.files, stamp_moved=True)
+
+    def current_inputs(self, task: Task) -> dict[str, Fingerprint]:
+        """What the task's record will say of its inputs if it runs now."""
+        return current_inputs(task, self.files, self.state.record(task.name))
+
+
 def check(
     task: Task,
     record: TaskRecord | None,
     files: FileCache,
-    forced: bool,
+    forced: bool = False,
     stamp_moved: bool = False,
 ) -> Verdict:
     """Decide whether `task` must run, given its last record and the files as they are now.
 
     `stamp_moved`: the caller found that the stamp does not match (unchanged() was
-    False), so it is not computed again (a summary of 100,000 inputs stats them all);
-    the files are compared one by one all the same.
+    False), so it is not computed again; the files are compared one by one all the same.
     """
     if forced:
         return Verdict(True, FORCED, "forced (-B)")
@@ -78,9 +134,8 @@ def unchanged(
     """
     if row is None or not row[0]:
         return False
-    key = task.paths_key
-    if key is None:  # the action is in the key: a new command never matches an old stamp
-        key = task.paths_key = paths_key(task.action.digest, task.inputs + task.outputs)
+    # the action is in the key: a new command never matches an old stamp
+    key = paths_key(task.action.digest, task.inputs + task.outputs)
     stat = files.stat
     stats = [stat(p) for p in task.inputs]
     stats += [stat(p) for p in task.outputs]
@@ -120,8 +175,11 @@ def _check_files(task: Task, record: TaskRecord, files: FileCache) -> Verdict:
 
 
 def _set_change(what: str, recorded: dict[str, Fingerprint], now: tuple[str, ...]) -> str:
+    """ "inputs changed (added X, removed Y)": the first of each, found in linear time
+    (a summary of 100,000 inputs tested each against a tuple of 100,000: minutes)."""
+    present = set(now)
     added = [p for p in now if p not in recorded]
-    removed = [p for p in recorded if p not in now]
+    removed = [p for p in recorded if p not in present]
     parts = [f"added {added[0]}" if added else "", f"removed {removed[0]}" if removed else ""]
     return f"{what} changed (" + ", ".join(p for p in parts if p) + ")"
 

@@ -10,7 +10,6 @@ each, and a killed build still finds every task that had finished recorded.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 import time
@@ -18,7 +17,7 @@ from collections.abc import Callable, Iterator
 from itertools import islice
 from pathlib import Path
 
-from .fingerprint import Fingerprint, Stat
+from .fingerprint import Fingerprint
 
 SCHEMA_VERSION = 4  # 4: the meta table (no-op snapshot); stamps cover the action
 APPLICATION_ID = 0x70746D6B  # "ptmk": tells our database from a foreign one
@@ -75,21 +74,6 @@ class TaskRecord:
         return self._decode()[1]
 
 
-def paths_key(action: str, paths: tuple[str, ...]) -> int:
-    """A 64-bit digest of a task's action digest and file paths, stable across processes."""
-    text = action + "\0\1" + "\0".join(paths)
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
-
-
-def stamp_of(key: int, stats: list[Stat | None]) -> int:
-    """Digest of a task's action and paths (`key`, from paths_key) and its files' stats.
-
-    The paths count too: renaming an input keeps its inode, mtime and size; so does
-    the action, so that a matching stamp alone says "nothing about this task moved".
-    """
-    return hash((key, *stats))
-
-
 def encode_files(inputs: dict[str, Fingerprint], outputs: dict[str, Fingerprint]) -> str:
     """Flat NUL-separated text: parsing 100,000 of these must take milliseconds.
 
@@ -127,9 +111,12 @@ def decode_files(text: str) -> tuple[dict[str, Fingerprint], dict[str, Fingerpri
     rest = text
     while rest:
         f = rest.split("\0", limit)
-        rest = f.pop() if len(f) > limit else ""
-        if len(f) == limit and not rest:  # a NUL after the last field of a slice
-            raise ValueError("damaged record: empty field")
+        if len(f) > limit:  # more slices follow this one
+            rest = f.pop()
+            if not rest:  # a NUL after the last field of a slice
+                raise ValueError("damaged record: empty field")
+        else:  # the last slice (exactly `limit` fields is a whole record: 8,192 files)
+            rest = ""
         for i in range(0, len(f), _FIELDS):
             target = inputs if f[i] == "I" else outputs
             target[f[i + 1]] = ((int(f[i + 2]), int(f[i + 3]), int(f[i + 4])), f[i + 5])
@@ -350,9 +337,9 @@ class StateDB:
         inputs: dict[str, Fingerprint],
         outputs: dict[str, Fingerprint],
         duration: float,
+        stamp: int,
     ) -> None:
-        stats = [fp[0] for fp in inputs.values()] + [fp[0] for fp in outputs.values()]
-        stamp = stamp_of(paths_key(action, (*inputs, *outputs)), stats)
+        """Record a success; `stamp` is the rebuilder's digest of these files' stats."""
         self._write(name, 1, action, encode_files(inputs, outputs), stamp, duration)
 
     def save_failure(self, name: str, action: str, duration: float) -> None:

@@ -13,6 +13,7 @@ import sys
 import traceback
 import types
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ class Task:
     leave at their defaults (log, timeout, retries, cache) share one tuple.
     """
 
-    __slots__ = ("name", "_action", "inputs", "outputs", "deps", "where", "_extra", "paths_key")
+    __slots__ = ("name", "_action", "inputs", "outputs", "deps", "where", "_extra")
 
     def __init__(
         self,
@@ -53,7 +54,6 @@ class Task:
         self._extra = _DEFAULTS
         if log is not None or timeout is not None or retries != 0 or cache is not True:
             self._extra = (log, timeout, retries, cache)
-        self.paths_key: int | None = None  # memo for the rebuilder
 
     @property
     def action(self) -> Action:
@@ -99,13 +99,25 @@ _DEFAULTS = (None, None, 0, True)  # log, timeout, retries, cache of most tasks
 
 
 class Registry:
-    """The tasks declared by one Taskfile, in declaration order."""
+    """The tasks declared by one Taskfile, in declaration order.
+
+    Read-only once the load is over (`finish`): the graph, the rebuilder and the
+    engine read the declarations and never change them.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.tasks: dict[str, Task] = {}
         self.taskfile = str(root / "Taskfile.py")
         self.unchecked: list[Task] = []  # declared the common way: paths checked in bulk
+        # code -> line -> "Taskfile.py:12": a loop declares thousands of tasks from one
+        # line; kept per load, so a reload (watch mode) does not pin old code objects
+        self.where: dict[types.CodeType, dict[int, str]] = {}
+
+    def finish(self) -> None:
+        """Check the paths declared in bulk, then share path strings (see _share_paths)."""
+        self.check_paths()
+        _share_paths(self.tasks.values())
 
     def refuse_twice(self, new: Task, where: str) -> None:
         """`new` has the name of a task declared before it."""
@@ -147,7 +159,30 @@ def _unusual(tasks: list[Task]) -> list[Task]:
     ]
 
 
-_current: Registry | None = None
+def _share_paths(tasks: Iterable[Task]) -> None:
+    """An input produced by a task becomes the producer's own string object.
+
+    A sweep's Taskfile spells every intermediate path twice (once as an output,
+    once as an input): 13 MB of duplicates at 100,000 points. Done once at the end
+    of the load, so that nothing after it changes a declaration.
+    """
+    tasks = list(tasks)
+    produced = {p: p for t in tasks for p in t.outputs}
+    for t in tasks:
+        ins = t.inputs
+        if len(ins) == 1:  # the sweep's usual shape, made cheap
+            shared = produced.get(ins[0])
+            if shared is not None and shared is not ins[0]:
+                t.inputs = (shared,)
+        elif ins:
+            found = [produced.get(p, p) for p in ins]
+            if any(a is not b for a, b in zip(found, ins, strict=True)):
+                t.inputs = tuple(found)
+
+
+# The registry of the Taskfile being loaded, set only for the length of a load
+# (a context variable: a watcher thread may load while another thread builds).
+_loading: ContextVar[Registry | None] = ContextVar("pytaskmake_loading", default=None)
 
 
 def task(
@@ -168,12 +203,12 @@ def task(
     may accept `inputs` and `outputs` keyword arguments). Paths are relative to
     the Taskfile's directory; output directories are created before the task runs.
     """
-    registry = _current or _registry()
+    registry = _loading.get() or _registry()
     frame = sys._getframe(1)
-    lines = _WHERE.get(frame.f_code)  # a loop declares thousands of tasks from one line
+    lines = registry.where.get(frame.f_code)  # a loop declares thousands of tasks from one line
     where = lines.get(frame.f_lineno) if lines is not None else None
     if where is None:
-        where = _caller_location(frame)
+        where = _caller_location(frame, registry.where)
     if (
         type(action) is str
         and type(name) is str
@@ -367,16 +402,15 @@ def _task_name(value: object, name: str, where: str) -> str:
 
 
 def _registry() -> Registry:
-    if _current is None:
-        raise RuntimeError("task() is only available while pytaskmake loads a Taskfile")
-    return _current
+    raise RuntimeError("task() is only available while pytaskmake loads a Taskfile")
 
 
 _HERE = os.path.dirname(__file__)
-_WHERE: dict[types.CodeType, dict[int, str]] = {}  # code -> line -> "Taskfile.py:12"
 
 
-def _caller_location(frame: types.FrameType | None) -> str:
+def _caller_location(
+    frame: types.FrameType | None, memo: dict[types.CodeType, dict[int, str]] | None = None
+) -> str:
     """file:line of the Taskfile statement that called task() from `frame`, for messages.
 
     Remembered per code object and line, when `frame` is the user's (not a helper
@@ -389,8 +423,8 @@ def _caller_location(frame: types.FrameType | None) -> str:
         return ""
     code, line = frame.f_code, frame.f_lineno
     where = f"{os.path.basename(code.co_filename)}:{line}"
-    if frame is first:
-        _WHERE.setdefault(code, {})[line] = where
+    if frame is first and memo is not None:
+        memo.setdefault(code, {})[line] = where
     return where
 
 
@@ -399,14 +433,13 @@ def _split_where(where: str) -> tuple[str | None, int | None]:
     return (path or None), (int(line) if line.isdigit() else None)
 
 
-def load_taskfile(path: Path, on_write: Callable[[], None] | None = None) -> Registry:
+def load_taskfile(path: Path) -> Registry:
     """Execute a Taskfile and return the tasks it declared, in order.
 
-    `on_write` is called if the Taskfile does anything that may change a file
-    (opens one for writing, renames, removes, starts a process...), as Python's
-    audit events tell: stats taken while it ran may then be out of date.
+    Leaves no trace in the process: the working directory, `sys.path` and
+    `sys.modules` are as before (project-local modules the Taskfile imported are
+    dropped, so that a reload sees their edits), and nothing is pinned in memory.
     """
-    global _current
     path = path.resolve()
     try:
         source = path.read_bytes()
@@ -414,19 +447,30 @@ def load_taskfile(path: Path, on_write: Callable[[], None] | None = None) -> Reg
         raise TaskfileError(f"cannot read Taskfile: {exc.strerror}", str(path)) from None
     registry = Registry(path.parent)
     registry.taskfile = str(path)
-    previous, _current = _current, registry
+    token = _loading.set(registry)
     old_cwd = os.getcwd()
+    modules = set(sys.modules)
     try:
-        os.chdir(path.parent)
-        _execute(source, path, on_write)
-        registry.check_paths()
+        os.chdir(path.parent)  # the Taskfile's own relative paths (globs) mean its folder
+        _execute(source, path)
+        registry.finish()
     finally:
-        _current = previous
+        _loading.reset(token)
         os.chdir(old_cwd)
+        _forget_local_modules(modules, str(path.parent) + os.sep)
     return registry
 
 
-def _execute(source: bytes, path: Path, on_write: Callable[[], None] | None = None) -> None:
+def _forget_local_modules(before: set[str], root: str) -> None:
+    """Drop the modules imported during a load from under the project folder."""
+    for name in set(sys.modules) - before:
+        module = sys.modules.get(name)
+        where = getattr(module, "__file__", None) or ""
+        if where.startswith(root):
+            del sys.modules[name]
+
+
+def _execute(source: bytes, path: Path) -> None:
     try:
         code = compile(source, str(path), "exec")
     except SyntaxError as exc:
@@ -435,7 +479,6 @@ def _execute(source: bytes, path: Path, on_write: Callable[[], None] | None = No
     sys.path.insert(0, str(path.parent))
     collecting = gc.isenabled()
     gc.disable()  # declaring 200,000 tasks makes ~1,000,000 objects and no garbage cycles:
-    _watch_writes(on_write)
     try:  # the collector would walk them all again and again (a third of the load time)
         exec(code, namespace)
     except TaskfileError:
@@ -449,45 +492,9 @@ def _execute(source: bytes, path: Path, on_write: Callable[[], None] | None = No
         line = _last_line_in(exc, str(path))
         raise TaskfileError(f"{type(exc).__name__}: {exc}", path.name, line) from None
     finally:
-        _watch_writes(None)
         sys.path.remove(str(path.parent))
         if collecting:
             gc.enable()
-            gc.freeze()  # the declarations live until exit: keep later collections off them
-
-
-_on_write: Callable[[], None] | None = None
-_hooked = False
-_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-# audited operations that may change files (Python's audit events table): anything
-# of these families but the few that only read
-_CHANGING = ("os.", "shutil.", "subprocess.", "ctypes.", "sqlite3.", "pty.", "tempfile.")
-_ONLY_READING = frozenset(
-    ("os.listdir", "os.scandir", "os.walk", "os.fwalk", "os.chdir", "os.getxattr")
-    + ("os.listxattr", "os.putenv", "os.unsetenv", "os.add_dll_directory")
-)
-
-
-def _watch_writes(on_write: Callable[[], None] | None) -> None:
-    """Call `on_write` on each audited operation that may change a file, until None."""
-    global _on_write, _hooked
-    _on_write = on_write
-    if on_write is not None and not _hooked:
-        sys.addaudithook(_audit)  # for the life of the process: a hook cannot be removed
-        _hooked = True
-
-
-def _audit(event: str, args: tuple[Any, ...]) -> None:
-    if _on_write is None:
-        return
-    if event == "open":
-        if not (len(args) > 2 and type(args[2]) is int and args[2] & _WRITE_FLAGS):
-            return
-    elif not event.startswith(_CHANGING) or event in _ONLY_READING:
-        return
-    if args and isinstance(args[0], str) and "__pycache__" in args[0]:
-        return  # importing a module may write its bytecode cache: not a build file
-    _on_write()
 
 
 def _last_line_in(exc: BaseException, filename: str) -> int | None:

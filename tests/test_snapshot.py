@@ -32,7 +32,7 @@ def test_any_record_written_drops_the_snapshot(tmp_path: Path) -> None:
         db.save_snapshot(b"s" * 24)
         assert db.snapshot() == b"s" * 24
         if write == "success":
-            db.save_success("t", "digest", {}, {}, 1.0)
+            db.save_success("t", "digest", {}, {}, 1.0, stamp=0)
         elif write == "failure":
             db.save_failure("t", "digest", 1.0)
         else:
@@ -56,7 +56,7 @@ def downgrade_to_version_3(path: Path) -> None:
 
 def test_a_version_3_database_is_upgraded_in_place(tmp_path: Path) -> None:
     db = StateDB(tmp_path)
-    db.save_success("t", "digest", {}, {}, 1.0)
+    db.save_success("t", "digest", {}, {}, 1.0, stamp=0)
     db.close()
     downgrade_to_version_3(tmp_path / "state.db")
     readonly = StateDB(tmp_path, readonly=True)
@@ -107,6 +107,12 @@ def test_declarations_digest_cannot_be_fooled_by_separators() -> None:
     assert snapshot.declarations_digest([dep_then_log]) != snapshot.declarations_digest([two_deps])
 
 
+def compare(tasks: list[Task], saved: snapshot.Saved, workers: int = 1) -> snapshot.Comparison:
+    found = snapshot.compare(saved, snapshot.Chunks(tasks), workers)
+    assert found is not None
+    return found
+
+
 def test_chunk_digests_follow_each_file(tmp_path: Path) -> None:
     os.chdir(tmp_path)
     Path("in.txt").write_text("1")
@@ -114,14 +120,27 @@ def test_chunk_digests_follow_each_file(tmp_path: Path) -> None:
     tasks = [mk("a", ("in.txt",), ("a.txt",))]
     saved = snapshot.fresh(tasks, FileCache().stat)
     assert saved.paths_of(0) == ["in.txt", "a.txt"]
-    again = snapshot.compare(saved)
-    assert again is not None and again.nothing_changed
+    assert compare(tasks, saved).nothing_changed
     os.utime("in.txt", ns=(1, 1))  # same bytes, other mtime: the snapshot is a stat check
-    touched = snapshot.compare(saved)
-    assert touched is not None and touched.changed == [0]
+    touched = compare(tasks, saved)
+    assert touched.changed == [0]
     Path("a.txt").unlink()
-    gone = snapshot.compare(saved)
-    assert gone is not None and gone.digests[0] not in (saved.digests[0], touched.digests[0])
+    gone = compare(tasks, saved)
+    assert gone.digests[0] not in (saved.digests[0], touched.digests[0])
+
+
+def test_chunk_boundaries_move_only_near_an_insertion() -> None:
+    """Chunks are cut where the names say, so ten tasks added in the middle of 20,000
+    change the declarations of one or two chunks, not of every chunk after them."""
+    tasks = [mk(f"sim_{i}", (f"in_{i}",), (f"out_{i}",)) for i in range(20_000)]
+    before = snapshot.Chunks(tasks)
+    assert 4 <= len(before) <= 20  # about 2,048 tasks each
+    assert max(b - a for a, b in zip(before.bounds, before.bounds[1:], strict=False)) <= 8 * 2048
+    grown = tasks[:9_000] + [mk(f"new_{i}", (f"in_{i}",), (f"n_{i}",)) for i in range(10)]
+    after = snapshot.Chunks(grown + tasks[9_000:])
+    differ = set(after.declarations) - set(before.declarations)
+    assert 1 <= len(differ) <= 2
+    assert len(set(before.declarations) - set(after.declarations)) <= 2
 
 
 def test_forked_workers_give_the_digests_of_one_process(tmp_path: Path) -> None:
@@ -130,24 +149,26 @@ def test_forked_workers_give_the_digests_of_one_process(tmp_path: Path) -> None:
         Path(f"f{i}").write_text(str(i))
     tasks = [mk(f"t{i}", (f"f{i}",), (f"o{i}",)) for i in range(20_000)]
     saved = snapshot.fresh(tasks, FileCache().stat)
-    assert len(saved.digests) == 10  # 20,000 tasks in chunks of 2,048
+    assert len(saved.digests) >= 5
     for workers in (1, 2, 3):
-        now = snapshot.compare(saved, workers)
-        assert now is not None and now.digests == list(saved.digests)
+        now = compare(tasks, saved, workers)
+        assert now.digests == list(saved.digests) and now.nothing_changed
     os.utime("f19940", ns=(5, 5))  # a file in the last chunk, which a child stats
-    now = snapshot.compare(saved, workers=2)
-    assert now is not None and now.changed == [9]
+    now = compare(tasks, saved, workers=2)
+    assert now.changed == [len(saved.digests) - 1]
 
 
 def test_saved_snapshot_round_trips_and_refuses_garbage(tmp_path: Path) -> None:
     os.chdir(tmp_path)
-    tasks = [mk(f"t{i}", ("in.txt", f"x{i}"), (f"o{i}",)) for i in range(3000)]
+    tasks = [mk(f"t{i}", ("in.txt", f"x{i}"), (f"o{i}",)) for i in range(10_000)]
     saved = snapshot.fresh(tasks, FileCache().stat)
     back = snapshot.Saved.parse(saved.pack())
-    assert back is not None and back.declarations == snapshot.declarations_digest(tasks)
+    chunks = snapshot.Chunks(tasks)
+    assert back is not None and back.declarations == chunks.declarations
     assert list(back.digests) == list(saved.digests)
-    assert back.paths_of(1) == snapshot.chunk_paths(tasks, 1)
-    assert back.paths_of(1)[:3] == ["in.txt", "x2048", "o2048"]  # each file once per chunk
+    second = chunks.bounds[1]
+    assert back.paths_of(1) == snapshot.paths_of_tasks(chunks.tasks_of(1))
+    assert back.paths_of(1)[:3] == ["in.txt", f"x{second}", f"o{second}"]  # each file once
     old_format = b"(" + b"\xff" * 23  # session-2 snapshots: 24 raw bytes, never unmarshalled
     for bad in (b"", b"garbage", saved.pack()[:-7], b"\x00" * 40, old_format):
         assert snapshot.Saved.parse(bad) is None
@@ -228,7 +249,8 @@ def test_a_cycle_made_with_deps_alone_is_still_refused(project: Project) -> None
     build(project)
     project.taskfile(
         SWEEP.replace('task("all"', 'last = task("all"')
-        + 'from pytaskmake.taskfile import _current\n_current.tasks["sim0"].depends_on(last)\n'
+        + "from pytaskmake.taskfile import _loading\n"
+        + '_loading.get().tasks["sim0"].depends_on(last)\n'
     )
     result = build(project, code=2)
     assert "dependency cycle" in result.stderr
@@ -250,14 +272,20 @@ def test_a_partial_build_then_a_deleted_output(project: Project) -> None:
 
 def test_a_touched_input_checks_only_the_chunks_it_reaches(project: Project) -> None:
     """Past a snapshot miss only the chunks whose files moved are read, and those reached."""
+    names = ["t0"] + [f"t{i}" for i in range(1, 4001)] + ["last"]
+    names += [f"t{i}" for i in range(4001, 8000)]
+    bounds = snapshot.Chunks([Task(n, "true", (), ()) for n in names]).bounds
+    assert bounds[:4] == [0, 3042, 4724, 6051]  # the layout this test is written for:
+    # chunk 0 reads a.txt (t0 writes out0.txt), chunk 1 holds "last" (reads out0.txt),
+    # chunk 3 (t6051 on) is reached by nothing
     project.write("a.txt", "a\n")
     project.write("b.txt", "b\n")
     lines = [
         'task("t0", "echo t0 >> runs.log; cat a.txt > out0.txt", inputs=["a.txt"],'
         ' outputs=["out0.txt"])',
-        "for i in range(1, 4200):",
-        '    task(f"t{i}", "true", inputs=["a.txt" if i < 2048 else "b.txt"])',
-        "    if i == 3000:  # in the second chunk, downstream of t0",
+        "for i in range(1, 8000):",
+        '    task(f"t{i}", "true", inputs=["a.txt" if i < 3042 else "b.txt"])',
+        "    if i == 4000:",
         '        task("last", "echo last >> runs.log; cat out0.txt > last.txt",'
         ' inputs=["out0.txt"], outputs=["last.txt"])',
     ]
@@ -267,12 +295,12 @@ def test_a_touched_input_checks_only_the_chunks_it_reaches(project: Project) -> 
     set_stamps(project.root, 7)  # no record matches now: a task whose record is read says so
     os.utime(project.root / "a.txt", ns=(10**18, 10**18))  # the first chunk's files moved
     result = build(project, "--no-cache")
-    assert runs(project) == [] and "up to date 4201" in result.stdout
+    assert runs(project) == [] and "up to date 8001" in result.stdout
     now = stamps(project.root)
     assert now["t5"] != 7 and now["t0"] != 7  # checked, found clean, re-recorded
-    assert now["last"] != 7 and now["t2050"] != 7  # the chunk t0 reaches is checked whole
-    assert now["t4150"] == 7  # the third chunk was never read
-    assert "up to date 4201" in build(project, "--no-cache").stdout  # the snapshot again
+    assert now["last"] != 7 and now["t4500"] != 7  # the chunk t0 reaches is checked whole
+    assert now["t7000"] == 7  # a chunk nothing reached was never read
+    assert "up to date 8001" in build(project, "--no-cache").stdout  # the snapshot again
     project.write("a.txt", "A\n")
     build(project, "--no-cache")
     assert runs(project) == ["t0", "last"]  # reached across chunks through out0.txt
@@ -314,77 +342,11 @@ def test_reordered_declarations_rerun_nothing(project: Project) -> None:
     assert runs(project) == []
 
 
-# --- stats taken while the Taskfile loads -------------------------------------------------
-
-
-def test_prefetched_digests_are_those_of_a_comparison_after_the_load(tmp_path: Path) -> None:
-    os.chdir(tmp_path)
-    for i in range(0, 20_000, 997):
-        Path(f"f{i}").write_text(str(i))
-    tasks = [mk(f"t{i}", (f"f{i}",), (f"o{i}",)) for i in range(20_000)]
-    value = snapshot.fresh(tasks, FileCache().stat).pack()
-    for workers in (1, 2):
-        early = snapshot.Prefetch.start(value, workers)
-        assert early is not None and early.digests(value) == list(Saved(value).digests)
-    os.utime("f4985", ns=(5, 5))
-    early = snapshot.Prefetch.start(value, 2)
-    assert early is not None
-    found = early.digests(value)
-    assert found is not None and snapshot.Comparison(Saved(value), found).changed == [2]
-
-
-def test_prefetched_digests_are_void_after_a_write_or_another_snapshot(tmp_path: Path) -> None:
-    os.chdir(tmp_path)
-    tasks = [mk(f"t{i}", (f"f{i}",)) for i in range(100)]
-    value = snapshot.fresh(tasks, FileCache().stat).pack()
-    spoiled = snapshot.Prefetch.start(value, 1)
-    assert spoiled is not None
-    spoiled.spoil()
-    assert spoiled.digests(value) is None
-    other = snapshot.Prefetch.start(value, 1)
-    assert other is not None and other.digests(value + b"") is not None
-    changed = snapshot.Prefetch.start(value, 1)
-    assert changed is not None and changed.digests(None) is None  # dropped by another build
-    assert snapshot.Prefetch.start(None, 1) is None
-    assert snapshot.Prefetch.start(b"garbage", 1) is None
-
-
-def Saved(value: bytes) -> snapshot.Saved:  # noqa: N802 (reads as the class it returns)
-    found = snapshot.Saved.parse(value)
-    assert found is not None
-    return found
-
-
-WRITERS = {
-    "open for writing": 'open("made.txt", "w").close()',
-    "Path.write_text": 'import pathlib; pathlib.Path("made.txt").write_text("x")',
-    "os.replace": 'open("a", "w").close(); import os; os.replace("a", "b")',
-    "a process": 'import subprocess; subprocess.run(["true"])',
-    "os.system": 'import os; os.system("true")',
-    "os.utime": 'import os; os.utime("Taskfile.py")',
-}
-READERS = {
-    "reading a file": 'open("Taskfile.py").read()',
-    "listing a folder": 'import os, glob; os.listdir("."); glob.glob("*.py")',
-    "importing": "import json, csv",
-}
-
-
-def test_the_taskfile_writing_a_file_is_noticed(tmp_path: Path) -> None:
-    from pytaskmake.taskfile import load_taskfile
-
-    noticed: list[str] = []
-    for what, code in {**WRITERS, **READERS}.items():
-        text = f"from pytaskmake import task\n{code}\ntask('t', 'true')\n"
-        (tmp_path / "Taskfile.py").write_text(text)
-        noticed.clear()
-        load_taskfile(tmp_path / "Taskfile.py", on_write=lambda: noticed.append("write"))
-        assert bool(noticed) == (what in WRITERS), what
-        load_taskfile(tmp_path / "Taskfile.py")  # and nothing is called without on_write
+# --- a Taskfile that writes files while loading ---------------------------------------
 
 
 def test_an_input_the_taskfile_rewrites_while_loading_is_seen(project: Project) -> None:
-    """The prefetched stats predate the write: they must not be trusted."""
+    """Stats are taken after the Taskfile ran, so its own writes are seen."""
     project.write("setting.cfg", "1\n")
     project.taskfile(
         "import pathlib, time\n"
@@ -398,18 +360,3 @@ def test_an_input_the_taskfile_rewrites_while_loading_is_seen(project: Project) 
     project.write("setting.cfg", "2\n")
     build(project, "--no-cache")
     assert runs(project) == ["use"] and project.read("out.txt") == "2\n"
-
-
-def test_no_prefetch_while_another_build_may_hold_the_lock(project: Project) -> None:
-    from pytaskmake.commands import _prefetch
-
-    project.write("in.txt", "x\n")
-    project.taskfile(SWEEP)
-    build(project)
-    lock = project.root / ".pytaskmake" / "lock"
-    lock.write_text("999999999\n")  # left by a build that is gone
-    early = _prefetch(project.root / "Taskfile.py")
-    assert early is not None and early.lock_seen == (lock.stat().st_mtime_ns, "999999999")
-    early.close()
-    lock.write_text(f"{os.getpid()}\n")  # a live process: it may be building now
-    assert _prefetch(project.root / "Taskfile.py") is None

@@ -91,9 +91,9 @@ class Records:
             found = {p: fresh.fingerprint(p) for p in paths}
             return {p: fp for p, fp in found.items() if fp is not None}
 
-        self.db.save_success(
-            task.name, task.action.digest, fps(task.inputs), fps(task.outputs), 1.0
-        )
+        ins, outs = fps(task.inputs), fps(task.outputs)
+        stamp = stale.record_stamp(task.action.digest, ins, outs)
+        self.db.save_success(task.name, task.action.digest, ins, outs, 1.0, stamp)
         record = self.db.record(task.name)
         assert record is not None
         return record

@@ -45,6 +45,27 @@ def test_a_record_of_many_files_round_trips_across_slices(count: int) -> None:
     assert list(decoded[0]) == list(ins)  # in their recorded order
 
 
+@pytest.mark.parametrize("inputs,outputs", [(8191, 1), (8192, 0), (8190, 2), (16383, 1)])
+def test_a_record_of_exactly_a_multiple_of_a_slice_is_not_damaged(
+    inputs: int, outputs: int, state_dir: Path
+) -> None:
+    """8,191 inputs + 1 output is 8,192 files, one whole slice: read back as written
+    (it was taken for damage, so the task reran after every touch)."""
+    ins = {f"in/{i}": ((i, i + 1, i + 2), f"{i:032x}") for i in range(inputs)}
+    outs = {f"out/{i}": ((i, 0, i), "0" * 32) for i in range(outputs)}
+    assert decode_files(encode_files(ins, outs)) == (ins, outs)
+    db = StateDB(state_dir)
+    db.save_success("summary", "sh:x", ins, outs, 1.0, stamp=0)
+    db.commit()
+    db.close()
+    again = StateDB(state_dir)
+    record = again.record("summary")
+    assert record is not None
+    assert (record.inputs, record.outputs) == (ins, outs)
+    assert record.ok
+    again.close()
+
+
 @pytest.mark.parametrize("count", [1, 8192, 8193])
 def test_a_record_with_a_trailing_nul_is_refused(count: int) -> None:
     text = encode_files({f"in/{i}": ((i, i, i), "ab" * 16) for i in range(count)}, {})
@@ -75,8 +96,8 @@ def test_fresh_database_is_created_with_directory(state_dir: Path) -> None:
 
 def test_success_record_round_trips_across_connections(state_dir: Path) -> None:
     db = StateDB(state_dir)
-    db.save_success("t1", "sh:echo hi", IN, OUT, 1.5)
-    db.save_success("t2", "argv:x", {}, {}, 0.25)
+    db.save_success("t1", "sh:echo hi", IN, OUT, 1.5, stamp=0)
+    db.save_success("t2", "argv:x", {}, {}, 0.25, stamp=0)
     db.close()
     db = reopen(state_dir)
     try:
@@ -95,7 +116,7 @@ def test_success_record_round_trips_across_connections(state_dir: Path) -> None:
 
 def test_failure_replaces_success_and_round_trips(state_dir: Path) -> None:
     db = StateDB(state_dir)
-    db.save_success("t", "sh:a", IN, OUT, 1.0)
+    db.save_success("t", "sh:a", IN, OUT, 1.0, stamp=0)
     assert db.record("t").ok  # type: ignore[union-attr]
     db.save_failure("t", "sh:b", 2.0)
     r = db.record("t")
@@ -114,7 +135,7 @@ def test_record_seen_before_write_is_updated(state_dir: Path) -> None:
     db = StateDB(state_dir)
     try:
         assert db.record("t") is None
-        db.save_success("t", "sh:x", IN, {}, 3.0)
+        db.save_success("t", "sh:x", IN, {}, 3.0, stamp=0)
         r = db.record("t")
         assert r is not None and r.inputs == IN
         assert db.durations(["t"]) == {"t": 3.0}
@@ -125,7 +146,7 @@ def test_record_seen_before_write_is_updated(state_dir: Path) -> None:
 def test_forget_drops_records(state_dir: Path) -> None:
     db = StateDB(state_dir)
     for name in ("a", "b", "c"):
-        db.save_success(name, "sh:x", {}, OUT, 1.0)
+        db.save_success(name, "sh:x", {}, OUT, 1.0, stamp=0)
     db.record("a")
     db.forget(["a", "c", "never-existed"])
     assert db.record("a") is None and db.record("c") is None
@@ -141,9 +162,9 @@ def test_forget_drops_records(state_dir: Path) -> None:
 def test_transaction_commits_and_rolls_back(state_dir: Path) -> None:
     db = StateDB(state_dir)
     with db.transaction():
-        db.save_success("kept", "sh:x", {}, {}, 1.0)
+        db.save_success("kept", "sh:x", {}, {}, 1.0, stamp=0)
     with pytest.raises(RuntimeError), db.transaction():
-        db.save_success("dropped", "sh:x", {}, {}, 1.0)
+        db.save_success("dropped", "sh:x", {}, {}, 1.0, stamp=0)
         raise RuntimeError("boom")
     db.close()
     db = reopen(state_dir)
@@ -164,7 +185,7 @@ def assert_set_aside(state_dir: Path, original: bytes | None) -> None:
         assert db.warning is not None
         assert "state" in db.warning
         assert db.record("t") is None
-        db.save_success("t", "sh:x", IN, OUT, 1.0)  # the new database works
+        db.save_success("t", "sh:x", IN, OUT, 1.0, stamp=0)  # the new database works
         assert db.record("t") is not None
     finally:
         db.close()
@@ -216,7 +237,7 @@ def test_foreign_sqlite_database_is_moved_aside_unaltered(state_dir: Path) -> No
 
 def test_other_schema_version_is_moved_aside(state_dir: Path) -> None:
     db = StateDB(state_dir)
-    db.save_success("t", "sh:x", IN, OUT, 1.0)
+    db.save_success("t", "sh:x", IN, OUT, 1.0, stamp=0)
     db.close()
     raw = sqlite3.connect(state_dir / "state.db")
     version = raw.execute("PRAGMA user_version").fetchone()[0]
@@ -229,7 +250,7 @@ def test_other_schema_version_is_moved_aside(state_dir: Path) -> None:
 def test_truncated_database_is_moved_aside(state_dir: Path) -> None:
     db = StateDB(state_dir)
     for i in range(200):
-        db.save_success(f"t{i}", "sh:x" * 50, IN, OUT, 1.0)
+        db.save_success(f"t{i}", "sh:x" * 50, IN, OUT, 1.0, stamp=0)
     db.close()
     path = state_dir / "state.db"
     half = path.read_bytes()[:1000]

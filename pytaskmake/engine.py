@@ -1,0 +1,353 @@
+"""The build engine: one object that loads tasks once and builds them many times.
+
+The command line, the watcher and the taskrun layer all call it; none of them
+opens the state, takes the lock or decides what to check. An Engine owns, for
+one project folder: the declarations (from a Taskfile or built in code), the
+build lock, the state database, the run cache, the executor, and the *suspect
+decision*: which tasks a build must look at, from the last complete build's
+snapshot, or from the paths a caller (a file watcher) says changed.
+
+Paths in the declarations are relative to the project root. The engine enters
+the root for the length of a call and leaves it afterwards (posix_spawn, which
+starts the tasks cheaply, has no working-directory argument); nothing else of the
+process is changed between calls.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import events as ev
+from . import snapshot
+from .build import Build, BuildOptions
+from .cache import RunCache
+from .executors.base import Executor
+from .fingerprint import FileCache
+from .graph import BuildGraph
+from .lock import BuildLock
+from .plan import plan
+from .stale import Verdict
+from .state import StateDB
+from .taskfile import Registry, Task, load_taskfile
+
+STATE_DIR = ".pytaskmake"
+
+ExecutorFactory = Callable[[int, Path], Executor]  # (jobs, state folder) -> executor
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """What every build of an engine shares. `jobs` None: the number of CPUs."""
+
+    jobs: int | None = None
+    keep_going: bool = False
+    use_cache: bool = True
+    cache_dir: Path | None = None  # default: <root>/.pytaskmake/cache
+    state_dir: Path | None = None  # default: <root>/.pytaskmake
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """How a build ended: counts per outcome (events.RAN, ...), wall time, interrupt."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    wall: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> int:
+        return self.counts.get(ev.FAILED, 0)
+
+    @property
+    def exit_code(self) -> int:
+        """The command line's: 130 interrupted, 1 a task failed, 0 all done."""
+        return 130 if self.interrupted else (1 if self.failed else 0)
+
+
+class Fanout:
+    """Send each event to several observers (console, trace file...)."""
+
+    def __init__(self, *observers: ev.Observer) -> None:
+        self.observers = observers
+
+    def handle(self, event: ev.Event) -> None:
+        for observer in self.observers:
+            observer.handle(event)
+
+
+class Engine:
+    """Builds one project's tasks; reusable for many builds in one process."""
+
+    def __init__(
+        self,
+        tasks: Registry | Iterable[Task],
+        root: Path | str | None = None,
+        options: EngineOptions | None = None,
+        observers: Sequence[ev.Observer] = (),
+        executor: ExecutorFactory | None = None,
+    ) -> None:
+        """`tasks`: a loaded Registry, or Task objects in declaration order (then
+        `root` is required: the folder their paths are relative to)."""
+        if isinstance(tasks, Registry):
+            root = root or tasks.root
+            by_name = tasks.tasks
+        else:
+            by_name = {t.name: t for t in tasks}
+        if root is None:
+            raise ValueError("Engine needs the project root its task paths are relative to")
+        self.root = Path(root).resolve()
+        self.options = options or EngineOptions()
+        self.observer = Fanout(*observers)
+        self._executor_factory = executor or _local_executor
+        self.state_dir = (self.options.state_dir or self.root / STATE_DIR).resolve()
+        self._lock: BuildLock | None = None
+        self._set_tasks(by_name)
+
+    @classmethod
+    def from_taskfile(
+        cls,
+        path: Path | str,
+        options: EngineOptions | None = None,
+        observers: Sequence[ev.Observer] = (),
+        executor: ExecutorFactory | None = None,
+    ) -> Engine:
+        """Load a Taskfile (TaskfileError on any mistake in it) and make its engine."""
+        registry = load_taskfile(Path(path))
+        return cls(registry, registry.root, options, observers, executor)
+
+    def _set_tasks(self, by_name: dict[str, Task]) -> None:
+        self.tasks = by_name
+        self._graph: BuildGraph | None = None
+        self._chunks: snapshot.Chunks | None = None
+        self._files: FileCache | None = None  # kept between builds told what changed
+        self._saved: snapshot.Saved | None = None  # what our last build saved
+        self._readers: dict[str, list[int]] | None = None  # path -> chunks naming it
+
+    def replace_tasks(self, tasks: Registry | Iterable[Task]) -> None:
+        """New declarations (a reloaded Taskfile): the next build compares them with the
+        last snapshot, so only tasks whose declarations or files changed are checked."""
+        self._set_tasks(tasks.tasks if isinstance(tasks, Registry) else {t.name: t for t in tasks})
+
+    @property
+    def graph(self) -> BuildGraph:
+        """The validated graph (GraphError on a cycle, clash or unknown dep)."""
+        if self._graph is None:
+            self._graph = BuildGraph(self.tasks)
+        return self._graph
+
+    @property
+    def jobs(self) -> int:
+        return self.options.jobs or os.cpu_count() or 1
+
+    # --- the lock ----------------------------------------------------------------------
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the build lock across several builds (a watch); LockedError if taken."""
+        if self._lock is not None:
+            yield
+            return
+        lock = BuildLock(self.state_dir)
+        lock.acquire()
+        self._lock = lock
+        try:
+            yield
+        finally:
+            self._lock = None
+            lock.release()
+
+    @contextmanager
+    def _inside(self) -> Iterator[None]:
+        before = os.getcwd()
+        os.chdir(self.root)
+        try:
+            yield
+        finally:
+            os.chdir(before)
+
+    # --- building ----------------------------------------------------------------------
+
+    def build(
+        self,
+        targets: Sequence[str] = (),
+        *,
+        changed_paths: Iterable[str] | None = None,
+        always: bool = False,
+    ) -> BuildResult:
+        """Bring `targets` (task names or output paths; default all) up to date.
+
+        `changed_paths`: the caller's word (a watcher's events) that no other file
+        changed since this engine's last build; then only the tasks naming one of
+        them are checked, with what this engine already knows of every other file.
+        `always`: run every selected task (make -B).
+        """
+        with self.locked(), self._inside():
+            state = StateDB(self.state_dir)
+            try:
+                return self._build(list(targets), changed_paths, always, state)
+            finally:
+                state.close()
+
+    def _build(
+        self,
+        targets: list[str],
+        changed_paths: Iterable[str] | None,
+        always: bool,
+        state: StateDB,
+    ) -> BuildResult:
+        from .executors.orphans import kill_leftovers
+
+        start = time.monotonic()
+        killed = kill_leftovers(self.state_dir / "running")
+        if killed:
+            message = f"stopped {killed} task process group(s) left running by a killed build"
+            self.observer.handle(ev.Notice(message))
+            changed_paths = None  # they may have written anything meanwhile
+        files = self._file_memo(changed_paths)
+        known: snapshot.Comparison | None = None
+        if not targets and not always:
+            known = self._compare(state, changed_paths)
+            if known is not None and known.nothing_changed:
+                self._saved = known.saved
+                return self._nothing_to_do(time.monotonic() - start)
+        self._saved = None
+        if known is None:
+            state.load()  # the full path reads every record; otherwise only the suspects'
+        if state.warning:
+            self.observer.handle(ev.Notice(state.warning))
+        graph = self.graph
+        names = graph.select(targets)
+        executor = self._executor_factory(self.jobs, self.state_dir)
+        try:
+            options = BuildOptions(self.options.keep_going, always, self._run_cache())
+            build = Build(
+                graph, names, state, executor, self.observer, options, self.state_dir, files, known
+            )
+            finished = build.run()
+        finally:
+            executor.close()
+        self._saved = build.saved
+        return BuildResult(finished.counts, finished.wall, finished.interrupted)
+
+    def _file_memo(self, changed_paths: Iterable[str] | None) -> FileCache:
+        """What is known of the files: kept from the last build when the caller says
+        which changed (those are forgotten), else taken afresh."""
+        if changed_paths is None or self._files is None:
+            self._files = FileCache()
+        else:
+            for path in changed_paths:
+                self._files.forget(self._relative(path))
+        return self._files
+
+    def _relative(self, path: str) -> str:
+        if os.path.isabs(path):
+            rel = os.path.relpath(path, self.root)
+            return path if rel.startswith("..") else rel
+        return os.path.normpath(path)
+
+    def _compare(
+        self, state: StateDB, changed_paths: Iterable[str] | None
+    ) -> snapshot.Comparison | None:
+        """The declarations and files now against the last complete build's snapshot;
+        None when there is none: the full path."""
+        value = state.snapshot()
+        saved = self._saved
+        if changed_paths is not None and saved is not None and value == saved.pack():
+            chunks = self._chunks_now()
+            if chunks.declarations == saved.declarations:
+                return snapshot.assumed(saved, chunks, self._chunks_naming(changed_paths))
+        saved = snapshot.Saved.parse(value)
+        if saved is None:
+            return None
+        return snapshot.compare(saved, self._chunks_now(), workers=_stat_workers())
+
+    def _chunks_now(self) -> snapshot.Chunks:
+        if self._chunks is None:
+            self._chunks = snapshot.Chunks(list(self.tasks.values()))
+        return self._chunks
+
+    def _chunks_naming(self, paths: Iterable[str]) -> set[int]:
+        """The chunks whose tasks read or write one of `paths` (or a file under one)."""
+        if self._readers is None:
+            chunks = self._chunks_now()
+            readers: dict[str, list[int]] = {}
+            for j in range(len(chunks)):
+                for p in snapshot.paths_of_tasks(chunks.tasks_of(j)):
+                    readers.setdefault(p, []).append(j)
+            self._readers = readers
+        found: set[int] = set()
+        for path in paths:
+            found.update(self._readers.get(self._relative(path), ()))
+        return found
+
+    def _nothing_to_do(self, elapsed: float) -> BuildResult:
+        """The no-op answer from the snapshot alone: no graph, no records."""
+        self.observer.handle(ev.BuildStarted(0, self.jobs))  # nothing to do; all counted
+        counts = dict.fromkeys((ev.RAN, ev.RESTORED, ev.UP_TO_DATE, ev.FAILED, ev.SKIPPED), 0)
+        counts[ev.UP_TO_DATE] = len(self.tasks)
+        self.observer.handle(ev.BuildFinished(counts, elapsed))
+        return BuildResult(counts, elapsed)
+
+    def _run_cache(self) -> RunCache | None:
+        if not self.options.use_cache:
+            return None
+        return RunCache(self.options.cache_dir or self.state_dir / "cache")
+
+    # --- looking, cleaning -------------------------------------------------------------
+
+    def plan(self, targets: Sequence[str] = (), always: bool = False) -> dict[str, Verdict]:
+        """What a build would do and why, for each selected task, touching nothing."""
+        with self._inside():
+            names = self.graph.select(list(targets))
+            state = StateDB(self.state_dir, readonly=True)
+            try:
+                if state.warning:
+                    self.observer.handle(ev.Notice(state.warning))
+                verdicts = plan(self.graph, names, state, FileCache(), always)
+            finally:
+                state.close()
+            return {name: verdicts[name] for name in names}  # in declaration order
+
+    def select(self, targets: Sequence[str] = ()) -> list[str]:
+        """The names of `targets` and all they need, in declaration order."""
+        with self._inside():
+            return self.graph.select(list(targets))
+
+    def clean(self, targets: Sequence[str] = ()) -> tuple[int, int]:
+        """Remove the outputs and logs of the selected tasks and forget their records;
+        returns (files removed, tasks)."""
+        with self.locked(), self._inside():
+            names = self.graph.select(list(targets))
+            removed = 0
+            for name in names:
+                task = self.tasks[name]
+                for path in (*task.outputs, *([task.log] if task.log else [])):
+                    try:
+                        os.unlink(path)
+                        removed += 1
+                    except (FileNotFoundError, IsADirectoryError):
+                        pass
+            state = StateDB(self.state_dir)
+            try:
+                state.forget(names)
+            finally:
+                state.close()
+            self._saved = None
+            return removed, len(names)
+
+
+def _stat_workers() -> int:
+    """Processes statting a snapshot's files: a few cores' worth, no more (I/O-bound)."""
+    return min(os.cpu_count() or 1, 4)
+
+
+def _local_executor(jobs: int, state_dir: Path) -> Executor:
+    from .executors.local import LocalExecutor
+    from .executors.orphans import ProcessJournal
+
+    return LocalExecutor(jobs, journal=ProcessJournal(state_dir / "running"))
