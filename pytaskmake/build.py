@@ -72,6 +72,7 @@ class Build:
         self._warned = False
         self._checked_chunks: set[int] = set()  # past the snapshot: chunks checked whole
         self.saved: snapshot.Saved | None = None  # the snapshot saved at the end, if any
+        self.chunks: snapshot.Chunks | None = None  # the declarations as it cut them
         self._interrupts = 0
         self._seen_interrupts = 0
 
@@ -113,8 +114,10 @@ class Build:
         """Every task is done: vouch for it, so the next run may skip the graph."""
         if self.known is not None:  # only the chunks this build reached are digested again
             saved = self.known.updated(self.files.stat, self._checked_chunks)
+            self.chunks = self.known.chunks
         else:
-            saved = snapshot.fresh(list(self.graph.tasks.values()), self.files.stat)
+            self.chunks = snapshot.Chunks(list(self.graph.tasks.values()))
+            saved = snapshot.fresh(self.chunks.tasks, self.files.stat, self.chunks)
         self.state.save_snapshot(saved.pack())
         self.saved = saved
 

@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 
 from . import events as ev
-from .engine import STATE_DIR, Engine, EngineOptions
+from .engine import STATE_DIR, Engine, EngineOptions, start_prefetch
 from .plan import group_reasons
 from .report import ConsoleReporter, use_colour
+from .taskfile import load_taskfile
 
 
 def run_command(args: argparse.Namespace, taskfile: Path) -> int:
@@ -26,6 +27,8 @@ def run_command(args: argparse.Namespace, taskfile: Path) -> int:
         use_cache=not args.no_cache,
         cache_dir=cache_directory(args, taskfile.resolve().parent),
     )
+    if building and not args.targets and not args.always:
+        return _build_with_prefetch(taskfile, options, _observers(args, True))
     engine = Engine.from_taskfile(taskfile, options, _observers(args, building))
     if building:
         return engine.build(args.targets, always=args.always).exit_code
@@ -36,6 +39,20 @@ def run_command(args: argparse.Namespace, taskfile: Path) -> int:
     removed, count = engine.clean(args.targets)
     print(f"pytaskmake: removed {removed} files of {count} tasks")
     return 0
+
+
+def _build_with_prefetch(
+    taskfile: Path, options: EngineOptions, observers: list[ev.Observer]
+) -> int:
+    """A whole build: the snapshot's files are statted while the Taskfile loads."""
+    early = start_prefetch(taskfile)
+    try:
+        registry = load_taskfile(taskfile, on_write=early.spoil if early else None)
+    except BaseException:
+        if early is not None:
+            early.close()
+        raise
+    return Engine(registry, options=options, observers=observers).build(prefetch=early).exit_code
 
 
 def _observers(args: argparse.Namespace, building: bool) -> list[ev.Observer]:

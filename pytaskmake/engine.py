@@ -29,10 +29,10 @@ from .cache import RunCache
 from .executors.base import Executor
 from .fingerprint import FileCache
 from .graph import BuildGraph
-from .lock import BuildLock
+from .lock import BuildLock, holder_alive, last_holder
 from .plan import plan
 from .stale import Verdict
-from .state import StateDB
+from .state import StateDB, read_snapshot
 from .taskfile import Registry, Task, load_taskfile
 
 STATE_DIR = ".pytaskmake"
@@ -178,20 +178,29 @@ class Engine:
         *,
         changed_paths: Iterable[str] | None = None,
         always: bool = False,
+        prefetch: snapshot.Prefetch | None = None,
     ) -> BuildResult:
         """Bring `targets` (task names or output paths; default all) up to date.
 
         `changed_paths`: the caller's word (a watcher's events) that no other file
         changed since this engine's last build; then only the tasks naming one of
         them are checked, with what this engine already knows of every other file.
-        `always`: run every selected task (make -B).
+        `always`: run every selected task (make -B). `prefetch`: stats taken while
+        the Taskfile loaded (start_prefetch), used only if still valid.
         """
-        with self.locked(), self._inside():
-            state = StateDB(self.state_dir)
-            try:
-                return self._build(list(targets), changed_paths, always, state)
-            finally:
-                state.close()
+        try:
+            with self.locked(), self._inside():
+                assert self._lock is not None
+                if prefetch is not None and self._lock.found != prefetch.lock_seen:
+                    prefetch.spoil()  # another build held the lock meanwhile
+                state = StateDB(self.state_dir)
+                try:
+                    return self._build(list(targets), changed_paths, always, state, prefetch)
+                finally:
+                    state.close()
+        finally:
+            if prefetch is not None:
+                prefetch.close()
 
     def _build(
         self,
@@ -199,6 +208,7 @@ class Engine:
         changed_paths: Iterable[str] | None,
         always: bool,
         state: StateDB,
+        prefetch: snapshot.Prefetch | None = None,
     ) -> BuildResult:
         from .executors.orphans import kill_leftovers
 
@@ -208,10 +218,12 @@ class Engine:
             message = f"stopped {killed} task process group(s) left running by a killed build"
             self.observer.handle(ev.Notice(message))
             changed_paths = None  # they may have written anything meanwhile
+            if prefetch is not None:
+                prefetch.spoil()
         files = self._file_memo(changed_paths)
         known: snapshot.Comparison | None = None
         if not targets and not always:
-            known = self._compare(state, changed_paths)
+            known = self._compare(state, changed_paths, prefetch)
             if known is not None and known.nothing_changed:
                 self._saved = known.saved
                 return self._nothing_to_do(time.monotonic() - start)
@@ -232,6 +244,8 @@ class Engine:
         finally:
             executor.close()
         self._saved = build.saved
+        if build.chunks is not None and build.chunks is not self._chunks:
+            self._chunks, self._readers = build.chunks, None
         return BuildResult(finished.counts, finished.wall, finished.interrupted)
 
     def _file_memo(self, changed_paths: Iterable[str] | None) -> FileCache:
@@ -251,30 +265,32 @@ class Engine:
         return os.path.normpath(path)
 
     def _compare(
-        self, state: StateDB, changed_paths: Iterable[str] | None
+        self,
+        state: StateDB,
+        changed_paths: Iterable[str] | None,
+        prefetch: snapshot.Prefetch | None = None,
     ) -> snapshot.Comparison | None:
         """The declarations and files now against the last complete build's snapshot;
         None when there is none: the full path."""
         value = state.snapshot()
-        saved = self._saved
-        if changed_paths is not None and saved is not None and value == saved.pack():
-            chunks = self._chunks_now()
-            if chunks.declarations == saved.declarations:
+        saved, chunks = self._saved, self._chunks
+        if changed_paths is not None and saved is not None and chunks is not None:
+            if value == saved.pack() and chunks.declarations == saved.declarations:
                 return snapshot.assumed(saved, chunks, self._chunks_naming(changed_paths))
         saved = snapshot.Saved.parse(value)
         if saved is None:
             return None
-        return snapshot.compare(saved, self._chunks_now(), workers=_stat_workers())
-
-    def _chunks_now(self) -> snapshot.Chunks:
-        if self._chunks is None:
-            self._chunks = snapshot.Chunks(list(self.tasks.values()))
-        return self._chunks
+        if chunks is None or chunks.bounds != saved.bounds:
+            chunks = self._chunks = snapshot.chunks_like(saved, list(self.tasks.values()))
+            self._readers = None
+        taken = prefetch.digests(value) if prefetch is not None else None
+        return snapshot.compare(saved, chunks, _stat_workers(), taken)
 
     def _chunks_naming(self, paths: Iterable[str]) -> set[int]:
         """The chunks whose tasks read or write one of `paths` (or a file under one)."""
+        chunks = self._chunks
+        assert chunks is not None
         if self._readers is None:
-            chunks = self._chunks_now()
             readers: dict[str, list[int]] = {}
             for j in range(len(chunks)):
                 for p in snapshot.paths_of_tasks(chunks.tasks_of(j)):
@@ -339,6 +355,22 @@ class Engine:
                 state.close()
             self._saved = None
             return removed, len(names)
+
+
+def start_prefetch(taskfile: Path) -> snapshot.Prefetch | None:
+    """Start statting the last snapshot's files before the Taskfile loads (see
+    snapshot.Prefetch); pass the result to load_taskfile's `on_write` (its `spoil`)
+    and to Engine.build. For a one-shot process: not while another build may be
+    running (it could change files after the stats), nor beside other threads.
+    """
+    state_dir = taskfile.resolve().parent / STATE_DIR
+    seen = last_holder(state_dir)
+    if holder_alive(seen):
+        return None
+    early = snapshot.Prefetch.start(read_snapshot(state_dir), max(1, _stat_workers() - 1))
+    if early is not None:
+        early.lock_seen = seen
+    return early
 
 
 def _stat_workers() -> int:

@@ -18,6 +18,10 @@ logs), the files they name and a digest of those files' stats. On the next run:
 The state database removes the snapshot before the first record of a build is
 written, so a build killed half-way can never leave one vouching for records it
 changed.
+
+A one-shot command may take the stats while the Taskfile loads (`Prefetch`):
+forked children stat the saved snapshot's files on the other cores meanwhile
+(measured: a 12-15% shorter no-op at 10,000 and 100,000 points).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import marshal
 import os
+import signal
 import threading
 import zlib
 from array import array
@@ -99,11 +104,16 @@ def paths_digest(paths: Iterable[str], stat: Callable[[str], Stat | None] = stat
 
 
 class Chunks:
-    """The current declarations cut into chunks, with each chunk's declarations digest."""
+    """The current declarations cut into chunks, with each chunk's declarations digest.
 
-    def __init__(self, tasks: Sequence[Task]) -> None:
+    `bounds`: where to cut, when known (a snapshot's, tried first: the same
+    declarations give the same digests without a CRC per task name); by default
+    where the names say (chunk_bounds).
+    """
+
+    def __init__(self, tasks: Sequence[Task], bounds: list[int] | None = None) -> None:
         self.tasks = tasks
-        self.bounds = chunk_bounds(tasks)
+        self.bounds = chunk_bounds(tasks) if bounds is None else bounds
         self.declarations = [
             declarations_digest(tasks[a:b])
             for a, b in zip(self.bounds, self.bounds[1:], strict=False)
@@ -126,12 +136,19 @@ class Chunks:
 class Saved:
     """A snapshot as the state database keeps it: per chunk, declarations, files, stats."""
 
-    __slots__ = ("declarations", "digests", "_paths")
+    __slots__ = ("declarations", "digests", "_paths", "bounds")
 
-    def __init__(self, declarations: list[bytes], digests: array, paths: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        declarations: list[bytes],
+        digests: array,
+        paths: tuple[str, ...],
+        bounds: list[int],
+    ) -> None:
         self.declarations = declarations  # per chunk
         self.digests = digests  # per chunk
         self._paths = paths  # per chunk, its files NUL-separated (paths hold no NUL)
+        self.bounds = bounds  # where each chunk starts, then the number of tasks
 
     @classmethod
     def parse(cls, value: bytes | None) -> Saved | None:
@@ -139,9 +156,11 @@ class Saved:
         if value is None or not value.startswith(_MAGIC):
             return None
         try:
-            declarations, digests, paths = marshal.loads(value[len(_MAGIC) :])
+            declarations, digests, paths, bounds = marshal.loads(value[len(_MAGIC) :])
             found = array("q", digests)
-            if not len(found) == len(paths) == len(declarations):
+            if not len(found) == len(paths) == len(declarations) == len(bounds) - 1:
+                return None
+            if not all(type(b) is int for b in bounds) or bounds[0] != 0:
                 return None
             if not all(type(p) is str for p in paths):
                 return None
@@ -149,10 +168,10 @@ class Saved:
                 return None
         except Exception:  # damaged: no shortcut, the full path decides
             return None
-        return cls(list(declarations), found, paths)
+        return cls(list(declarations), found, paths, list(bounds))
 
     def pack(self) -> bytes:
-        saved = (self.declarations, self.digests.tobytes(), self._paths)
+        saved = (self.declarations, self.digests.tobytes(), self._paths, self.bounds)
         return _MAGIC + marshal.dumps(saved, 2)
 
     def paths_of(self, j: int) -> list[str]:
@@ -218,29 +237,50 @@ class Comparison:
                 digests.append(paths_digest(joined.split("\0") if joined else [], stat))
             else:
                 digests.append(self.digests[j])  # type: ignore[arg-type]
-        return Saved(list(current.declarations), array("q", digests), tuple(paths))
+        return Saved(list(current.declarations), array("q", digests), tuple(paths), current.bounds)
 
 
-def fresh(tasks: Sequence[Task], stat: Callable[[str], Stat | None]) -> Saved:
-    """The snapshot of these declarations and files, computed from scratch."""
-    chunks = Chunks(tasks)
+def fresh(
+    tasks: Sequence[Task], stat: Callable[[str], Stat | None], chunks: Chunks | None = None
+) -> Saved:
+    """The snapshot of these declarations and files, computed from scratch (`chunks`:
+    the tasks already cut where their names say)."""
+    chunks = chunks or Chunks(tasks)
     paths = [paths_of_tasks(chunks.tasks_of(j)) for j in range(len(chunks))]
     digests = array("q", [paths_digest(p, stat) for p in paths])
-    return Saved(list(chunks.declarations), digests, tuple(["\0".join(p) for p in paths]))
+    joined = tuple(["\0".join(p) for p in paths])
+    return Saved(list(chunks.declarations), digests, joined, chunks.bounds)
 
 
-def compare(saved: Saved, chunks: Chunks, workers: int = 1) -> Comparison | None:
+def chunks_like(saved: Saved, tasks: Sequence[Task]) -> Chunks:
+    """`tasks` cut into chunks: where the snapshot cut them when that gives the very
+    same declarations (the usual case, and no CRC per name), else where the names say
+    (so that chunks an edit did not touch are found again)."""
+    if saved.bounds[-1] == len(tasks):
+        same = Chunks(tasks, saved.bounds)
+        if same.declarations == saved.declarations:
+            return same
+    return Chunks(tasks)
+
+
+def compare(
+    saved: Saved, chunks: Chunks, workers: int = 1, taken: list[int] | None = None
+) -> Comparison | None:
     """Match each current chunk with a saved one and digest its files now (in `workers`
-    processes); None if a worker failed."""
-    where = {d: i for i, d in enumerate(saved.declarations)}
-    matched = [where.get(d, -1) for d in chunks.declarations]
+    processes); None if a worker failed. `taken`: the digests of every saved chunk,
+    already taken (a Prefetch's)."""
+    if chunks.declarations == saved.declarations:
+        matched = list(range(len(chunks)))
+    else:
+        where = {d: i for i, d in enumerate(saved.declarations)}
+        matched = [where.get(d, -1) for d in chunks.declarations]
     wanted = [i for i in matched if i >= 0]
     try:
-        found = digests_of(saved, wanted, workers)
+        found = [taken[i] for i in wanted] if taken else digests_of(saved, wanted, workers)
     except OSError:
         return None
-    taken = dict(zip(wanted, found, strict=True))
-    digests = [taken[i] if i >= 0 else None for i in matched]
+    now = dict(zip(wanted, found, strict=True))
+    digests = [now[i] if i >= 0 else None for i in matched]
     return Comparison(saved, chunks, matched, digests)
 
 
@@ -265,6 +305,70 @@ def digests_of(saved: Saved, wanted: list[int], workers: int = 1) -> list[int]:
     if workers > 1 and n >= 4 * workers and hasattr(os, "fork") and _alone():
         return _digests_forked(saved, wanted, workers)
     return [paths_digest(saved.paths_of(j)) for j in wanted]
+
+
+class Prefetch:
+    """The stats of the last snapshot's files, taken by forked children while the
+    Taskfile loads: one core runs the user's loops, the others stat (at 100,000
+    tasks each takes about a second).
+
+    Valid only when the declarations turn out to be the snapshot's own, the
+    snapshot did not change meanwhile (another build), and the Taskfile did
+    nothing that may write a file while the children were statting (`spoil`).
+    """
+
+    def __init__(self, value: bytes, saved: Saved, workers: int) -> None:
+        self.value = value
+        self.spoiled = False
+        self.lock_seen: object = None  # the caller's note of the build lock when started
+        self._groups = [list(g) for g in _groups(len(saved.digests), workers)]
+        self._children: list[tuple[int, int]] = []
+        try:
+            for group in self._groups:
+                self._children.append(_fork_share(saved, group))
+        except OSError:
+            self.close()
+            self.spoiled = True
+
+    @classmethod
+    def start(cls, value: bytes | None, workers: int) -> Prefetch | None:
+        """Fork the stat workers; None when there is nothing to stat, no fork, or other
+        threads run in this process (forking beside them is unsafe)."""
+        saved = Saved.parse(value)
+        if value is None or saved is None or not saved.digests or not hasattr(os, "fork"):
+            return None
+        if not _alone():
+            return None
+        return cls(value, saved, workers)
+
+    def spoil(self) -> None:
+        """The Taskfile may have written files: the children's stats may predate it."""
+        self.spoiled = True
+
+    def digests(self, value: bytes | None) -> list[int] | None:
+        """The chunk digests, if still about `value` (the snapshot read under the lock)."""
+        try:
+            if self.spoiled or value != self.value or not self._children:
+                return None
+            return _collect(self._children, self._groups)
+        except OSError:
+            return None
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop and reap the children (they may still be statting); forget the value
+        (~7 MB at 100,000 tasks), which no later comparison may match."""
+        self.value = b""
+        self.spoiled = True
+        children, self._children = self._children, []
+        for pid, fd in children:
+            os.close(fd)
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):  # reaped by the Taskfile's code
+                pass
 
 
 def _alone() -> bool:

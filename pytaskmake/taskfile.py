@@ -113,11 +113,12 @@ class Registry:
         # code -> line -> "Taskfile.py:12": a loop declares thousands of tasks from one
         # line; kept per load, so a reload (watch mode) does not pin old code objects
         self.where: dict[types.CodeType, dict[int, str]] = {}
+        # called when the Taskfile may write a file while it loads (see _audit)
+        self.on_write: Callable[[], None] | None = None
 
     def finish(self) -> None:
-        """Check the paths declared in bulk, then share path strings (see _share_paths)."""
+        """Check the paths declared in bulk (the declarations are final from here on)."""
         self.check_paths()
-        _share_paths(self.tasks.values())
 
     def refuse_twice(self, new: Task, where: str) -> None:
         """`new` has the name of a task declared before it."""
@@ -157,27 +158,6 @@ def _unusual(tasks: list[Task]) -> list[Task]:
         )
         or (t.outputs and (len(t.outputs) > 1 or t.outputs[0] in t.inputs))
     ]
-
-
-def _share_paths(tasks: Iterable[Task]) -> None:
-    """An input produced by a task becomes the producer's own string object.
-
-    A sweep's Taskfile spells every intermediate path twice (once as an output,
-    once as an input): 13 MB of duplicates at 100,000 points. Done once at the end
-    of the load, so that nothing after it changes a declaration.
-    """
-    tasks = list(tasks)
-    produced = {p: p for t in tasks for p in t.outputs}
-    for t in tasks:
-        ins = t.inputs
-        if len(ins) == 1:  # the sweep's usual shape, made cheap
-            shared = produced.get(ins[0])
-            if shared is not None and shared is not ins[0]:
-                t.inputs = (shared,)
-        elif ins:
-            found = [produced.get(p, p) for p in ins]
-            if any(a is not b for a, b in zip(found, ins, strict=True)):
-                t.inputs = tuple(found)
 
 
 # The registry of the Taskfile being loaded, set only for the length of a load
@@ -433,12 +413,16 @@ def _split_where(where: str) -> tuple[str | None, int | None]:
     return (path or None), (int(line) if line.isdigit() else None)
 
 
-def load_taskfile(path: Path) -> Registry:
+def load_taskfile(path: Path, on_write: Callable[[], None] | None = None) -> Registry:
     """Execute a Taskfile and return the tasks it declared, in order.
 
     Leaves no trace in the process: the working directory, `sys.path` and
     `sys.modules` are as before (project-local modules the Taskfile imported are
     dropped, so that a reload sees their edits), and nothing is pinned in memory.
+
+    `on_write` is called if the Taskfile does anything that may change a file
+    (opens one for writing, renames, removes, starts a process...), as Python's
+    audit events tell: stats taken while it ran may then be out of date.
     """
     path = path.resolve()
     try:
@@ -447,6 +431,9 @@ def load_taskfile(path: Path) -> Registry:
         raise TaskfileError(f"cannot read Taskfile: {exc.strerror}", str(path)) from None
     registry = Registry(path.parent)
     registry.taskfile = str(path)
+    registry.on_write = on_write
+    if on_write is not None:
+        _watch_writes()
     token = _loading.set(registry)
     old_cwd = os.getcwd()
     modules = set(sys.modules)
@@ -495,6 +482,40 @@ def _execute(source: bytes, path: Path) -> None:
         sys.path.remove(str(path.parent))
         if collecting:
             gc.enable()
+
+
+_hooked = False
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+# audited operations that may change files (Python's audit events table): anything
+# of these families but the few that only read
+_CHANGING = ("os.", "shutil.", "subprocess.", "ctypes.", "sqlite3.", "pty.", "tempfile.")
+_ONLY_READING = frozenset(
+    ("os.listdir", "os.scandir", "os.walk", "os.fwalk", "os.chdir", "os.getxattr")
+    + ("os.listxattr", "os.putenv", "os.unsetenv", "os.add_dll_directory")
+)
+
+
+def _watch_writes() -> None:
+    """Install the audit hook once (a hook cannot be removed); outside a load that
+    asked for it, it returns at its first test."""
+    global _hooked
+    if not _hooked:
+        sys.addaudithook(_audit)
+        _hooked = True
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    registry = _loading.get()
+    if registry is None or registry.on_write is None:
+        return
+    if event == "open":
+        if not (len(args) > 2 and type(args[2]) is int and args[2] & _WRITE_FLAGS):
+            return
+    elif not event.startswith(_CHANGING) or event in _ONLY_READING:
+        return
+    if args and isinstance(args[0], str) and "__pycache__" in args[0]:
+        return  # importing a module may write its bytecode cache: not a build file
+    registry.on_write()
 
 
 def _last_line_in(exc: BaseException, filename: str) -> int | None:

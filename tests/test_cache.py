@@ -225,7 +225,7 @@ def test_lookups_searching_the_journals_agree_with_the_loaded_index(tmp_path: Pa
     out = tmp_path / "o.txt"
     out.write_text("x")
     fp = ((0, 1, 0), hash_file(str(out)))
-    keys = [cache_key(f"sh:{i}", (str(out),), {}) for i in range(24)]
+    keys = [cache_key(f"sh:{i}", (str(out),), {}) for i in range(72)]
     for writer in range(3):  # three builds, three journals
         cache = RunCache(tmp_path / "c")
         for key in keys[writer::3]:
@@ -244,7 +244,8 @@ def test_lookups_searching_the_journals_agree_with_the_loaded_index(tmp_path: Pa
     searching = RunCache(tmp_path / "c")
     loaded = RunCache(tmp_path / "c")
     loaded.stats()  # loads the whole index
-    found = [searching.lookup(k) for k in keys + unknown]  # 16 searched, then loaded
+    found = [searching.lookup(k) for k in keys + unknown]  # 64 searched, then loaded
+    assert searching._entries is not None  # both ways were taken
     assert found == [loaded.lookup(k) for k in keys + unknown]
     assert [f is not None for f in found[:6]] == [True, False, False, False, True, True]
-    assert all(f == {str(out): fp[1]} for f in found[4:24]) and found[24:] == [None, None]
+    assert all(f == {str(out): fp[1]} for f in found[4:72]) and found[72:] == [None, None]

@@ -159,4 +159,3 @@ def test_set_change_names_the_first_added_and_removed_in_linear_time() -> None:
     now = tuple(f"out/parse_{i}.csv" for i in range(5, 100_010))
     reason = stale._set_change("inputs", recorded, now)
     assert reason == "inputs changed (added out/parse_100000.csv, removed out/parse_0.csv)"
-

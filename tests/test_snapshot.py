@@ -360,3 +360,96 @@ def test_an_input_the_taskfile_rewrites_while_loading_is_seen(project: Project) 
     project.write("setting.cfg", "2\n")
     build(project, "--no-cache")
     assert runs(project) == ["use"] and project.read("out.txt") == "2\n"
+
+
+# --- stats taken while the Taskfile loads -------------------------------------------------
+
+
+def chunk_of(chunks: snapshot.Chunks, name: str) -> int:
+    position = [t.name for t in chunks.tasks].index(name)
+    return max(j for j, start in enumerate(chunks.bounds[:-1]) if start <= position)
+
+
+def test_prefetched_digests_are_those_of_a_comparison_after_the_load(tmp_path: Path) -> None:
+    os.chdir(tmp_path)
+    for i in range(0, 20_000, 997):
+        Path(f"f{i}").write_text(str(i))
+    tasks = [mk(f"t{i}", (f"f{i}",), (f"o{i}",)) for i in range(20_000)]
+    value = snapshot.fresh(tasks, FileCache().stat).pack()
+    for workers in (1, 2):
+        early = snapshot.Prefetch.start(value, workers)
+        assert early is not None and early.digests(value) == list(Saved(value).digests)
+    os.utime("f4985", ns=(5, 5))
+    early = snapshot.Prefetch.start(value, 2)
+    assert early is not None
+    found = early.digests(value)
+    saved = Saved(value)
+    chunks = snapshot.Chunks(tasks)
+    comparison = snapshot.compare(saved, chunks, taken=found)
+    assert comparison is not None and comparison.changed == [chunk_of(chunks, "t4985")]
+    assert comparison.changed == compare(tasks, saved).changed  # as if taken after the load
+
+
+def test_prefetched_digests_are_void_after_a_write_or_another_snapshot(tmp_path: Path) -> None:
+    os.chdir(tmp_path)
+    tasks = [mk(f"t{i}", (f"f{i}",)) for i in range(100)]
+    value = snapshot.fresh(tasks, FileCache().stat).pack()
+    spoiled = snapshot.Prefetch.start(value, 1)
+    assert spoiled is not None
+    spoiled.spoil()
+    assert spoiled.digests(value) is None
+    other = snapshot.Prefetch.start(value, 1)
+    assert other is not None and other.digests(value + b"") is not None
+    changed = snapshot.Prefetch.start(value, 1)
+    assert changed is not None and changed.digests(None) is None  # dropped by another build
+    assert snapshot.Prefetch.start(None, 1) is None
+    assert snapshot.Prefetch.start(b"garbage", 1) is None
+
+
+def Saved(value: bytes) -> snapshot.Saved:  # noqa: N802 (reads as the class it returns)
+    found = snapshot.Saved.parse(value)
+    assert found is not None
+    return found
+
+
+WRITERS = {
+    "open for writing": 'open("made.txt", "w").close()',
+    "Path.write_text": 'import pathlib; pathlib.Path("made.txt").write_text("x")',
+    "os.replace": 'open("a", "w").close(); import os; os.replace("a", "b")',
+    "a process": 'import subprocess; subprocess.run(["true"])',
+    "os.system": 'import os; os.system("true")',
+    "os.utime": 'import os; os.utime("Taskfile.py")',
+}
+READERS = {
+    "reading a file": 'open("Taskfile.py").read()',
+    "listing a folder": 'import os, glob; os.listdir("."); glob.glob("*.py")',
+    "importing": "import json, csv",
+}
+
+
+def test_the_taskfile_writing_a_file_is_noticed(tmp_path: Path) -> None:
+    from pytaskmake.taskfile import load_taskfile
+
+    noticed: list[str] = []
+    for what, code in {**WRITERS, **READERS}.items():
+        text = f"from pytaskmake import task\n{code}\ntask('t', 'true')\n"
+        (tmp_path / "Taskfile.py").write_text(text)
+        noticed.clear()
+        load_taskfile(tmp_path / "Taskfile.py", on_write=lambda: noticed.append("write"))
+        assert bool(noticed) == (what in WRITERS), what
+        load_taskfile(tmp_path / "Taskfile.py")  # and nothing is called without on_write
+
+
+def test_no_prefetch_while_another_build_may_hold_the_lock(project: Project) -> None:
+    from pytaskmake.engine import start_prefetch
+
+    project.write("in.txt", "x\n")
+    project.taskfile(SWEEP)
+    build(project)
+    lock = project.root / ".pytaskmake" / "lock"
+    lock.write_text("999999999\n")  # left by a build that is gone
+    early = start_prefetch(project.root / "Taskfile.py")
+    assert early is not None and early.lock_seen == (lock.stat().st_mtime_ns, "999999999")
+    early.close()
+    lock.write_text(f"{os.getpid()}\n")  # a live process: it may be building now
+    assert start_prefetch(project.root / "Taskfile.py") is None
