@@ -46,10 +46,10 @@ import workload  # bench/ is on sys.path when this file is run as a script
 
 REPO = Path(__file__).resolve().parent.parent
 SWEEP = REPO / "examples" / "sweep"
-ALL_TOOLS = ("pytaskmake", "ninja", "make", "make-r", "doit", "snakemake")
+ALL_TOOLS = ("pytaskmake", "pytaskmake-before", "ninja", "make", "make-r", "doit", "snakemake")
 SCENARIOS = ("full", "noop", "touch", "edit", "add10", "cmd", "param", "remove10")
 EDITS = ("add10", "cmd", "param", "remove10")  # Taskfile edits: pytaskmake and ninja only
-EDITING_TOOLS = ("pytaskmake", "ninja")
+EDITING_TOOLS = ("pytaskmake", "pytaskmake-before", "ninja")
 JOBS = "2"
 T = TypeVar("T")
 
@@ -100,10 +100,13 @@ def command_for(name: str) -> tuple[str, ...]:
     return ()
 
 
-def pytaskmake_env() -> dict[str, str]:
-    """Make this checkout's package importable from the temporary workspaces."""
+def pytaskmake_env(checkout: Path = REPO) -> dict[str, str]:
+    """Make a checkout's package importable from the temporary workspaces."""
     path = os.environ.get("PYTHONPATH", "")
-    return {"PYTHONPATH": str(REPO) + (os.pathsep + path if path else "")}
+    return {"PYTHONPATH": str(checkout) + (os.pathsep + path if path else "")}
+
+
+BEFORE = "PYTASKMAKE_BEFORE"  # env: a checkout of earlier code, timed as pytaskmake-before
 
 
 # Peer name -> (program, flags for every run). make-r is make with its built-in
@@ -119,8 +122,11 @@ PEERS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 def discover(name: str) -> Tool:
     """Find a tool and its version; an uninstalled tool comes back with an empty `base`."""
-    if name == "pytaskmake":
-        env = pytaskmake_env()
+    if name in ("pytaskmake", "pytaskmake-before"):
+        checkout = REPO if name == "pytaskmake" else os.environ.get(BEFORE)
+        if not checkout:
+            return Tool(name, ())
+        env = pytaskmake_env(Path(checkout))
         base = (sys.executable, "-m", "pytaskmake")
         version = first_line([*base, "--version"], {**os.environ, **env})
         found = base if version is not None else ()
@@ -688,6 +694,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--workdir", type=Path, default=Path(tempfile.gettempdir()), help="scratch space parent"
     )
     p.add_argument("--keep", action="store_true", help="keep the workspaces and logs")
+    p.add_argument(
+        "--before",
+        metavar="DIR",
+        help="a checkout of earlier code (git worktree add DIR REF), timed as pytaskmake-before",
+    )
     args = p.parse_args(argv)
     wrong = set(_split(args.tools)) - set(ALL_TOOLS)
     wrong |= set(_split(args.scenarios)) - set(SCENARIOS)
@@ -703,6 +714,8 @@ def _split(text: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.before:
+        os.environ[BEFORE] = str(Path(args.before).resolve())
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     os.environ.pop("PYTASKMAKE_CACHE_DIR", None)  # each workspace keeps its own run cache
     sizes = [int(s.replace("_", "")) for s in _split(args.sizes)]
