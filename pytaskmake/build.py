@@ -12,10 +12,12 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from . import events as ev
 from . import snapshot
@@ -24,6 +26,7 @@ from .cache import CorruptEntry, RunCache, cache_key
 from .executors.base import Completion, Executor, Job
 from .fingerprint import FileCache, Fingerprint
 from .graph import BuildGraph
+from .outputs import OutputKeeper
 from .scheduler import Scheduler
 from .stale import Rebuilder, Verdict, record_stamp
 from .state import StateDB
@@ -68,6 +71,9 @@ class Build:
         self._attempts: dict[str, int] = {}
         self._refresh: list[tuple[Task, Verdict]] = []
         self._made_dirs: set[str] = {""}
+        self.outputs = OutputKeeper(state_dir)
+        self._vouched: dict[str, bool] = {}  # running tasks: a record vouches for their outputs
+        self._to_drop: list[Task] = []  # succeeded: old outputs dropped once committed
         self._stopping = False
         self._warned = False
         self._checked_chunks: set[int] = set()  # past the snapshot: chunks checked whole
@@ -75,10 +81,12 @@ class Build:
         self.chunks: snapshot.Chunks | None = None  # the declarations as it cut them
         self._interrupts = 0
         self._seen_interrupts = 0
+        self._stopped_by: int = 0  # SIGTERM or SIGHUP: stop everything now
 
     def run(self) -> ev.BuildFinished:
         """Build; returns the closing event (also emitted). Ctrl-C is handled inside."""
         start = time.monotonic()
+        self._recover_outputs()
         affected = self._affected()
         exists = lambda p: self.files.stat(p) is not None  # noqa: E731
         self.graph.check_sources(self.names if self.known is None else affected, exists)
@@ -86,23 +94,61 @@ class Build:
         expected = self.state.durations(affected) if affected else {}
         emit = self.observer.handle
         emit(ev.BuildStarted(len(affected), self.executor.jobs, tuple(affected), expected))
-        previous = signal.signal(signal.SIGINT, self._on_sigint)
+        previous = self._catch_signals()
         try:
             if affected:
                 self.scheduler = Scheduler(affected, self.graph.upstream, self.graph.dependants)
                 self._loop()
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
             self._flush_refresh()
-            self.state.commit()
+            self._commit()
         self._notice_lost_records()
         if self._complete():
             self._save_snapshot(affected)
         finished = ev.BuildFinished(
-            dict(self.counts), time.monotonic() - start, interrupted=self._interrupts > 0
+            dict(self.counts),
+            time.monotonic() - start,
+            interrupted=self._interrupts > 0,
+            signal=self._stopped_by,
         )
         emit(finished)
         return finished
+
+    def _commit(self) -> None:
+        """Commit the records written, then drop the old outputs they replaced."""
+        self.state.commit()
+        for task in self._to_drop:
+            kept = self.outputs.drop(task.outputs, self._vouched.pop(task.name, True))
+            if kept:
+                where = self.outputs.where(self.outputs.replaced)
+                self.observer.handle(
+                    ev.Notice(
+                        f"{task.name}: replaced {', '.join(kept)}, which no record vouched "
+                        f"for; the old file(s) are kept in {where}"
+                    )
+                )
+        self._to_drop.clear()
+
+    def _recover_outputs(self) -> None:
+        """Put back the outputs a killed build had set aside (see outputs.py)."""
+        back = self.outputs.recover(self._is_recorded_output)
+        if back:
+            shown = ", ".join(back[:3]) + (f" and {len(back) - 3} more" if len(back) > 3 else "")
+            self.observer.handle(
+                ev.Notice(f"put back {shown}, set aside by a build that was killed", "note")
+            )
+            for path in back:
+                self.files.forget(path)
+
+    def _is_recorded_output(self, path: str) -> bool:
+        name = self.graph.producer.get(path)
+        record = self.state.record(name) if name is not None else None
+        if record is None or not record.ok or path not in record.outputs:
+            return False
+        now = self.files.fingerprint(path, record.outputs[path])
+        return now is not None and now[1] == record.outputs[path][1]
 
     def _notice_lost_records(self) -> None:
         """Damage found while reading records (set aside, with a warning): say so once."""
@@ -187,20 +233,36 @@ class Build:
         intact = not self.state.lost_records  # else unread tasks have no record now
         return whole and intact and done == len(self.names) and not self._interrupts
 
-    def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
-        self._interrupts += 1  # acted on by the loop, never inside the handler
+    def _catch_signals(self) -> dict[int, Any]:
+        """Ctrl-C (SIGINT), and SIGTERM (a batch system's time limit, `timeout`) and
+        SIGHUP (a closed ssh session), which are interrupts, not deaths: the loop
+        stops the tasks and records what finished. Only the main thread may."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        return {
+            signum: signal.signal(signum, self._on_signal)
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        }
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        # acted on by the loop, never inside the handler
+        if signum == signal.SIGINT:
+            self._interrupts += 1
+        else:  # as a second Ctrl-C: stop the running tasks now
+            self._stopped_by = signum
+            self._interrupts = max(self._interrupts, 1) + 1
 
     def _loop(self) -> None:
         executor = self.executor
         while True:
             self._notice_interrupts()
             self._dispatch()
-            self.state.commit()  # restored, failed, re-recorded: on disk before we wait
+            self._commit()  # restored, failed, re-recorded: on disk before we wait
             if executor.running() == 0:
                 return
             for completion in executor.wait(None):
                 self._finish(completion)
-            self.state.commit()  # before the next dispatch, which may take a while
+            self._commit()  # before the next dispatch, which may take a while
 
     def _notice_interrupts(self) -> None:
         if self._interrupts == self._seen_interrupts:
@@ -215,6 +277,10 @@ class Build:
                     "press Ctrl-C again to stop them now"
                 )
             )
+        elif self._stopped_by:
+            name = signal.Signals(self._stopped_by).name
+            self.observer.handle(ev.Notice(f"received {name}: stopping {running} task(s)"))
+            self.executor.terminate()
         elif self._interrupts >= 2:
             self.observer.handle(ev.Notice(f"interrupted again: stopping {running} task(s)"))
             self.executor.terminate()
@@ -276,10 +342,13 @@ class Build:
             return False
         started, mono = time.time(), time.monotonic()
         try:
+            self._prepare_outputs(task)
             self.options.cache.restore(key, entry)
         except (CorruptEntry, OSError) as exc:
+            self.outputs.put_back(task.outputs)
             self.observer.handle(ev.Notice(f"{name}: {exc}; running it instead"))
             return False
+        self._to_drop.append(task)
         outputs = {p: fp for p in task.outputs if (fp := self._refreshed(p)) is not None}
         record = self.state.record(name)
         duration = record.duration if record else 0.0
@@ -346,17 +415,15 @@ class Build:
         )
 
     def _prepare_outputs(self, task: Task) -> None:
-        """Remove stale outputs (so a task that skips one is caught) and create dirs."""
+        """Set the old outputs aside (so a task that skips one is caught, and a failure
+        can put them back) and create the output folders."""
+        if task.name not in self._vouched:
+            self._vouched[task.name] = self.state.row(task.name) is not None
+        # only what is there is moved: a rename takes its folder's lock, which the
+        # running tasks creating their outputs there hold (0.3 ms each, measured)
+        self.outputs.set_aside(task.outputs, lambda p: self.files.stat(p) is not None)
         for path in task.outputs:
-            # unlink only what is there: an unlink takes its folder's lock, which the
-            # running tasks creating their outputs there hold (0.3 ms each, measured)
-            there = self.files.stat(path) is not None or os.path.lexists(path)
             self.files.forget(path)
-            if there:
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    pass
             self._make_parent(path)
         if task.log is not None:
             self._make_parent(task.log)
@@ -398,6 +465,7 @@ class Build:
         self._keys.pop(task.name, None)
         inputs = self._inputs.pop(task.name)
         self._record_success(task, inputs, outputs, c.duration)
+        self._to_drop.append(task)
         if key is not None:
             self._store(task, key, outputs)
         self.counts[ev.RAN] += 1
@@ -415,9 +483,11 @@ class Build:
         self._inputs.pop(task.name, None)
         self._keys.pop(task.name, None)
         self.state.save_failure(task.name, task.action.digest, c.duration)
-        moved = self._move_aside(task)
-        if moved:
-            reason += f"; partial outputs moved to {moved}"
+        for path in task.outputs:
+            self.files.forget(path)
+        self._vouched.pop(task.name, None)
+        if self.outputs.put_back(task.outputs):
+            reason += f"; partial outputs moved to {self.outputs.where(self.outputs.failed)}"
         self.counts[ev.FAILED] += 1
         self.observer.handle(self._done_event(task, c, ev.FAILED, reason))
         for skipped in self.scheduler.failed(task.name):
@@ -427,19 +497,6 @@ class Build:
             )
         if not self.options.keep_going:
             self._stopping = True
-
-    def _move_aside(self, task: Task) -> str | None:
-        """A failed task's outputs must never pass for good ones in a later run."""
-        target = self.state_dir / "failed"
-        moved = False
-        for path in task.outputs:
-            self.files.forget(path)
-            if os.path.lexists(path):
-                dest = target / path
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(path, dest)
-                moved = True
-        return str(target.relative_to(self.state_dir.parent)) + os.sep if moved else None
 
     def _done_event(self, task: Task, c: Completion, outcome: str, reason: str) -> ev.TaskDone:
         return ev.TaskDone(

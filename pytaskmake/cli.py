@@ -167,12 +167,24 @@ def _run(args: argparse.Namespace) -> int:
     _enter(args)
     if args.trace:  # relative to where the user stands, not to the Taskfile's folder
         args.trace = os.path.abspath(args.trace)
+        _check_writable(args.trace, "--trace")
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("-j must be at least 1")
     taskfile = Path(args.file)
     if not taskfile.is_file():
         raise UsageError(f"no {taskfile} in {os.getcwd()} (use -f FILE or -C DIR)")
     return run_command(args, taskfile)
+
+
+def _check_writable(path: str, option: str) -> None:
+    """Refuse now a file the build would only fail to write at its end."""
+    folder = os.path.dirname(path) or "."
+    if os.path.isdir(path):
+        raise UsageError(f"{option} {path}: is a directory")
+    if not os.path.isdir(folder):
+        raise UsageError(f"{option} {path}: no such directory {folder}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: directory {folder} is not writable")
 
 
 def entry() -> None:

@@ -58,6 +58,7 @@ class BuildResult:
     counts: dict[str, int] = field(default_factory=dict)
     wall: float = 0.0
     interrupted: bool = False
+    signal: int = 0  # the signal that stopped it (SIGTERM, SIGHUP), if any
 
     @property
     def failed(self) -> int:
@@ -65,7 +66,10 @@ class BuildResult:
 
     @property
     def exit_code(self) -> int:
-        """The command line's: 130 interrupted, 1 a task failed, 0 all done."""
+        """The command line's: 128 + the signal that stopped it (130 for Ctrl-C),
+        1 a task failed, 0 all done."""
+        if self.signal:
+            return 128 + self.signal
         return 130 if self.interrupted else (1 if self.failed else 0)
 
 
@@ -246,7 +250,7 @@ class Engine:
         self._saved = build.saved
         if build.chunks is not None and build.chunks is not self._chunks:
             self._chunks, self._readers = build.chunks, None
-        return BuildResult(finished.counts, finished.wall, finished.interrupted)
+        return BuildResult(finished.counts, finished.wall, finished.interrupted, finished.signal)
 
     def _file_memo(self, changed_paths: Iterable[str] | None) -> FileCache:
         """What is known of the files: kept from the last build when the caller says

@@ -72,6 +72,7 @@ class BuildFinished:
     counts: dict[str, int]
     wall: float
     interrupted: bool = False
+    signal: int = 0  # SIGTERM or SIGHUP when one stopped the build
 
 
 Event = BuildStarted | TaskStarted | TaskDone | TaskRetry | Notice | BuildFinished

@@ -513,3 +513,11 @@ def test_task_that_cannot_start_fails_with_its_reason(project: Project) -> None:
     assert "FAILED b: could not start: Not a directory: blocker" in result.stdout
     assert project.read("c.txt") == "c\n"
     assert "b  (stale: failed last time)" in build(project, "-l").stdout
+
+
+def test_an_unwritable_trace_path_is_refused_before_anything_runs(project: Project) -> None:
+    project.taskfile('task("t", "echo t >> runs.log; echo t > t.txt", outputs=["t.txt"])\n')
+    result = build(project, "--trace", "no/such/dir/t.json", code=2)
+    assert "--trace" in result.stderr and "no such directory" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert runs(project) == [] and not project.exists("t.txt")  # nothing ran first

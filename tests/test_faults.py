@@ -253,10 +253,15 @@ def test_sigkill_then_rerun_loses_nothing_and_redoes_nothing(
         (reference.full_seconds - reference.noop_seconds) * len(stale) / len(ALL_TASKS)
     )
 
+    had = {name for name in ALL_TASKS if (root / output_of(name)).exists()}
     killed_at = kill_mid_build(project, rng, expect, len(stale))
     orphans = ("kill", "wait", "leave")[seed % 3]
     if orphans != "leave":
         clear_orphans(root, kill=orphans == "kill")
+        for name in had:  # a rerun over an existing output: the old one is kept somewhere
+            path = output_of(name)
+            kept = (root / path).exists() or (root / ".pytaskmake" / "backup" / path).exists()
+            assert kept, f"seed {seed}: {path} is neither in place nor set aside"
     before = records(root)
     completed = {n for n, (ok, when) in before.items() if ok and when >= killed_at}
     completed |= set(ALL_TASKS) - stale  # up to date before the killed build started
@@ -287,7 +292,8 @@ def test_sigkill_then_rerun_loses_nothing_and_redoes_nothing(
     assert read_outputs(root) == expected_outputs(values)
     final = records(root)
     assert set(final) == set(ALL_TASKS) and all(ok for ok, _ in final.values())
-    assert not (root / ".pytaskmake" / "failed").exists()
+    backup = root / ".pytaskmake" / "backup"
+    assert not [p for p in backup.rglob("*") if p.is_file()], f"seed {seed}: backups left"
 
     if seed % 4 == 0:  # and the next build has nothing left to do
         again = project.run("-j2")

@@ -213,6 +213,36 @@ def test_second_sigint_kills_every_running_process_group(project: Project) -> No
     assert project.read("after.txt") == "full\nfull\n"
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_stop_the_tasks_and_record_what_finished(
+    project: Project, sig: signal.Signals
+) -> None:
+    """A batch system's time limit (SIGTERM) or a closed ssh session (SIGHUP): every
+    task's process group is stopped, what finished is recorded, exit 128 + signal."""
+    project.taskfile(
+        """
+        task("quick", "echo quick > quick.txt", outputs=["quick.txt"])
+        task("hang", "echo $$ > hang.pid; sleep 30 & echo $! > hang.bg; sleep 30; wait; "
+             "echo done > hang.txt", inputs=["quick.txt"], outputs=["hang.txt"])
+        """
+    )
+    root = project.root
+    with background(project, "-j2", *NO_CACHE) as run:
+        shell, grandchild = read_pid(root / "hang.pid"), read_pid(root / "hang.bg")
+        start = time.monotonic()
+        run.signal(sig)
+        code = run.wait(10)
+        output = run.output()
+        wait_for(lambda: not alive(shell) and not alive(grandchild), 3, "the task to die")
+        wait_for(lambda: not group_members(shell), 3, "its process group to empty")
+        assert time.monotonic() - start < 4
+    assert code == 128 + sig, output
+    assert f"received {sig.name}" in output
+    assert "Traceback" not in output
+    assert state_rows(root) == {"quick": 1, "hang": 0}  # the finished task is recorded
+    assert not project.exists("hang.txt")
+
+
 STUBBORN = "trap '' TERM; echo $$ > stubborn.pid; sleep 30 & sleep 30; wait"  # ignores SIGTERM
 
 
@@ -634,3 +664,86 @@ def test_state_database_write_error_is_one_line(project: Project) -> None:
     assert "state database: database is locked" in result.stderr
     assert "Traceback" not in result.stderr
     assert project.run().returncode == 0  # released: the next build records it
+
+
+# ---------------------------------------------------------------- old outputs are never lost
+
+
+def test_a_failed_rerun_keeps_the_last_good_output(project: Project) -> None:
+    project.write("in.txt", "good\n")
+    project.taskfile(
+        """
+        task("sim", "cat in.txt > out.txt; grep -q good in.txt", inputs=["in.txt"],
+             outputs=["out.txt"])
+        """
+    )
+    assert project.run(*NO_CACHE).returncode == 0
+    project.write("in.txt", "typo\n")
+    result = project.run(*NO_CACHE)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert project.read("out.txt") == "good\n"  # the last good output is back in place
+    assert project.read(".pytaskmake/failed/out.txt") == "typo\n"  # the attempt, for a look
+    assert "partial outputs moved to .pytaskmake/failed/" in result.stdout
+    again = project.run("-n", *NO_CACHE)
+    assert "would run sim: failed last time" in again.stdout  # and it stays stale
+
+
+def test_existing_results_without_a_record_are_kept_when_replaced(project: Project) -> None:
+    project.write("out.txt", "from a colleague\n")
+    project.taskfile('task("sim", "echo mine > out.txt", outputs=["out.txt"])\n')
+    result = project.run(*NO_CACHE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert project.read("out.txt") == "mine\n"
+    assert project.read(".pytaskmake/replaced/out.txt") == "from a colleague\n"
+    assert "replaced out.txt, which no record vouched for" in result.stdout
+
+
+def test_existing_results_are_put_back_when_the_first_run_fails(project: Project) -> None:
+    project.write("out.txt", "from a colleague\n")
+    project.taskfile('task("sim", "echo half > out.txt; exit 3", outputs=["out.txt"])\n')
+    assert project.run(*NO_CACHE).returncode == 1
+    assert project.read("out.txt") == "from a colleague\n"
+
+
+def test_stopping_a_rerun_puts_the_old_output_back(project: Project) -> None:
+    project.write("in.txt", "1\n")
+    project.taskfile(
+        """
+        task("sim", "cat in.txt > out.txt; if grep -q 2 in.txt; then echo $$ > sim.pid; "
+             "sleep 30; fi", inputs=["in.txt"], outputs=["out.txt"])
+        """
+    )
+    assert project.run(*NO_CACHE).returncode == 0
+    project.write("in.txt", "2\n")
+    with background(project, *NO_CACHE) as run:
+        read_pid(project.root / "sim.pid")
+        run.signal(signal.SIGTERM)
+        assert run.wait(10) == 128 + signal.SIGTERM
+    assert project.read("out.txt") == "1\n"
+    assert not [p for p in (project.root / ".pytaskmake/backup").rglob("*") if p.is_file()]
+
+
+def test_a_rerun_killed_outright_gets_its_old_output_back_next_time(project: Project) -> None:
+    project.write("in.txt", "1\n")
+    project.taskfile(
+        """
+        task("sim", "cat in.txt > out.txt; if grep -q 2 in.txt; then echo $$ > sim.pid; "
+             "sleep 30; fi", inputs=["in.txt"], outputs=["out.txt"])
+        task("other", "echo other > other.txt", outputs=["other.txt"])
+        """
+    )
+    assert project.run(*NO_CACHE).returncode == 0
+    project.write("in.txt", "2\n")
+    with background(project, *NO_CACHE) as run:
+        pgid = read_pid(project.root / "sim.pid")
+        run.signal(signal.SIGKILL)
+        run.wait(10)
+        kill_group(pgid)
+    assert project.read("out.txt") == "2\n"  # the killed attempt's partial output
+    result = project.run("-n", *NO_CACHE)  # a look changes nothing
+    project.write("in.txt", "1\n")  # the user reverts the edit
+    result = project.run(*NO_CACHE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "put back out.txt" in result.stdout
+    assert project.read("out.txt") == "1\n"
+    assert "ran 0" in result.stdout  # the old output is the good one for these inputs
