@@ -23,6 +23,7 @@ from . import events as ev
 from . import snapshot
 from .action import ShellAction
 from .cache import CorruptEntry, RunCache, cache_key
+from .dirty import dirty_everywhere, dirty_past_snapshot
 from .executors.base import Completion, Executor, Job
 from .fingerprint import FileCache, Fingerprint
 from .graph import BuildGraph
@@ -168,62 +169,18 @@ class Build:
         self.saved = saved
 
     def _affected(self) -> list[str]:
-        """The selected tasks that may run: those whose stamp moved, and all downstream.
-
-        Every other task is up to date and stays so, since nothing it reads can
-        change in this build; they are counted at once, without the scheduler or an
-        event each, so an edit among 200,000 tasks schedules the few it reaches
-        (ninja's dirty set). Downstream tasks are still checked one by one once
-        their upstream is done, so a rerun that rewrites the same bytes stops there.
-        """
+        """The selected tasks that may run (see dirty.py); the others are counted up to
+        date at once."""
         names = self.names
         if self.options.always:
             return names
+        moved = self.rebuilder.moved
         if self.known is not None:
-            marked = self._marked_past_snapshot()
+            marked, self._checked_chunks = dirty_past_snapshot(self.known, names, self.graph, moved)
         else:
-            moved, tasks = self.rebuilder.moved, self.graph.tasks
-            marked = self._with_downstream({n for n in names if moved(tasks[n])})
+            marked = dirty_everywhere(names, self.graph, moved)
         self.counts[ev.UP_TO_DATE] = len(names) - len(marked)
         return names if len(marked) == len(names) else [n for n in names if n in marked]
-
-    def _marked_past_snapshot(self) -> set[str]:
-        """The dirty set when the snapshot names the chunks whose files moved.
-
-        Every task of a chunk that moved is checked, then every task of each chunk
-        the dirty set reaches, until no new chunk is reached: at the end only those
-        chunks are digested again, and from the stats taken here (a file edited
-        during the build must not slip into the snapshot unchecked).
-        """
-        assert self.known is not None
-        chunks, moved = self.known.chunks, self.rebuilder.moved
-        marked: set[str] = set()
-        todo, checked = set(self.known.changed), set()
-        chunk_of = chunks.index() if todo else None
-        while todo:
-            for j in todo:
-                marked.update([t.name for t in chunks.tasks_of(j) if moved(t)])
-            checked |= todo
-            marked = self._with_downstream(marked)
-            assert chunk_of is not None
-            todo = {chunk_of[i] for i, t in enumerate(chunks.tasks) if t.name in marked}
-            todo -= checked
-        self._checked_chunks = checked
-        return marked
-
-    def _with_downstream(self, marked: set[str]) -> set[str]:
-        """`marked` and every selected task downstream of one of them."""
-        names, tasks = self.names, self.graph.tasks
-        if marked and len(marked) < len(names):
-            selected = set(names) if len(names) < len(tasks) else tasks
-            dependants = self.graph.dependants
-            stack = list(marked)
-            while stack:
-                for child in dependants[stack.pop()]:
-                    if child not in marked and child in selected:
-                        marked.add(child)
-                        stack.append(child)
-        return marked
 
     def _complete(self) -> bool:
         """Every declared task is done and recorded: the no-op snapshot may be saved."""
