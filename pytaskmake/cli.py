@@ -60,6 +60,11 @@ def parser() -> argparse.ArgumentParser:
         help="remove the outputs and logs of the selected tasks and forget their state",
     )
     p.add_argument(
+        "--touch",
+        action="store_true",
+        help="record the selected tasks' existing outputs as up to date, running nothing",
+    )
+    p.add_argument(
         "--explain",
         action="store_true",
         help="say why each task that would run is stale, then stop",

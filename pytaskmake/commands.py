@@ -20,7 +20,8 @@ from .taskfile import load_taskfile
 
 
 def run_command(args: argparse.Namespace, taskfile: Path) -> int:
-    building = not (args.graph or args.dry_run or args.explain or args.list or args.clean)
+    looking = args.graph or args.dry_run or args.explain or args.list
+    building = not (looking or args.clean or args.touch)
     options = EngineOptions(
         jobs=args.jobs,
         keep_going=args.keep_going,
@@ -36,6 +37,10 @@ def run_command(args: argparse.Namespace, taskfile: Path) -> int:
         return _graph(args, engine)
     if args.dry_run or args.explain or args.list:
         return _report_plan(args, engine)
+    if args.touch:
+        count = engine.touch(args.targets)
+        print(f"pytaskmake: recorded {count} tasks as up to date, their outputs as they are")
+        return 0
     removed, count = engine.clean(args.targets)
     print(f"pytaskmake: removed {removed} files of {count} tasks")
     return 0

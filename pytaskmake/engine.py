@@ -26,12 +26,13 @@ from . import events as ev
 from . import snapshot
 from .build import Build, BuildOptions
 from .cache import RunCache
+from .errors import UsageError
 from .executors.base import Executor
 from .fingerprint import FileCache
 from .graph import BuildGraph
 from .lock import BuildLock, holder_alive, last_holder
 from .plan import plan
-from .stale import Verdict
+from .stale import Verdict, record_stamp
 from .state import StateDB, read_snapshot
 from .taskfile import Registry, Task, load_taskfile
 
@@ -337,6 +338,39 @@ class Engine:
         """The names of `targets` and all they need, in declaration order."""
         with self._inside():
             return self.graph.select(list(targets))
+
+    def touch(self, targets: Sequence[str] = ()) -> int:
+        """Adopt existing results (make -t): record the selected tasks as up to date
+        with their outputs and inputs as they are now, without running anything.
+        UsageError, recording nothing, if an output or input is missing. Returns the
+        number of tasks recorded."""
+        with self.locked(), self._inside():
+            names = self.graph.select(list(targets))
+            files = FileCache()
+            found = []
+            for name in names:
+                task = self.tasks[name]
+                outputs = {p: files.fingerprint(p) for p in task.outputs}
+                inputs = {p: files.fingerprint(p) for p in task.inputs}
+                gone = [p for p, fp in (*outputs.items(), *inputs.items()) if fp is None]
+                if gone:
+                    what = "output" if gone[0] in outputs else "input"
+                    raise UsageError(
+                        f"cannot --touch {name!r} ({task.where}): its {what} {gone[0]} "
+                        "does not exist; nothing was recorded"
+                    )
+                found.append((task, inputs, outputs))
+            state = StateDB(self.state_dir)
+            try:
+                with state.transaction():
+                    for task, inputs, outputs in found:
+                        digest = task.action.digest
+                        stamp = record_stamp(digest, inputs, outputs)  # type: ignore[arg-type]
+                        state.save_success(task.name, digest, inputs, outputs, 0.0, stamp)  # type: ignore[arg-type]
+            finally:
+                state.close()
+            self._saved = None
+            return len(found)
 
     def clean(self, targets: Sequence[str] = ()) -> tuple[int, int]:
         """Remove the outputs and logs of the selected tasks and forget their records;

@@ -521,3 +521,42 @@ def test_an_unwritable_trace_path_is_refused_before_anything_runs(project: Proje
     assert "--trace" in result.stderr and "no such directory" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert runs(project) == [] and not project.exists("t.txt")  # nothing ran first
+
+
+def test_touch_adopts_existing_results_without_running_anything(project: Project) -> None:
+    """Results made before the Taskfile existed (or copied from a colleague) are
+    adopted by --touch; the next build runs nothing, an edit afterwards reruns."""
+    project.write("in.txt", "1\n")
+    project.write("sim.txt", "made by hand\n")
+    project.write("sum.txt", "also by hand\n")
+    project.taskfile(
+        """
+        task("sim", "echo sim >> runs.log; cat in.txt > sim.txt", inputs=["in.txt"],
+             outputs=["sim.txt"])
+        task("sum", "echo sum >> runs.log; cat sim.txt > sum.txt", inputs=["sim.txt"],
+             outputs=["sum.txt"])
+        """
+    )
+    result = build(project, "--touch")
+    assert "recorded 2 tasks as up to date" in result.stdout
+    assert runs(project) == []
+    assert "up to date 2" in build(project).stdout and runs(project) == []
+    assert project.read("sum.txt") == "also by hand\n"
+    project.write("in.txt", "2\n")
+    build(project)
+    assert runs(project) == ["sim", "sum"] and project.read("sum.txt") == "2\n"
+
+
+def test_touch_refuses_when_an_output_is_missing_and_records_nothing(project: Project) -> None:
+    project.write("a.txt", "a\n")
+    project.taskfile(
+        """
+        task("a", "echo a >> runs.log; echo a > a.txt", outputs=["a.txt"])
+        task("b", "echo b >> runs.log; echo b > b.txt", outputs=["b.txt"])
+        """
+    )
+    result = build(project, "--touch", code=2)
+    assert "cannot --touch 'b'" in result.stderr and "b.txt does not exist" in result.stderr
+    assert "Taskfile.py:" in result.stderr
+    build(project)
+    assert runs(project) == ["a", "b"]  # nothing was recorded by the refused --touch
