@@ -42,3 +42,10 @@ task(  # about 20 minutes: each tool's full build of 200,001 tasks takes over 6
     log=".pytaskmake/logs/bench-100k.log",
     cache=False,
 )
+task(
+    "bench-output",
+    "python bench/big_output.py --size 1G --out bench/results-output.md",
+    inputs=sources + ["bench/big_output.py"],
+    outputs=["bench/results-output.md"],
+    cache=False,
+)

@@ -109,6 +109,14 @@ class CallableAction(_Digested):
     def signature(self) -> str:
         return self._signature
 
+    def reading(self, inputs: tuple[str, ...]) -> CallableAction:
+        """The same callable, given `inputs` in this order: the order is part of its
+        signature (it may well read only inputs[0])."""
+        order = hashlib.blake2b("\0".join(inputs).encode(), digest_size=8).hexdigest()
+        return CallableAction(
+            self.function, f"{self._signature}:inputs={order}", self.cacheable, self.wants
+        )
+
     def describe(self) -> str:
         return f"python {_qualified_name(self.function)}()"
 

@@ -29,7 +29,7 @@ from .fingerprint import FileCache, Fingerprint
 from .graph import BuildGraph
 from .outputs import OutputKeeper
 from .scheduler import Scheduler
-from .stale import Rebuilder, Verdict, record_stamp
+from .stale import FORCED, Rebuilder, Verdict, record_stamp
 from .state import StateDB
 from .taskfile import Task
 
@@ -78,6 +78,7 @@ class Build:
         self._stopping = False
         self._warned = False
         self._checked_chunks: set[int] = set()  # past the snapshot: chunks checked whole
+        self._blocked: dict[str, str] = {}  # task -> a source file it reads that is missing
         self.saved: snapshot.Saved | None = None  # the snapshot saved at the end, if any
         self.chunks: snapshot.Chunks | None = None  # the declarations as it cut them
         self._interrupts = 0
@@ -90,7 +91,9 @@ class Build:
         self._recover_outputs()
         affected = self._affected()
         exists = lambda p: self.files.stat(p) is not None  # noqa: E731
-        self.graph.check_sources(self.names if self.known is None else affected, exists)
+        self._blocked = self.graph.missing_sources(
+            self.names if self.known is None else affected, exists
+        )
         self._notice_lost_records()
         expected = self.state.durations(affected) if affected else {}
         emit = self.observer.handle
@@ -99,6 +102,7 @@ class Build:
         try:
             if affected:
                 self.scheduler = Scheduler(affected, self.graph.upstream, self.graph.dependants)
+                self._block_missing()
                 self._loop()
         finally:
             for signum, handler in previous.items():
@@ -116,6 +120,22 @@ class Build:
         )
         emit(finished)
         return finished
+
+    def _block_missing(self) -> None:
+        """Tasks reading a source file that does not exist fail at once, with what
+        needs them; with -k the rest of the build goes on."""
+        for name, path in self._blocked.items():
+            self.counts[ev.FAILED] += 1
+            reason = f"missing input {path} (no task produces it)"
+            self.observer.handle(ev.TaskDone(name, ev.FAILED, reason))
+            self._skip_downstream(name)
+        if self._blocked and not self.options.keep_going:
+            self._stopping = True
+
+    def _skip_downstream(self, name: str) -> None:
+        for skipped in self.scheduler.failed(name):
+            self.counts[ev.SKIPPED] += 1
+            self.observer.handle(ev.TaskDone(skipped, ev.SKIPPED, f"needs {name}, which failed"))
 
     def _commit(self) -> None:
         """Commit the records written, then drop the old outputs they replaced."""
@@ -176,7 +196,9 @@ class Build:
             return names
         moved = self.rebuilder.moved
         if self.known is not None:
-            marked, self._checked_chunks = dirty_past_snapshot(self.known, names, self.graph, moved)
+            marked, self._checked_chunks = dirty_past_snapshot(
+                self.known, names, self.graph, moved, self.state.read_ahead
+            )
         else:
             marked = dirty_everywhere(names, self.graph, moved)
         self.counts[ev.UP_TO_DATE] = len(names) - len(marked)
@@ -255,6 +277,8 @@ class Build:
             name = self.scheduler.pop()
             if name is None:
                 break
+            if name in self._blocked:
+                continue
             verdict = self._verdict(name)
             if verdict is None or self._restored(name, verdict):
                 continue
@@ -291,7 +315,9 @@ class Build:
     def _restored(self, name: str, verdict: Verdict) -> bool:
         """Restore a stale task's outputs from the run cache instead of running it."""
         task = self.graph.tasks[name]
-        if self.options.always or (key := self._cache_key(task)) is None:
+        if self.options.always or verdict.code == FORCED:  # forcing means running
+            return False
+        if (key := self._cache_key(task)) is None:
             return False
         assert self.options.cache is not None
         entry = self.options.cache.lookup(key)
@@ -447,11 +473,7 @@ class Build:
             reason += f"; partial outputs moved to {self.outputs.where(self.outputs.failed)}"
         self.counts[ev.FAILED] += 1
         self.observer.handle(self._done_event(task, c, ev.FAILED, reason))
-        for skipped in self.scheduler.failed(task.name):
-            self.counts[ev.SKIPPED] += 1
-            self.observer.handle(
-                ev.TaskDone(skipped, ev.SKIPPED, f"needs {task.name}, which failed")
-            )
+        self._skip_downstream(task.name)
         if not self.options.keep_going:
             self._stopping = True
 
@@ -467,6 +489,7 @@ class Build:
             task.log,
             c.slot,
             c.started,
+            c.full_log,
         )
 
 

@@ -103,15 +103,19 @@ class RunCache:
         of loading them all: an edit among 200,000 cached tasks looks up three keys,
         and loading the whole index for them cost ~250 MB of memory.
         """
+        found = self.peek(key)
+        if found is not None:
+            self._append(["use", key, time.time()])
+        return found
+
+    def peek(self, key: str) -> dict[str, str] | None:
+        """lookup() that writes nothing (not even the use): for -n, which touches nothing."""
         if self._entries is None and self._scans < _SCANNED_LOOKUPS:
             self._scans += 1
             entry = self._scan(key)
         else:
             entry = self._load().get(key)
-        if entry is None:
-            return None
-        self._append(["use", key, time.time()])
-        return dict(entry.outputs)
+        return None if entry is None else dict(entry.outputs)
 
     def _scan(self, key: str) -> _Entry | None:
         """The entry of `key`, from the journal lines that name it (in time order)."""

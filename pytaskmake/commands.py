@@ -107,8 +107,14 @@ def _report_plan(args: argparse.Namespace, engine: Engine) -> int:
             out.write(line + "\n")
     else:
         for name in stale:
-            out.write(f"would run {name}: {verdicts[name].reason}\n")
-    out.write(f"{len(stale)} of {len(names)} tasks would run\n")
+            v = verdicts[name]
+            if v.restorable:
+                out.write(f"would restore {name} from cache: {v.reason}\n")
+            else:
+                out.write(f"would run {name}: {v.reason}\n")
+    restorable = sum(1 for n in stale if verdicts[n].restorable)
+    out.write(f"{len(stale)} of {len(names)} tasks would run")
+    out.write(f" ({restorable} restored from the run cache)\n" if restorable else "\n")
     return 0
 
 

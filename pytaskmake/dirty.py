@@ -26,7 +26,11 @@ def dirty_everywhere(
 
 
 def dirty_past_snapshot(
-    known: snapshot.Comparison, names: list[str], graph: BuildGraph, moved: Callable[[Task], bool]
+    known: snapshot.Comparison,
+    names: list[str],
+    graph: BuildGraph,
+    moved: Callable[[Task], bool],
+    read_ahead: Callable[[list[str]], None] = lambda names: None,
 ) -> tuple[set[str], set[int]]:
     """The dirty set when a snapshot comparison names the chunks that changed; and the
     chunks checked whole.
@@ -42,7 +46,9 @@ def dirty_past_snapshot(
     chunk_of = chunks.index() if todo else None
     while todo:
         for j in todo:
-            marked.update([t.name for t in chunks.tasks_of(j) if moved(t)])
+            tasks = chunks.tasks_of(j)
+            read_ahead([t.name for t in tasks])  # their records, in a few queries
+            marked.update([t.name for t in tasks if moved(t)])
         checked |= todo
         marked = with_downstream(marked, names, graph)
         assert chunk_of is not None

@@ -314,6 +314,13 @@ class Engine:
         self.observer.handle(ev.BuildFinished(counts, elapsed))
         return BuildResult(counts, elapsed)
 
+    def _peek_cache(self) -> RunCache | None:
+        """The run cache to look into without writing (None when there is none yet)."""
+        directory = self.options.cache_dir or self.state_dir / "cache"
+        if not self.options.use_cache or not (directory / "index").is_dir():
+            return None
+        return RunCache(directory)
+
     def _run_cache(self) -> RunCache | None:
         if not self.options.use_cache:
             return None
@@ -329,7 +336,7 @@ class Engine:
             try:
                 if state.warning:
                     self.observer.handle(ev.Notice(state.warning))
-                verdicts = plan(self.graph, names, state, FileCache(), always)
+                verdicts = plan(self.graph, names, state, FileCache(), always, self._peek_cache())
             finally:
                 state.close()
             return {name: verdicts[name] for name in names}  # in declaration order
@@ -420,4 +427,5 @@ def _local_executor(jobs: int, state_dir: Path) -> Executor:
     from .executors.local import LocalExecutor
     from .executors.orphans import ProcessJournal
 
-    return LocalExecutor(jobs, journal=ProcessJournal(state_dir / "running"))
+    journal = ProcessJournal(state_dir / "running")
+    return LocalExecutor(jobs, journal=journal, logs_dir=state_dir / "logs")

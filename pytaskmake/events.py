@@ -50,6 +50,7 @@ class TaskDone:
     log: str | None = None
     slot: int = 0
     started: float = 0.0
+    full_log: str | None = None  # where all of `output` is, when it was cut or kept
 
 
 @dataclass(frozen=True, slots=True)

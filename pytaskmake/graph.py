@@ -62,14 +62,26 @@ class BuildGraph:
             ups[dep] = None
         return tuple(ups)
 
-    def check_sources(self, names: Iterable[str], exists: Callable[[str], bool]) -> None:
-        """Raise GraphError for inputs that neither exist nor are produced by any task."""
-        missing = [(p, n) for p, n in self.sources(names).items() if not exists(p)]
-        if missing:
-            path, name = missing[0]
-            more = f" (and {len(missing) - 1} more missing inputs)" if len(missing) > 1 else ""
-            where = self.tasks[name].where
-            raise GraphError(f"no task produces {path}, needed by {name!r} ({where}){more}")
+    def missing_sources(
+        self, names: Iterable[str], exists: Callable[[str], bool]
+    ) -> dict[str, str]:
+        """Each selected task reading a file that neither exists nor is produced by any
+        task, mapped to the first such file: it cannot run (a missing header, a data
+        file not copied yet); the rest of the build can."""
+        producer, tasks = self.producer, self.tasks
+        found: dict[str, str] = {}
+        absent: dict[str, bool] = {}
+        for name in names:
+            for path in tasks[name].inputs:
+                if path in producer:
+                    continue
+                gone = absent.get(path)
+                if gone is None:
+                    gone = absent[path] = not exists(path)
+                if gone:
+                    found[name] = path
+                    break
+        return found
 
     def sources(self, names: Iterable[str]) -> dict[str, str]:
         """Input files no task produces, mapped to the first selected task reading each."""

@@ -8,6 +8,7 @@ finished task gets one plain line, so logs of CI and batch jobs read cleanly.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from typing import TextIO
@@ -67,6 +68,7 @@ class ConsoleReporter:
             status_line = stream.isatty() and verbosity >= 0
         self.status_line = status_line
         self.total = self.done = self.failed = self.jobs = 0
+        self.failed_names: list[str] = []
         self.running: dict[str, float] = {}
         self._expected: dict[str, float] = {}
         self._remaining_known = 0.0
@@ -119,6 +121,7 @@ class ConsoleReporter:
         self._account_eta(e)
         if e.outcome == ev.FAILED:
             self.failed += 1
+            self.failed_names.append(e.name)
             self._print_failure(e)
         elif e.outcome in (ev.RAN, ev.RESTORED):
             self._print_finished(e)
@@ -156,21 +159,32 @@ class ConsoleReporter:
     def _print_failure(self, e: ev.TaskDone) -> None:
         head = self._paint(f"FAILED {e.name}: {e.reason}", Fore.RED + Style.BRIGHT)
         lines = [f"[{self.done}/{self.total}] {head}", f"  command: {e.command}"]
-        tail, source = self._failure_tail(e)
+        head, tail, source, cut = self._failure_lines(e)
+        if head:
+            lines.append(f"  first error lines of {source}:")
+            lines += ["  | " + t for t in head]
         if tail:
-            lines.append(f"  last {len(tail)} lines of {source}:")
+            lines.append(f"  last {_lines(len(tail))} of {source}:")
             lines += ["  | " + t for t in tail]
+        if e.log is None and e.full_log and cut:  # (a log= file is named above)
+            lines.append(f"  whole output: {_shown_path(e.full_log)}")
         self._print("\n".join(lines), force=True)
 
-    def _failure_tail(self, e: ev.TaskDone) -> tuple[list[str], str]:
+    def _failure_lines(self, e: ev.TaskDone) -> tuple[list[str], list[str], str, bool]:
+        """The first error-looking lines (when the tail does not show them) and the
+        last lines of a failed task's output, where they come from, and whether
+        lines were left out."""
         if e.log is not None:
-            try:
-                with open(e.log, "rb") as f:
-                    data = f.read()
-            except OSError:
-                return [], ""
-            return _decode(data).splitlines()[-TAIL_LINES:], e.log
-        return _decode(e.output).splitlines()[-TAIL_LINES:], "output"
+            data = _ends_of(e.log)
+            if data is None:
+                return [], [], "", False
+            source = e.log
+        else:
+            data, source = e.output, "output"
+        text = _decode(data).splitlines()
+        tail = text[-TAIL_LINES:]
+        errors = [t for t in text[: len(text) - len(tail)] if _ERROR.search(t)]
+        return errors[:ERROR_LINES], tail, source, len(text) > len(tail)
 
     def _build_finished(self, e: ev.BuildFinished) -> None:
         self._clear_line()
@@ -187,6 +201,11 @@ class ConsoleReporter:
             parts.append(self._paint(f"skipped {c[ev.SKIPPED]}", Fore.YELLOW))
         if not_started:
             parts.append(f"not started {not_started}")
+        if len(self.failed_names) > 1:  # with -k: every failed task, named once more
+            shown = self.failed_names[:FAILED_NAMES]
+            more = len(self.failed_names) - len(shown)
+            names = ", ".join(shown) + (f" and {more} more" if more else "")
+            self.out.write(self._paint(f"pytaskmake: failed: {names}", Fore.RED) + "\n")
         word = "interrupted" if e.interrupted else ("failed" if c[ev.FAILED] else "done")
         self.out.write(
             f"pytaskmake: {word}: " + ", ".join(parts) + f" in {format_seconds(e.wall)}\n"
@@ -244,6 +263,39 @@ class ConsoleReporter:
         except (OSError, ValueError, AttributeError):
             columns = 0
         return columns if columns >= 20 else 100
+
+
+def _lines(n: int) -> str:
+    return "line" if n == 1 else f"{n} lines"
+
+
+FAILED_NAMES = 50  # failed tasks named in the summary
+ERROR_LINES = 10  # error-looking lines shown from before the tail
+_ERROR = re.compile(r"\b(error|fatal|exception|traceback)\b|^E\s", re.IGNORECASE)
+_ENDS = 64 * 1024  # bytes read from each end of a task's log file
+
+
+def _shown_path(path: str) -> str:
+    """A path as short as it reads well: relative when under the working directory."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
+def _ends_of(path: str) -> bytes | None:
+    """The first and last 64 KiB of a log file (a 1 GB log is not read whole)."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size <= 2 * _ENDS:
+                return f.read()
+            head = f.read(_ENDS)
+            f.seek(size - _ENDS)
+            tail = f.read()
+    except OSError:
+        return None
+    head = head[: head.rfind(b"\n") + 1]
+    tail = tail[tail.find(b"\n") + 1 :]
+    return head + f"[... {size - len(head) - len(tail):,} bytes not shown ...]\n".encode() + tail
 
 
 def _decode(data: bytes) -> str:

@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from .fingerprint import FileCache, Fingerprint, Stat
-from .state import StateDB, TaskRecord
+from .state import CLEANED, StateDB, TaskRecord
 from .taskfile import Task
 
 
@@ -25,6 +25,7 @@ class Verdict:
     inputs: dict[str, Fingerprint] = field(default_factory=dict, compare=False)
     outputs: dict[str, Fingerprint] = field(default_factory=dict, compare=False)
     refresh: bool = False  # clean, but stats moved (touch): re-record to keep no-ops fast
+    restorable: bool = False  # stale, and the run cache holds its outputs (-n says so)
 
 
 CLEAN = "clean"
@@ -38,6 +39,8 @@ MISSING_INPUT = "missing-input"
 MISSING_OUTPUT = "missing-output"
 OUTPUT = "output"
 UPSTREAM = "upstream"
+MISSING_SOURCE = "missing-source"  # reads a file that neither exists nor is produced
+BLOCKED = "blocked"  # downstream of a task that cannot run
 
 
 UNCHANGED = Verdict(False, CLEAN, "up to date")
@@ -116,6 +119,8 @@ def check(
     if record is None:
         return Verdict(True, NEVER_RUN, "never run")
     if not record.ok:
+        if record.action == CLEANED:
+            return Verdict(True, FORCED, "cleaned (--clean): runs, never restored")
         return Verdict(True, FAILED, "failed last time")
     if record.action != task.action.digest:
         return Verdict(True, ACTION, "action changed")

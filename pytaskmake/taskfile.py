@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from .action import Action, ShellAction, make_action
+from .action import Action, CallableAction, ShellAction, make_action
 from .errors import TaskfileError
 
 PathLike = str | os.PathLike[str]
@@ -241,7 +241,10 @@ def _build_task(
     if log_path is not None and (log_path in ins or log_path in outs):
         raise ValueError(f"task {name!r}: log {log_path!r} is also one of its inputs or outputs")
     dep_names = _dep_names(deps, name, where) if deps else ()
-    return Task(name, make_action(action, name), ins, outs, dep_names, log_path, where=where)
+    made = make_action(action, name)
+    if isinstance(made, CallableAction) and "inputs" in made.wants and len(ins) > 1:
+        made = made.reading(ins)  # it receives them in this order: part of what it does
+    return Task(name, made, ins, outs, dep_names, log_path, where=where)
 
 
 def _checked_files(

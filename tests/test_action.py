@@ -377,3 +377,21 @@ def test_retries_rerun_a_failing_task(project: Project) -> None:
     assert project.read("hope.log").split() == ["no", "no"]
     assert "FAILED hopeless" in result.stdout
     assert "FAILED flaky" not in result.stdout
+
+
+def test_the_order_of_a_callables_inputs_is_part_of_its_signature(project: Project) -> None:
+    """It receives them in that order (and may read only the first): reordering them
+    reruns it; for a shell command, whose text names its files, it does not."""
+    project.write("a.txt", "A\n")
+    project.write("b.txt", "B\n")
+    body = (
+        "def first(inputs, outputs):\n"
+        "    open(outputs[0], 'w').write(open(inputs[0]).read())\n"
+        "task('first', first, inputs={ins}, outputs=['first.txt'])\n"
+    )
+    project.taskfile(body.format(ins='["a.txt", "b.txt"]'))
+    build(project)
+    assert project.read("first.txt") == "A\n"
+    project.taskfile(body.format(ins='["b.txt", "a.txt"]'))
+    build(project)
+    assert project.read("first.txt") == "B\n"

@@ -249,3 +249,28 @@ def test_lookups_searching_the_journals_agree_with_the_loaded_index(tmp_path: Pa
     assert found == [loaded.lookup(k) for k in keys + unknown]
     assert [f is not None for f in found[:6]] == [True, False, False, False, True, True]
     assert all(f == {str(out): fp[1]} for f in found[4:72]) and found[72:] == [None, None]
+
+
+def test_forcing_means_running_and_dry_run_says_what_would_be_restored(project: Project) -> None:
+    """-B and a build after --clean never restore from the run cache; -n tells a
+    restore apart from a run."""
+    project.write("in.txt", "1\n")
+    project.taskfile(
+        """
+        task("sim", "echo sim >> runs.log; cat in.txt > out.txt", inputs=["in.txt"],
+             outputs=["out.txt"])
+        """
+    )
+    assert project.run().returncode == 0 and runs(project) == ["sim"]
+    project.write("in.txt", "2\n")
+    assert project.run().returncode == 0 and runs(project) == ["sim"]
+    project.write("in.txt", "1\n")  # back to an input the cache has seen
+    dry = project.run("-n")
+    assert "would restore sim from cache: input in.txt changed" in dry.stdout
+    assert "(1 restored from the run cache)" in dry.stdout
+    assert not project.exists("runs.log")
+    assert project.run("-B").returncode == 0 and runs(project) == ["sim"]  # -B runs
+    assert project.run("--clean").returncode == 0
+    dry = project.run("-n")
+    assert "would run sim: cleaned (--clean)" in dry.stdout
+    assert project.run().returncode == 0 and runs(project) == ["sim"]  # not restored

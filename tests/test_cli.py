@@ -217,7 +217,7 @@ def test_list_shows_each_task_up_to_date_or_stale(sweep: Project) -> None:
 # --- --clean ----------------------------------------------------------------------------
 
 
-def test_clean_removes_outputs_and_logs_and_forgets_state(sweep: Project) -> None:
+def test_clean_removes_outputs_and_logs_and_marks_the_tasks_cleaned(sweep: Project) -> None:
     sweep.write("results/notes.txt", "mine\n")
     build(sweep)
     runs(sweep)
@@ -227,9 +227,9 @@ def test_clean_removes_outputs_and_logs_and_forgets_state(sweep: Project) -> Non
         assert not sweep.exists(path), path
     assert sweep.read("results/notes.txt") == "mine\n", "undeclared files stay"
     assert sweep.read("params.txt") == "a=1\n", "inputs stay"
-    assert db_rows(sweep) == []
+    assert [row[1:3] for row in db_rows(sweep)] == [(0, "cleaned")] * 6
     listing = build(sweep, "-l").stdout
-    assert listing.count("stale: never run") == 6
+    assert listing.count("stale: cleaned (--clean): runs, never restored") == 6
     build(sweep)
     assert sweep.read("report.txt") == "1\n2\n"
 
@@ -256,9 +256,9 @@ def test_clean_of_a_target_leaves_other_tasks(sweep: Project) -> None:
     assert not sweep.exists("resultsfile.txt")
     assert sweep.exists("report.txt") and sweep.exists("logs/sim2.log")
     assert "report  (up to date)" in build(sweep, "-l").stdout
-    assert "lonely  (stale: never run)" in build(sweep, "-l").stdout
+    assert "lonely  (stale: cleaned (--clean)" in build(sweep, "-l").stdout
     result = build(sweep)
-    assert runs(sweep) in ([], ["lonely"])  # run again, or restored from the run cache
+    assert runs(sweep) == ["lonely"]  # run again: never restored after --clean
     assert "lonely" in result.stdout and "report" not in result.stdout
     assert sweep.read("resultsfile.txt") == "x\n"
 

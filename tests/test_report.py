@@ -315,7 +315,7 @@ def test_status_line_redraws_in_place(clock: FakeClock) -> None:
         + CLEAR
         + "[1/2] 50% running:1 failed:0 ETA 1m32s  b"
         + CLEAR
-        + "[2/2] FAILED b: exit code 3\n  command: cmd b\n  last 1 lines of output:\n  | boom\n"
+        + "[2/2] FAILED b: exit code 3\n  command: cmd b\n  last line of output:\n  | boom\n"
         + "[2/2] 100% running:0 failed:1"
         + CLEAR
         + "pytaskmake: failed: ran 1, restored 0, up to date 0, failed 1 in 3m20s\n"
@@ -493,7 +493,9 @@ task("after2", "cp c.txt d.txt", inputs=["c.txt"], outputs=["d.txt"])
 FAILURE_BLOCK = (
     "[2/4] FAILED bad: exit code 3\n"
     "  command: for i in $(seq 1 30); do echo line$i; done; exit 3\n"
-    "  last 20 lines of output:\n" + "".join(f"  | line{i}\n" for i in range(11, 31))
+    "  last 20 lines of output:\n"
+    + "".join(f"  | line{i}\n" for i in range(11, 31))
+    + "  whole output: .pytaskmake/logs/bad.log\n"
 )
 
 
@@ -540,7 +542,7 @@ def test_cli_counts_tasks_not_started_after_a_failure(project: Project) -> None:
     assert norm(r.stdout) == (
         "[1/3] FAILED bad: exit code 5\n"
         "  command: echo oops; exit 5\n"
-        "  last 1 lines of output:\n"
+        "  last line of output:\n"
         "  | oops\n"
         "pytaskmake: failed: ran 0, restored 0, up to date 0, failed 1, not started 2 in T\n"
     )
@@ -713,3 +715,38 @@ def test_terminal_with_no_color_has_status_line_but_no_colour(project: Project) 
     text = _run_in_terminal(project.root, "-j1", env=env)
     assert "[0/1] 0% running:1 failed:0  only" in text
     assert not _has_sgr(text)
+
+
+# --- output kept whole on disk, bounded in memory -------------------------------------------
+
+
+def test_a_huge_output_is_kept_whole_on_disk_and_shown_cut(project: Project) -> None:
+    """20 MB of output: the console shows its head and tail, the log holds all of it,
+    and the first error far above the tail is shown."""
+    project.taskfile(
+        """
+        task("chatty", "echo 'main.c:3: error: missing include'; "
+             "yes 'warning: something harmless' | head -c 20000000; echo; exit 1")
+        """
+    )
+    result = project.run()
+    assert result.returncode == 1
+    log = project.root / ".pytaskmake" / "logs" / "chatty.log"
+    assert log.stat().st_size > 20_000_000
+    assert "first error lines of output:" in result.stdout
+    assert "| main.c:3: error: missing include" in result.stdout
+    assert "whole output: .pytaskmake/logs/chatty.log" in result.stdout
+    assert len(result.stdout) < 200_000
+
+
+def test_the_summary_names_every_failed_task(project: Project) -> None:
+    project.taskfile(
+        """
+        for i in range(3):
+            task(f"bad{i}", "exit 1")
+        task("good", "true")
+        """
+    )
+    result = project.run("-k")
+    assert result.returncode == 1
+    assert "pytaskmake: failed: bad0, bad1, bad2" in result.stdout

@@ -154,7 +154,7 @@ def test_restored_task_slice_is_not_before_the_build(project: Project) -> None:
     )
     project.write("src.txt", "1\n")
     assert project.run("-j1").returncode == 0
-    assert project.run("--clean", "a").returncode == 0  # a comes back from the cache
+    (project.root / "a.txt").unlink()  # a comes back from the cache
     project.write("src.txt", "2\n")  # b must run
     r = project.run("-j1", "--trace", "t.json")
     assert r.returncode == 0, r.stderr

@@ -37,6 +37,7 @@ class Completion:
     slot: int
     timed_out: bool = False
     error: str | None = None  # why it could not start or was killed, in words
+    full_log: str | None = None  # the file holding all its output (see capture.py)
 
 
 class Executor(Protocol):

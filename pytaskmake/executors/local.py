@@ -15,10 +15,12 @@ import signal
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 
 from ..action import ArgvAction, CallableAction, ShellAction
 from .base import Completion, Job
+from .capture import Capture, log_path
 from .orphans import ProcessJournal
 
 GRACE_SECONDS = 5.0  # between SIGTERM and SIGKILL
@@ -34,7 +36,7 @@ class _Running:
     start_mono: float
     pidfd: int | None
     pipe: int | None
-    chunks: list[bytes] = field(default_factory=list)
+    capture: Capture
     deadline: float | None = None  # monotonic time to send SIGTERM (timeout)
     kill_at: float | None = None  # monotonic time to send SIGKILL
     error: str | None = None
@@ -45,9 +47,16 @@ class LocalExecutor:
     """At most `jobs` processes at once on this machine."""
 
     def __init__(
-        self, jobs: int, grace: float = GRACE_SECONDS, journal: ProcessJournal | None = None
+        self,
+        jobs: int,
+        grace: float = GRACE_SECONDS,
+        journal: ProcessJournal | None = None,
+        logs_dir: Path | None = None,
     ) -> None:
+        """`logs_dir`: where the whole output of each task without a log file is kept
+        (see capture.py); None keeps output in memory only."""
         self.jobs = jobs
+        self._logs_dir = logs_dir
         self.grace = grace
         self._selector = selectors.DefaultSelector()
         self._running: dict[int, _Running] = {}
@@ -81,7 +90,9 @@ class LocalExecutor:
             os.close(out_fd)
         if self._journal is not None:
             self._journal.record(pid)
-        proc = _Running(job, pid, slot, started, mono, self._pidfd(pid), pipe_r)
+        spill = log_path(self._logs_dir, job.name) if self._logs_dir and pipe_r else None
+        capture = Capture(spill, job.attempt)
+        proc = _Running(job, pid, slot, started, mono, self._pidfd(pid), pipe_r, capture)
         if job.timeout is not None:
             proc.deadline = mono + job.timeout
         self._running[pid] = proc
@@ -170,18 +181,20 @@ class LocalExecutor:
         except BlockingIOError:
             pass
 
-    def _read_output(self, proc: _Running) -> None:
+    def _read_output(self, proc: _Running) -> bool:
+        """Read what the pipe holds; False when it held nothing (yet)."""
         assert proc.pipe is not None
         try:
             chunk = os.read(proc.pipe, 1 << 16)
         except BlockingIOError:
-            return
+            return False
         if chunk:
-            proc.chunks.append(chunk)
+            proc.capture.add(chunk)
         else:
             self._selector.unregister(proc.pipe)
             os.close(proc.pipe)
             proc.pipe = None
+        return True
 
     def _poll_exits(self) -> None:
         for pid, proc in list(self._running.items()):
@@ -192,9 +205,8 @@ class LocalExecutor:
     def _reap(self, proc: _Running, status: int) -> None:
         """The child exited: collect what is left of its output and report it."""
         while proc.pipe is not None:
-            before = len(proc.chunks)
-            self._read_output(proc)
-            if proc.pipe is not None and len(proc.chunks) == before:
+            read = self._read_output(proc)
+            if proc.pipe is not None and not read:
                 self._selector.unregister(proc.pipe)  # a grandchild holds the pipe open
                 os.close(proc.pipe)
                 proc.pipe = None
@@ -203,11 +215,13 @@ class LocalExecutor:
             os.close(proc.pidfd)
         del self._running[proc.pid]
         heapq.heappush(self._slots, proc.slot)
+        output, full_log = proc.capture.finish()
         self._done.append(
             Completion(
                 name=proc.job.name,
                 returncode=os.waitstatus_to_exitcode(status),
-                output=b"".join(proc.chunks),
+                output=output,
+                full_log=full_log,
                 started=proc.started,
                 duration=time.monotonic() - proc.start_mono,
                 slot=proc.slot,

@@ -1,0 +1,98 @@
+"""A task's output, kept whole on disk and bounded in memory.
+
+A simulator that prints 300 MB must not push pytaskmake to gigabytes, and a
+failure must not lose the first error among thousands of lines. Output is kept
+in memory while small; once it passes SPILL bytes it streams to a file under
+`.pytaskmake/logs/`, and only its head and tail stay in memory for the console.
+A task that printed anything has its whole output in that file in the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+SPILL = 256 * 1024  # bytes kept in memory before the output goes to its file
+HEAD = TAIL = 64 * 1024  # bytes of a spilled output kept for the console
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def log_path(logs_dir: Path, task: str) -> Path:
+    """Where a task's captured output goes: its name made a file name (with a short
+    digest when that changed it, so that two names never share a file)."""
+    safe = _UNSAFE.sub("_", task)[:100]
+    if safe != task:
+        safe += "-" + hashlib.blake2b(task.encode(), digest_size=4).hexdigest()
+    return logs_dir / f"{safe}.log"
+
+
+class Capture:
+    """The output of one attempt of a task."""
+
+    __slots__ = ("_path", "_chunks", "_size", "_file", "_head", "_tail", "attempt")
+
+    def __init__(self, path: Path | None, attempt: int = 1) -> None:
+        self._path = path  # None: nowhere to spill (kept in memory, as before)
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._file: int | None = None
+        self._head = b""
+        self._tail = bytearray()
+        self.attempt = attempt
+
+    def add(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if self._file is None:
+            self._chunks.append(chunk)
+            if self._size > SPILL and self._path is not None:
+                try:
+                    self._spill()
+                except OSError:  # no room for the log: keep it in memory, as before
+                    self._chunks, self._path = [b"".join(self._chunks)], None
+            return
+        os.write(self._file, chunk)
+        self._tail += chunk
+        if len(self._tail) > 2 * TAIL:
+            del self._tail[:-TAIL]
+
+    def _spill(self) -> None:
+        assert self._path is not None
+        data = b"".join(self._chunks)
+        self._chunks = []
+        self._file = self._open()
+        os.write(self._file, data)
+        self._head, self._tail = data[:HEAD], bytearray(data[-TAIL:])
+
+    def _open(self) -> int:
+        assert self._path is not None
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if self.attempt == 1 else os.O_APPEND)
+        return os.open(self._path, flags, 0o644)
+
+    def finish(self) -> tuple[bytes, str | None]:
+        """What to show (all of it, or its head and tail) and the file holding all of
+        it (None when the task printed nothing or there is no logs folder)."""
+        if self._file is None:
+            data = b"".join(self._chunks)
+            if not data or self._path is None:
+                return data, None
+            try:
+                fd = self._open()
+                try:
+                    os.write(fd, data)
+                finally:
+                    os.close(fd)
+            except OSError:  # an unwritable logs folder must not fail the task
+                return data, None
+            return data, str(self._path)
+        os.close(self._file)
+        self._file = None
+        skipped = self._size - len(self._head) - len(self._tail[-TAIL:])
+        cut = self._tail[-TAIL:]
+        newline = cut.find(b"\n")  # start the tail on a whole line
+        tail = bytes(cut[newline + 1 :] if 0 <= newline < len(cut) - 1 else cut)
+        head = self._head[: self._head.rfind(b"\n") + 1] or self._head
+        marker = f"\n[... {skipped:,} bytes not shown; the whole output is in {self._path} ...]\n"
+        return head + marker.encode() + tail, str(self._path)
