@@ -25,7 +25,7 @@ from .action import ShellAction
 from .cache import CorruptEntry, RunCache, cache_key
 from .dirty import dirty_everywhere, dirty_past_snapshot
 from .executors.base import Completion, Executor, Job
-from .fingerprint import FileCache, Fingerprint
+from .fingerprint import FileCache, Fingerprint, stat_of
 from .graph import BuildGraph
 from .outputs import OutputKeeper
 from .scheduler import Scheduler
@@ -447,9 +447,21 @@ class Build:
         key = self._cache_key(task)
         self._keys.pop(task.name, None)
         inputs = self._inputs.pop(task.name)
+        # recorded with the inputs as they were before it ran: an input edited while
+        # it ran leaves it stale (the next build sees the edit), and uncached
         self._record_success(task, inputs, outputs, c.duration)
         self._to_drop.append(task)
-        if key is not None:
+        moved = _moved_while_running(inputs)
+        if moved:
+            self.observer.handle(
+                ev.Notice(
+                    f"{task.name}: {moved} changed while it ran; not cached, and it stays "
+                    "stale for the next build"
+                )
+            )
+            # (the memo keeps the stats from before it ran, so the snapshot saved at
+            # the end cannot vouch for the edited input)
+        elif key is not None:
             self._store(task, key, outputs)
         self.counts[ev.RAN] += 1
         self.observer.handle(self._done_event(task, c, ev.RAN, ""))
@@ -491,6 +503,15 @@ class Build:
             c.started,
             c.full_log,
         )
+
+
+def _moved_while_running(inputs: dict[str, Fingerprint]) -> str | None:
+    """The first input whose stat is not the one taken before its task ran (read from
+    the disk again, not from the memo), or None."""
+    for path, (stat, _) in inputs.items():
+        if stat_of(path) != stat:
+            return path
+    return None
 
 
 def _failure_reason(task: Task, c: Completion) -> str | None:

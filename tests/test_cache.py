@@ -274,3 +274,32 @@ def test_forcing_means_running_and_dry_run_says_what_would_be_restored(project: 
     dry = project.run("-n")
     assert "would run sim: cleaned (--clean)" in dry.stdout
     assert project.run().returncode == 0 and runs(project) == ["sim"]  # not restored
+
+
+def test_an_input_edited_while_its_task_runs_is_neither_cached_nor_trusted(
+    project: Project,
+) -> None:
+    project.write("in.txt", "1\n")
+    project.taskfile(
+        """
+        task("sim", "echo sim >> runs.log; touch started; sleep 1; cat in.txt > out.txt",
+             inputs=["in.txt"], outputs=["out.txt"])
+        """
+    )
+    assert project.run().returncode == 0 and runs(project) == ["sim"]
+    (project.root / "started").unlink()
+    project.write("in.txt", "2\n")
+    running = project.popen()
+    deadline = time.monotonic() + 20
+    while not project.exists("started") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    project.write("in.txt", "3\n")  # while sim sleeps: it will read 3, having been keyed on 2
+    out, _ = running.communicate(timeout=30)
+    assert running.returncode == 0
+    assert "sim: in.txt changed while it ran; not cached" in out
+    assert runs(project) == ["sim"]
+    assert project.run().returncode == 0 and runs(project) == ["sim"]  # stale: runs again
+    assert project.read("out.txt") == "3\n"
+    project.write("in.txt", "2\n")
+    assert project.run().returncode == 0
+    assert project.read("out.txt") == "2\n", "restored an output made from another input"
