@@ -152,10 +152,10 @@ def test_dry_run_lists_reasons_and_touches_nothing(sweep: Project) -> None:
     assert "would run sim1: input params.txt changed" in lines
     assert "would run sim2: input params.txt changed" in lines
     assert "would run sum1: upstream sim1 will run" in lines
-    assert "would run lonely: output resultsfile.txt is missing" in lines
+    assert "would restore lonely from cache: output resultsfile.txt is missing" in lines
     assert any(line.startswith("would run report:") for line in lines)
-    assert len([line for line in lines if line.startswith("would run")]) == 6
-    assert lines[-1] == "6 of 6 tasks would run"
+    assert len([line for line in lines if line.startswith("would run")]) == 5
+    assert lines[-1] == "6 of 6 tasks would run (1 restored from the run cache)"
     # the real build: the simulations rerun, produce the same bytes, and the rest stops there
     result = build(sweep)
     assert sorted(runs(sweep)) in (["sim1", "sim2"], ["lonely", "sim1", "sim2"])

@@ -170,7 +170,7 @@ def test_explain_various_reasons(project: Project) -> None:
         "a: output a.txt is missing\n"
         "b: action changed\n"
         "c: failed last time\n"
-        "3 of 3 tasks would run\n"
+        "3 of 3 tasks would run (2 restored from the run cache)\n"  # a, and c as it was
     )
 
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import Project
 
 from pytaskmake.fingerprint import Fingerprint
-from pytaskmake.state import StateDB, decode_files, encode_files
+from pytaskmake.state import CLEANED, StateDB, TaskRecord, decode_files, encode_files
 
 IN: dict[str, Fingerprint] = {
     "data/in put.csv": ((1_700_000_000_123_456_789, 42, 9_999_999), "ab" * 16),
@@ -143,18 +143,23 @@ def test_record_seen_before_write_is_updated(state_dir: Path) -> None:
         db.close()
 
 
-def test_forget_drops_records(state_dir: Path) -> None:
+def cleaned(record: TaskRecord | None) -> bool:
+    return record is not None and not record.ok and record.action == CLEANED
+
+
+def test_forget_marks_records_cleaned(state_dir: Path) -> None:
+    """--clean: the task must run next time, and never be restored from the cache."""
     db = StateDB(state_dir)
     for name in ("a", "b", "c"):
         db.save_success(name, "sh:x", {}, OUT, 1.0, stamp=0)
     db.record("a")
     db.forget(["a", "c", "never-existed"])
-    assert db.record("a") is None and db.record("c") is None
-    assert db.record("b") is not None
+    assert cleaned(db.record("a")) and cleaned(db.record("c"))
+    assert db.record("b") is not None and db.record("b").ok  # type: ignore[union-attr]
     db.close()
     db = reopen(state_dir)
     try:
-        assert db.record("a") is None and db.record("b") is not None
+        assert cleaned(db.record("a")) and db.record("b").ok  # type: ignore[union-attr]
     finally:
         db.close()
 
