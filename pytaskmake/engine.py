@@ -199,8 +199,9 @@ class Engine:
                 if prefetch is not None and self._lock.found != prefetch.lock_seen:
                     prefetch.spoil()  # another build held the lock meanwhile
                 state = StateDB(self.state_dir)
+                changed = None if changed_paths is None else list(changed_paths)  # read twice
                 try:
-                    return self._build(list(targets), changed_paths, always, state, prefetch)
+                    return self._build(list(targets), changed, always, state, prefetch)
                 finally:
                     state.close()
         finally:
@@ -292,7 +293,8 @@ class Engine:
         return snapshot.compare(saved, chunks, _stat_workers(), taken)
 
     def _chunks_naming(self, paths: Iterable[str]) -> set[int]:
-        """The chunks whose tasks read or write one of `paths` (or a file under one)."""
+        """The chunks whose tasks read or write one of `paths` (files, as a watcher
+        reports them: a folder's path names no task)."""
         chunks = self._chunks
         assert chunks is not None
         if self._readers is None:
