@@ -134,7 +134,8 @@ class RunCache:
         """Add the outputs just produced under `key`: blobs first, then the entry."""
         for path, (_, digest) in outputs.items():
             self._add_blob(path, self._blob_name(digest))
-        self._append(["put", key, {p: fp[1] for p, fp in outputs.items()}, time.time()])
+        kept = {p: _with_mode(fp[1], p) for p, fp in outputs.items()}
+        self._append(["put", key, kept, time.time()])
 
     def drop(self, key: str) -> None:
         self._append(["drop", key, time.time()])
@@ -164,7 +165,8 @@ class RunCache:
 
     def restore(self, key: str, outputs: dict[str, str]) -> None:
         """Copy each blob to its output path; raises CorruptEntry (entry dropped) on a bad blob."""
-        for path, digest in outputs.items():
+        for path, value in outputs.items():
+            digest = _blob_of(value)[0]
             try:
                 actual = hash_file(self._blob_name(digest))
             except OSError:
@@ -172,16 +174,20 @@ class RunCache:
             if actual != digest:
                 self.drop(key)
                 raise CorruptEntry(f"cache blob for {path} is missing or corrupt; entry dropped")
-        for path, digest in outputs.items():
-            self._copy_out(self._blob_name(digest), path)
+        for path, value in outputs.items():
+            digest, mode = _blob_of(value)
+            self._copy_out(self._blob_name(digest), path, mode)
 
-    def _copy_out(self, blob: str, path: str) -> None:
-        """A private copy of the blob (reflink when the filesystem can), renamed into place."""
+    def _copy_out(self, blob: str, path: str, mode: int | None = None) -> None:
+        """A private copy of the blob (reflink when the filesystem can), with the mode
+        the output had (a linked program keeps its executable bit), renamed into place."""
         parent = os.path.dirname(path) or "."
         os.makedirs(parent, exist_ok=True)
         temp = os.path.join(parent, f".{os.path.basename(path)}.restore-{uuid.uuid4().hex[:8]}")
         try:
             _clone_or_copy(blob, temp)
+            if mode is not None:
+                os.chmod(temp, mode)
             os.replace(temp, path)
         except BaseException:
             _unlink_quietly(temp)
@@ -212,7 +218,8 @@ class RunCache:
         entries = self._load(fresh=True)
         uses: dict[str, int] = {}
         for entry in entries.values():
-            for digest in entry.outputs.values():
+            for value in entry.outputs.values():
+                digest = _blob_of(value)[0]
                 uses[digest] = uses.get(digest, 0) + 1
         blobs = self._blob_files()
         freed = sum(self._remove_blob(d, st) for d, st in blobs.items() if d not in uses)
@@ -222,7 +229,8 @@ class RunCache:
             if size <= max_bytes:
                 break
             removed += 1
-            for digest in entries.pop(key).outputs.values():
+            for value in entries.pop(key).outputs.values():
+                digest = _blob_of(value)[0]
                 uses[digest] -= 1
                 if uses[digest] == 0 and digest in blobs:
                     gained = self._remove_blob(digest, blobs[digest])
@@ -336,6 +344,22 @@ def _clone_or_copy(source: Path, target: str) -> None:
             if exc.errno not in (errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY):
                 raise
         shutil.copyfileobj(src, dst, 1 << 20)
+
+
+def _with_mode(digest: str, path: str) -> str:
+    """An entry's value for an output: its content digest, then ":MODE" (octal) when
+    the file has an executable bit (entries written before keep the bare digest)."""
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except OSError:
+        return digest
+    return f"{digest}:{mode:o}" if mode & 0o111 else digest
+
+
+def _blob_of(value: str) -> tuple[str, int | None]:
+    """(content digest, mode or None) of an entry's value for an output."""
+    digest, _, mode = value.partition(":")
+    return digest, (int(mode, 8) if mode else None)
 
 
 def parse_size(text: str) -> int:

@@ -303,3 +303,22 @@ def test_an_input_edited_while_its_task_runs_is_neither_cached_nor_trusted(
     project.write("in.txt", "2\n")
     assert project.run().returncode == 0
     assert project.read("out.txt") == "2\n", "restored an output made from another input"
+
+
+def test_a_restored_program_keeps_its_executable_bit(project: Project) -> None:
+    """A linked program restored from the cache must still run (it came back 0644)."""
+    project.write("src.txt", "1\n")
+    project.taskfile(
+        """
+        task("link", "echo link >> runs.log; printf '#!/bin/sh\\\\necho hi\\\\n' > prog; "
+             "chmod 755 prog", inputs=["src.txt"], outputs=["prog"])
+        task("use", "./prog > used.txt", inputs=["prog"], outputs=["used.txt"], cache=False)
+        """
+    )
+    assert project.run().returncode == 0 and runs(project) == ["link"]
+    (project.root / "prog").unlink()
+    result = project.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert runs(project) == [] and "restored link" in result.stdout
+    assert (project.root / "prog").stat().st_mode & 0o777 == 0o755
+    assert project.read("used.txt") == "hi\n"
