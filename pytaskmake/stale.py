@@ -173,7 +173,8 @@ def _check_files(task: Task, record: TaskRecord, files: FileCache) -> Verdict:
         if now is None:
             return Verdict(True, MISSING_INPUT, f"input {path} is missing")
         if now[1] != known[1]:
-            return Verdict(True, INPUT, f"input {path} changed")
+            kind = "implicit input" if path in task.implicit else "input"
+            return Verdict(True, INPUT, f"{kind} {path} changed")
         current[path] = now
     # reached only when the stamp did not match: re-record so the next no-op is fast
     return Verdict(False, CLEAN, "up to date", current, outputs, refresh=True)

@@ -53,7 +53,7 @@ class Task:
         self.inputs, self.outputs, self.deps, self.where = inputs, outputs, deps, where
         self._extra = _DEFAULTS
         if log is not None or timeout is not None or retries != 0 or cache is not True:
-            self._extra = (log, timeout, retries, cache)
+            self._extra = (log, timeout, retries, cache, True, ())
 
     @property
     def action(self) -> Action:
@@ -82,9 +82,24 @@ class Task:
     def cache(self) -> bool:
         return self._extra[3]
 
+    @property
+    def implicit(self) -> tuple[str, ...]:
+        """The inputs found on its command line rather than declared (see implicit.py);
+        they are also in `inputs`."""
+        return self._extra[5]
+
+    @property
+    def implicit_allowed(self) -> bool:
+        return self._extra[4]
+
     def _set_limits(self, timeout: float | None, retries: int, cache: bool) -> None:
         """Set the run limits (checked by the caller)."""
-        self._extra = (self.log, timeout, retries, cache)
+        self._extra = (self.log, timeout, retries, cache, *self._extra[4:])
+
+    def _set_implicit(self, allowed: bool, found: tuple[str, ...] = ()) -> None:
+        """While loading: whether to look for implicit inputs, and those found."""
+        self._extra = (*self._extra[:4], allowed, found)
+        self.inputs += found
 
     def depends_on(self, *tasks: Task | str) -> Task:
         """Run after `tasks` even though no file links them; returns self for chaining."""
@@ -95,7 +110,8 @@ class Task:
         return f"<Task {self.name}>"
 
 
-_DEFAULTS = (None, None, 0, True)  # log, timeout, retries, cache of most tasks
+# log, timeout, retries, cache, implicit inputs allowed, implicit inputs of most tasks
+_DEFAULTS = (None, None, 0, True, True, ())
 
 
 class Registry:
@@ -117,8 +133,12 @@ class Registry:
         self.on_write: Callable[[], None] | None = None
 
     def finish(self) -> None:
-        """Check the paths declared in bulk (the declarations are final from here on)."""
+        """Check the paths declared in bulk, then add the implicit inputs (the
+        declarations are final from here on)."""
+        from .implicit import add_implicit_inputs
+
         self.check_paths()
+        add_implicit_inputs(list(self.tasks.values()), self.root)
 
     def refuse_twice(self, new: Task, where: str) -> None:
         """`new` has the name of a task declared before it."""
@@ -176,12 +196,15 @@ def task(
     timeout: float | None = None,
     retries: int = 0,
     cache: bool = True,
+    implicit_inputs: bool = True,
 ) -> Task:
     """Declare a task of the Taskfile being loaded and return it.
 
     `action` is a shell command string, an argv list, or a Python callable (which
     may accept `inputs` and `outputs` keyword arguments). Paths are relative to
     the Taskfile's directory; output directories are created before the task runs.
+    Project files its command line names are inputs too, unless `implicit_inputs`
+    is False (see implicit.py).
     """
     registry = _loading.get() or _registry()
     frame = sys._getframe(1)
@@ -200,6 +223,7 @@ def task(
         and type(retries) is int
         and retries == 0
         and cache is True
+        and implicit_inputs is True
         and name
         and "\0" not in name
         and action
@@ -212,6 +236,8 @@ def task(
             new = _build_task(registry.root, name, action, inputs, outputs, deps, log, where)
             if timeout is not None or retries != 0 or cache is not True:
                 new._set_limits(*_check_limits(name, timeout, retries, cache))
+            if implicit_inputs is not True:
+                new._set_implicit(bool(implicit_inputs))
         except (TypeError, ValueError) as exc:
             raise TaskfileError(str(exc), *_split_where(where)) from None
     if registry.tasks.setdefault(name, new) is not new:

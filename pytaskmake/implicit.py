@@ -1,0 +1,126 @@
+"""Files named on a command line are inputs, declared or not.
+
+`python3 tool.py in.txt > out.txt` with only `in.txt` declared must still rerun
+when `tool.py` is edited, and the run cache must not hand back an output made by
+the old `tool.py`. So when a Taskfile loads, every word of a shell command or an
+argv list that names an existing regular file inside the project (not after an
+output redirection, and not any task's declared output) becomes an implicit
+input of its task; so does a program found on PATH inside the project
+(`bin/netsim` run as `netsim`). They are decided once, at load, from the files
+that exist then, so a task's inputs do not change between builds by themselves.
+`task(..., implicit_inputs=False)` opts a task out.
+
+A sweep declares 200,000 tasks whose command words are nearly all declared
+paths: the words of 4,096 tasks are split and compared with their declared paths
+as sets, and only a chunk left with a word naming a project file is looked at
+task by task.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from itertools import chain
+from pathlib import Path
+
+from .action import ArgvAction
+from .taskfile import Task
+
+_REDIRECT_OUT = (">", ">>", ">|", "1>", "2>", "&>", "1>>", "2>>", "&>>")
+_CHUNK = 4096
+
+
+def add_implicit_inputs(tasks: list[Task], root: Path) -> None:
+    """Give each task the project files its command names; the cwd is `root`."""
+    finder = _Finder(root, tasks)
+    for start in range(0, len(tasks), _CHUNK):
+        chunk = tasks[start : start + _CHUNK]
+        commands = [t._action for t in chunk]
+        try:
+            named = set(" ".join(commands).split())  # type: ignore[arg-type]
+        except TypeError:  # not all plain shell commands: argv lists, callables
+            named = set(chain.from_iterable(_words(t) or () for t in chunk))
+        named.difference_update(chain.from_iterable(t.inputs for t in chunk))
+        named.difference_update(chain.from_iterable(t.outputs for t in chunk))
+        if not any([finder.file(w) for w in named]):
+            continue  # the usual case: every word is a declared path, or no file
+        for t in chunk:
+            words = _words(t) if t.implicit_allowed else None
+            found = _implicit_of(t, words, finder) if words else ()
+            if found:
+                t._set_implicit(True, found)
+
+
+def _words(t: Task) -> list[str] | None:
+    action = t._action
+    if type(action) is str:
+        return action.split()
+    if isinstance(action, ArgvAction):
+        return list(action.argv)
+    command = getattr(action, "command", None)  # a str subclass, kept wrapped
+    return str(command).split() if command is not None else None
+
+
+def _implicit_of(t: Task, words: list[str], finder: _Finder) -> tuple[str, ...]:
+    declared = set(t.inputs) | set(t.outputs) if len(t.inputs) > 8 else (*t.inputs, *t.outputs)
+    found: dict[str, None] = {}
+    skip_next = False
+    for word in words:
+        if skip_next:  # the target of an output redirection: written, not read
+            skip_next = False
+            continue
+        if word in _REDIRECT_OUT:
+            skip_next = True
+            continue
+        if word.startswith((">", "1>", "2>", "&>")):
+            continue
+        path = finder.file(word)
+        if path is not None and path not in declared:
+            found[path] = None
+    return tuple(found)
+
+
+class _Finder:
+    """Which words name a project file (memoized: a sweep repeats its programs)."""
+
+    def __init__(self, root: Path, tasks: list[Task]) -> None:
+        self.root = str(root)
+        self.tasks = tasks
+        self._produced: set[str] | None = None  # made when a word names a file
+        self.memo: dict[str, str | None] = {}
+
+    def produced(self, path: str) -> bool:
+        if self._produced is None:
+            self._produced = set(chain.from_iterable(t.outputs for t in self.tasks))
+        return path in self._produced
+
+    def file(self, word: str) -> str | None:
+        found = self.memo.get(word, "")
+        if found == "":
+            found = self.memo[word] = self._look(word)
+        return found
+
+    def _look(self, word: str) -> str | None:
+        text = word.lstrip("<").strip("'\"")
+        if "=" in text and text.startswith("-"):  # --config=path
+            text = text.split("=", 1)[1]
+        if not text or text.startswith("-") or "$" in text or "*" in text:
+            return None
+        path = self._program(text) if "/" not in text and "." not in text else self._inside(text)
+        if path is None or path.startswith(".pytaskmake/") or not os.path.isfile(path):
+            return None
+        return None if self.produced(path) else path  # another task's output: an edge
+
+    def _program(self, name: str) -> str | None:
+        """A program run by name and found on PATH inside the project."""
+        where = shutil.which(name)
+        return self._inside(where) if where else None
+
+    def _inside(self, text: str) -> str | None:
+        if os.path.isabs(text):
+            rel = os.path.relpath(text, self.root)
+        else:
+            rel = os.path.normpath(text)
+        if rel == "." or rel.startswith(".."):
+            return None
+        return rel

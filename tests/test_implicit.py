@@ -1,0 +1,87 @@
+"""Files named on a command line are inputs (implicit.py), through the real CLI."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from conftest import Project, build, runs
+
+
+def test_a_script_named_on_the_command_line_is_an_input(project: Project) -> None:
+    """Editing tool.py reruns the task, and the run cache never hands back an output of
+    the old tool.py when in.txt takes an earlier value."""
+    project.write("tool.py", "import sys; print(open(sys.argv[1]).read().upper(), end='')\n")
+    project.write("in.txt", "a\n")
+    project.taskfile(
+        """
+        task("conv", "echo conv >> runs.log; python3 tool.py in.txt > out.txt",
+             inputs=["in.txt"], outputs=["out.txt"])
+        """
+    )
+    build(project)
+    assert runs(project) == ["conv"] and project.read("out.txt") == "A\n"
+    project.write("tool.py", "import sys; print(open(sys.argv[1]).read()[::-1], end='')\n")
+    dry = build(project, "-n")
+    assert "would run conv: implicit input tool.py changed" in dry.stdout
+    build(project)
+    assert runs(project) == ["conv"] and project.read("out.txt") == "\na"
+    project.write("in.txt", "b\n")
+    build(project)
+    project.write("in.txt", "a\n")  # an earlier value of in.txt, with the new tool.py
+    build(project)
+    assert project.read("out.txt") == "\na", "restored an output of the old tool.py"
+
+
+def test_a_program_found_on_path_inside_the_project_is_an_input(project: Project) -> None:
+    sim = project.write("bin/netsim", "#!/bin/sh\necho v1 > \"$1\"\n")
+    sim.chmod(sim.stat().st_mode | stat.S_IXUSR)
+    project.taskfile(
+        """
+        task("sim", "echo sim >> runs.log; netsim out.txt", outputs=["out.txt"])
+        """
+    )
+    path = f"{project.root / 'bin'}{os.pathsep}{os.environ['PATH']}"
+    result = project.run(PATH=path)
+    assert result.returncode == 0, result.stderr
+    assert runs(project) == ["sim"]
+    sim.write_text("#!/bin/sh\necho v2 > \"$1\"\n")
+    assert project.run(PATH=path).returncode == 0
+    assert runs(project) == ["sim"] and project.read("out.txt") == "v2\n"
+
+
+def test_what_is_not_an_implicit_input(project: Project) -> None:
+    """Redirection targets, other tasks' outputs, folders, missing files, opted-out tasks."""
+    project.write("notes.txt", "n\n")
+    project.write("data/x.csv", "1\n")
+    project.taskfile(
+        """
+        task("gen", "echo gen >> runs.log; echo g > gen.txt", outputs=["gen.txt"])
+        task("use", "echo use >> runs.log; cat gen.txt > use.txt; ls data >> use.txt 2> err.txt",
+             inputs=["gen.txt"], outputs=["use.txt"])
+        task("opt", "echo opt >> runs.log; cat notes.txt > opt.txt", outputs=["opt.txt"],
+             implicit_inputs=False)
+        """
+    )
+    project.run()
+    assert sorted(runs(project)) == ["gen", "opt", "use"]
+    build(project)
+    assert runs(project) == []  # runs.log, err.txt: written, not read
+    project.write("notes.txt", "changed\n")
+    build(project)
+    assert runs(project) == []  # opted out
+
+
+def test_an_argv_word_naming_a_file_is_an_input(project: Project) -> None:
+    project.write("cfg.ini", "x=1\n")
+    project.taskfile(
+        """
+        task("sim", ["sh", "-c", "echo sim >> runs.log; cat \\"$0\\" > out.txt", "cfg.ini"],
+             outputs=["out.txt"])
+        """
+    )
+    build(project)
+    assert runs(project) == ["sim"]
+    project.write("cfg.ini", "x=2\n")
+    build(project)
+    assert runs(project) == ["sim"] and project.read("out.txt") == "x=2\n"
