@@ -93,7 +93,7 @@ class ArgvAction(_Digested):
 class CallableAction(_Digested):
     """A Python function run in a forked child, so it cannot corrupt the build."""
 
-    __slots__ = ("function", "_signature", "cacheable", "wants")
+    __slots__ = ("function", "_signature", "cacheable", "wants", "bound")
 
     def __init__(
         self,
@@ -101,9 +101,26 @@ class CallableAction(_Digested):
         signature: str,
         cacheable: bool,
         wants: tuple[str, ...],
+        bound: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self.function, self._signature = function, signature
         self.cacheable, self.wants = cacheable, wants
+        self.bound = bound  # (name, repr) of the outside values it reads, when declared
+
+    def late_bound(self) -> str | None:
+        """Why the callable would not do what was declared, or None: an outside value
+        it reads (a closure variable, a Taskfile global) is not what it was when the
+        task was declared, as when a loop's variable is read after the loop moved on."""
+        now = dict(_bound_values(self.function))
+        for name, then in self.bound:
+            if name in now and now[name] != then:
+                return (
+                    f"{name} is {_short(now[name])} now but was {_short(then)} when the task "
+                    f"was declared (a loop variable read late?); bind it when declaring: "
+                    f"`lambda ..., {name}={name}: ...`, a default argument, or "
+                    f"functools.partial(f, {name}={name})"
+                )
+        return None
 
     @property
     def signature(self) -> str:
@@ -114,7 +131,11 @@ class CallableAction(_Digested):
         signature (it may well read only inputs[0])."""
         order = hashlib.blake2b("\0".join(inputs).encode(), digest_size=8).hexdigest()
         return CallableAction(
-            self.function, f"{self._signature}:inputs={order}", self.cacheable, self.wants
+            self.function,
+            f"{self._signature}:inputs={order}",
+            self.cacheable,
+            self.wants,
+            self.bound,
         )
 
     def describe(self) -> str:
@@ -163,7 +184,47 @@ def _callable_action(function: Callable[..., Any]) -> CallableAction:
         signature=f"py:{_qualified_name(function)}:{digest}",
         cacheable=stable,
         wants=_wanted_parameters(function),
+        bound=_bound_values(function),
     )
+
+
+_SCALARS = (int, float, str, bytes, bool, type(None))
+
+
+def _plain(value: object) -> bool:
+    """A value a loop typically moves on: a scalar, or a short tuple of scalars (lists
+    and dicts are containers a Taskfile fills as it goes; reprs of those are not kept)."""
+    if isinstance(value, _SCALARS):
+        return not isinstance(value, (str, bytes)) or len(value) <= 4096
+    return isinstance(value, tuple) and len(value) <= 64 and all(map(_plain, value))
+
+
+def _bound_values(function: Callable[..., Any]) -> tuple[tuple[str, str], ...]:
+    """(name, repr) of the plain values a callable reads from outside itself: its
+    closure variables and the Taskfile globals it names (modules, functions and
+    classes are code, not values that a loop moves on)."""
+    inner = function.func if isinstance(function, functools.partial) else function
+    code = getattr(inner, "__code__", None)
+    if code is None:
+        return ()
+    found: list[tuple[str, str]] = []
+    cells = getattr(inner, "__closure__", None) or ()
+    for name, cell in zip(code.co_freevars, cells, strict=False):
+        if _cell_filled(cell) and _plain(cell.cell_contents):
+            found.append((name, repr(cell.cell_contents)))
+    space = getattr(inner, "__globals__", {})
+    for name in code.co_names:
+        value = space.get(name, _ABSENT)
+        if value is not _ABSENT and _plain(value):
+            found.append((name, repr(value)))
+    return tuple(found)
+
+
+_ABSENT = object()
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _wanted_parameters(function: Callable[..., Any]) -> tuple[str, ...]:

@@ -395,3 +395,36 @@ def test_the_order_of_a_callables_inputs_is_part_of_its_signature(project: Proje
     project.taskfile(body.format(ins='["b.txt", "a.txt"]'))
     build(project)
     assert project.read("first.txt") == "B\n"
+
+
+def test_a_loop_variable_read_late_fails_the_task_with_the_fix(project: Project) -> None:
+    """Declared for p = 1, 2, 3, a callable reading the loop's p would run p = 3 three
+    times: the tasks whose p moved fail, naming the fix; a bound p runs as declared."""
+    project.taskfile(
+        """
+        for p in (1, 2, 3):
+            def late(outputs):
+                open(outputs[0], "w").write(str(p))
+            task(f"late{p}", late, outputs=[f"late{p}.txt"])
+
+        def declare():
+            for q in (1, 2):
+                task(f"closure{q}", lambda outputs: open(outputs[0], "w").write(str(q)),
+                     outputs=[f"closure{q}.txt"])
+        declare()
+
+        for r in (1, 2):
+            task(f"bound{r}", lambda outputs, r=r: open(outputs[0], "w").write(str(r)),
+                 outputs=[f"bound{r}.txt"])
+        """
+    )
+    result = project.run("-k")
+    assert result.returncode == 1
+    out = result.stdout
+    assert "p is 3 now but was 1 when the task was declared" in out
+    assert "p is 3 now but was 2 when the task was declared" in out
+    assert "q is 2 now but was 1 when the task was declared" in out
+    assert "default argument" in out
+    assert project.read("late3.txt") == "3" and project.read("closure2.txt") == "2"
+    assert not project.exists("late1.txt") and not project.exists("closure1.txt")
+    assert project.read("bound1.txt") == "1" and project.read("bound2.txt") == "2"

@@ -306,6 +306,10 @@ def _fork_callable(job: Job, action: CallableAction, out_fd: int) -> int:
         os.dup2(out_fd, 1)
         os.dup2(out_fd, 2)
         os.closerange(3, 1 << 16)  # the build lock, the state DB: not the task's to hold
+        late = action.late_bound()
+        if late is not None:
+            print(f"pytaskmake: not run: {late}", file=sys.stderr)
+            return 0  # (the finally exits with code 1)
         kwargs = {name: list(getattr(job, name)) for name in action.wants}
         result = action.function(**kwargs)
         code = 1 if result is False else 0
