@@ -48,7 +48,10 @@ def parser() -> argparse.ArgumentParser:
         help="after a failure, keep building what does not depend on it",
     )
     p.add_argument(
-        "-f", "--file", default="Taskfile.py", help="the Taskfile (default: %(default)s)"
+        "-f",
+        "--file",
+        default=None,
+        help="the Taskfile (default: Taskfile.py here, else in the nearest folder above)",
     )
     p.add_argument(
         "-C", "--directory", default=None, metavar="DIR", help="change to DIR before doing anything"
@@ -58,6 +61,11 @@ def parser() -> argparse.ArgumentParser:
         "--clean",
         action="store_true",
         help="remove the outputs and logs of the selected tasks and forget their state",
+    )
+    p.add_argument(
+        "--question",
+        action="store_true",
+        help="run nothing; exit 0 if every selected task is up to date, 1 otherwise (make -q)",
     )
     p.add_argument(
         "--touch",
@@ -114,11 +122,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="replace")
     try:
-        if argv[:1] == ["cache"]:
-            return _cache(cache_parser().parse_args(argv[1:]))
-        if argv[:1] == ["why"]:  # `pytaskmake why TARGET`: the same as --explain TARGET
-            argv = ["--explain", *argv[1:]]
-        return _run(parser().parse_args(argv))
+        command, at = _subcommand(argv)
+        if command == "cache":
+            return _cache(cache_parser().parse_args(argv[:at] + argv[at + 1 :]))
+        if command == "why":  # `pytaskmake why TARGET`: the same as --explain TARGET
+            argv = [*argv[:at], "--explain", *argv[at + 1 :]]
+        args = parser().parse_args(argv)
+        _refuse_conflicts(args)
+        return _run(args)
     except PytaskmakeError as exc:
         print(f"pytaskmake: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -135,6 +146,52 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+SUBCOMMANDS = ("why", "cache")
+_TAKES_VALUE = frozenset(
+    ("-j", "--jobs", "-f", "--file", "-C", "--directory", "--color", "--colour", "--trace")
+    + ("--cache-dir", "--prune")
+)
+
+
+def _subcommand(argv: list[str]) -> tuple[str | None, int]:
+    """The subcommand and its position, wherever it stands among the options
+    (`pytaskmake -C sims why report`): the first word that is not an option nor an
+    option's value."""
+    expect_value = False
+    for i, word in enumerate(argv):
+        if expect_value:
+            expect_value = False
+            continue
+        if word == "--":
+            return None, -1
+        if word.startswith("-"):
+            expect_value = word in _TAKES_VALUE
+            continue
+        return (word, i) if word in SUBCOMMANDS else (None, -1)
+    return None, -1
+
+
+def _refuse_conflicts(args: argparse.Namespace) -> None:
+    """Flags that ask for different things are a usage error, not silently resolved."""
+    if args.quiet and args.verbose:
+        raise UsageError("-q and -v ask for less and more output: give one")
+    modes = [
+        flag
+        for flag, on in (
+            ("--graph", args.graph),
+            ("-n", args.dry_run),
+            ("--explain", args.explain),
+            ("-l", args.list),
+            ("--clean", args.clean),
+            ("--touch", args.touch),
+            ("--question", args.question),
+        )
+        if on
+    ]
+    if len(modes) > 1:
+        raise UsageError(f"{' and '.join(modes)} ask for different things: give one")
+
+
 def _enter(args: argparse.Namespace) -> None:
     if args.directory:
         try:
@@ -149,7 +206,13 @@ def _cache(args: argparse.Namespace) -> int:
     from .report import format_bytes
 
     _enter(args)
-    directory = cache_directory(args)
+    root = None
+    if not args.cache_dir:
+        try:
+            root = find_taskfile(None).resolve().parent
+        except UsageError:
+            pass  # no project: the cache of this folder, if any
+    directory = cache_directory(args, root)
     if not directory.is_dir():
         print(f"pytaskmake: no run cache at {directory}")
         return 0
@@ -175,10 +238,24 @@ def _run(args: argparse.Namespace) -> int:
         _check_writable(args.trace, "--trace")
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("-j must be at least 1")
-    taskfile = Path(args.file)
-    if not taskfile.is_file():
-        raise UsageError(f"no {taskfile} in {os.getcwd()} (use -f FILE or -C DIR)")
-    return run_command(args, taskfile)
+    return run_command(args, find_taskfile(args.file))
+
+
+def find_taskfile(given: str | None) -> Path:
+    """-f FILE, else Taskfile.py here or in the nearest folder above (as git finds
+    .git), saying which one when it is not here."""
+    if given is not None:
+        if not Path(given).is_file():
+            raise UsageError(f"no {given} in {os.getcwd()} (use -f FILE or -C DIR)")
+        return Path(given)
+    here = Path.cwd()
+    for folder in (here, *here.parents):
+        found = folder / "Taskfile.py"
+        if found.is_file():
+            if folder != here:
+                print(f"pytaskmake: using {found}", file=sys.stderr)
+            return found
+    raise UsageError(f"no Taskfile.py in {here} or any folder above (use -f FILE or -C DIR)")
 
 
 def _check_writable(path: str, option: str) -> None:

@@ -20,7 +20,7 @@ from .taskfile import load_taskfile
 
 
 def run_command(args: argparse.Namespace, taskfile: Path) -> int:
-    looking = args.graph or args.dry_run or args.explain or args.list
+    looking = args.graph or args.dry_run or args.explain or args.list or args.question
     building = not (looking or args.clean or args.touch)
     options = EngineOptions(
         jobs=args.jobs,
@@ -31,10 +31,15 @@ def run_command(args: argparse.Namespace, taskfile: Path) -> int:
     if building and not args.targets and not args.always:
         return _build_with_prefetch(taskfile, options, _observers(args, True))
     engine = Engine.from_taskfile(taskfile, options, _observers(args, building))
+    if not engine.tasks:
+        print(f"pytaskmake: warning: {taskfile} declares no tasks", file=sys.stderr)
     if building:
         return engine.build(args.targets, always=args.always).exit_code
     if args.graph:
         return _graph(args, engine)
+    if args.question:
+        verdicts = engine.plan(args.targets, args.always)
+        return 1 if any(v.stale for v in verdicts.values()) else 0
     if args.dry_run or args.explain or args.list:
         return _report_plan(args, engine)
     if args.touch:
@@ -57,6 +62,8 @@ def _build_with_prefetch(
         if early is not None:
             early.close()
         raise
+    if not registry.tasks:
+        print(f"pytaskmake: warning: {taskfile} declares no tasks", file=sys.stderr)
     return Engine(registry, options=options, observers=observers).build(prefetch=early).exit_code
 
 

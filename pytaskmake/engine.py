@@ -106,6 +106,9 @@ class Engine:
         if root is None:
             raise ValueError("Engine needs the project root its task paths are relative to")
         self.root = Path(root).resolve()
+        # targets given as paths are relative to where the caller stood
+        here = os.path.relpath(os.getcwd(), self.root)
+        self.base = "." if here.startswith("..") else here
         self.options = options or EngineOptions()
         self.observer = Fanout(*observers)
         self._executor_factory = executor or _local_executor
@@ -239,7 +242,7 @@ class Engine:
         if state.warning:
             self.observer.handle(ev.Notice(state.warning))
         graph = self.graph
-        names = graph.select(targets)
+        names = graph.select(targets, self.base)
         executor = self._executor_factory(self.jobs, self.state_dir)
         try:
             options = BuildOptions(self.options.keep_going, always, self._run_cache())
@@ -333,7 +336,7 @@ class Engine:
     def plan(self, targets: Sequence[str] = (), always: bool = False) -> dict[str, Verdict]:
         """What a build would do and why, for each selected task, touching nothing."""
         with self._inside():
-            names = self.graph.select(list(targets))
+            names = self.graph.select(list(targets), self.base)
             state = StateDB(self.state_dir, readonly=True)
             try:
                 if state.warning:
@@ -346,7 +349,7 @@ class Engine:
     def select(self, targets: Sequence[str] = ()) -> list[str]:
         """The names of `targets` and all they need, in declaration order."""
         with self._inside():
-            return self.graph.select(list(targets))
+            return self.graph.select(list(targets), self.base)
 
     def touch(self, targets: Sequence[str] = ()) -> int:
         """Adopt existing results (make -t): record the selected tasks as up to date
@@ -354,7 +357,7 @@ class Engine:
         UsageError, recording nothing, if an output or input is missing. Returns the
         number of tasks recorded."""
         with self.locked(), self._inside():
-            names = self.graph.select(list(targets))
+            names = self.graph.select(list(targets), self.base)
             files = FileCache()
             found = []
             for name in names:
@@ -385,7 +388,7 @@ class Engine:
         """Remove the outputs and logs of the selected tasks and forget their records;
         returns (files removed, tasks)."""
         with self.locked(), self._inside():
-            names = self.graph.select(list(targets))
+            names = self.graph.select(list(targets), self.base)
             removed = 0
             for name in names:
                 task = self.tasks[name]

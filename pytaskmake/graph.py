@@ -93,8 +93,13 @@ class BuildGraph:
                     found[path] = name
         return found
 
-    def select(self, targets: list[str]) -> list[str]:
-        """Names of the targets and everything they need, in declaration order."""
+    def select(self, targets: list[str], base: str = ".") -> list[str]:
+        """Names of the targets and everything they need, in declaration order.
+
+        A target is a task name, or a path (an output, or a folder holding outputs;
+        `.` is every task with an output under `base`), relative to `base`: the
+        folder the user stands in, relative to the project root.
+        """
         if not targets:
             return list(self.tasks)
         import networkx as nx
@@ -102,22 +107,35 @@ class BuildGraph:
         graph = self.to_networkx()
         wanted: set[str] = set()
         for target in targets:
-            for name in self._resolve_target(target):
+            for name in self._resolve_target(target, base):
                 wanted.add(name)
                 wanted.update(nx.ancestors(graph, name))
         return [name for name in self.tasks if name in wanted]
 
-    def _resolve_target(self, target: str) -> list[str]:
+    def _resolve_target(self, target: str, base: str = ".") -> list[str]:
         if target in self.tasks:
             return [target]
-        path = os.path.normpath(os.path.relpath(target) if os.path.isabs(target) else target)
+        if os.path.isabs(target):
+            path = os.path.normpath(os.path.relpath(target))
+        else:
+            path = os.path.normpath(os.path.join(base, target))
         if path in self.producer:
             return [self.producer[path]]
-        prefix = path.rstrip("/") + "/"
+        prefix = "" if path == "." else path.rstrip("/") + "/"
         under = sorted({n for p, n in self.producer.items() if p.startswith(prefix)})
         if under:
             return under
-        raise UsageError(f"unknown target {target!r}: not a task name nor a declared output")
+        raise UsageError(
+            f"unknown target {target!r}: not a task name nor a declared output"
+            + (self._did_you_mean(target))
+        )
+
+    def _did_you_mean(self, target: str) -> str:
+        """ninja's habit: the closest names and outputs to a typo."""
+        import difflib
+
+        close = difflib.get_close_matches(target, [*self.tasks, *self.producer], n=3, cutoff=0.6)
+        return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
     def to_networkx(self) -> nx.DiGraph:
         """The DAG as a networkx DiGraph; each edge carries the files linking the tasks."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -559,4 +560,80 @@ def test_touch_refuses_when_an_output_is_missing_and_records_nothing(project: Pr
     assert "cannot --touch 'b'" in result.stderr and "b.txt does not exist" in result.stderr
     assert "Taskfile.py:" in result.stderr
     build(project)
-    assert runs(project) == ["a", "b"]  # nothing was recorded by the refused --touch
+    assert sorted(runs(project)) == ["a", "b"]  # nothing was recorded by the refused --touch
+
+
+# --- the command line a make, ninja and snakemake user expects ---------------------------
+
+
+def test_the_taskfile_is_found_from_a_subfolder_and_targets_are_relative_to_it(
+    sweep: Project,
+) -> None:
+    inside = sweep.root / "results" / "sum"
+    inside.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytaskmake", "1.txt"],
+        cwd=inside,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"using {sweep.root / 'Taskfile.py'}" in result.stderr
+    assert sorted(runs(sweep)) == ["sim1", "sum1"]  # results/sum/1.txt, as seen from here
+    dot = subprocess.run(
+        [sys.executable, "-m", "pytaskmake", "-n", "."],
+        cwd=inside,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    assert "would run sum2" in dot.stdout and "lonely" not in dot.stdout
+
+
+def test_a_typo_in_a_target_suggests_the_closest_names(sweep: Project) -> None:
+    result = build(sweep, "reprot", code=2)
+    assert "unknown target 'reprot'" in result.stderr and "did you mean 'report'" in result.stderr
+
+
+def test_subcommands_work_after_global_options(sweep: Project) -> None:
+    build(sweep)
+    runs(sweep)
+    sweep.write("params.txt", "a=2\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytaskmake", "-C", str(sweep.root), "why", "sum1"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "sim1: input params.txt changed" in result.stdout
+    cache = subprocess.run(
+        [sys.executable, "-m", "pytaskmake", "-C", str(sweep.root), "cache"],
+        capture_output=True,
+        text=True,
+    )
+    assert cache.returncode == 0 and "entries" in cache.stdout, cache.stderr
+
+
+def test_conflicting_flags_are_a_usage_error(sweep: Project) -> None:
+    assert "-q and -v" in build(sweep, "-q", "-v", code=2).stderr
+    assert "--graph and -l" in build(sweep, "--graph", "-l", code=2).stderr
+    assert runs(sweep) == []
+
+
+def test_question_mode_runs_nothing_and_answers_with_its_exit_code(sweep: Project) -> None:
+    assert build(sweep, "--question", code=1).stdout == ""
+    assert runs(sweep) == []
+    build(sweep)
+    runs(sweep)
+    build(sweep, "--question", code=0)
+    sweep.write("params.txt", "a=3\n")
+    build(sweep, "--question", code=1)
+    assert runs(sweep) == []
+
+
+def test_an_empty_taskfile_warns(project: Project) -> None:
+    project.write("Taskfile.py", "# nothing yet\n")
+    result = build(project)
+    assert "declares no tasks" in result.stderr
