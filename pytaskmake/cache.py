@@ -66,6 +66,7 @@ class RunCache:
         self._entries: dict[str, _Entry] | None = None
         self._journals_read: list[Path] = []
         self._scans = 0
+        self.stored = 0  # bytes of outputs stored by this process (see keep_within)
 
     # -- the index ---------------------------------------------------------------
 
@@ -132,6 +133,7 @@ class RunCache:
 
     def store(self, key: str, outputs: dict[str, Fingerprint]) -> None:
         """Add the outputs just produced under `key`: blobs first, then the entry."""
+        self.stored += sum(fp[0][1] for fp in outputs.values())
         for path, (_, digest) in outputs.items():
             self._add_blob(path, self._blob_name(digest))
         kept = {p: _with_mode(fp[1], p) for p, fp in outputs.items()}
@@ -212,8 +214,9 @@ class RunCache:
     def prune(self, max_bytes: int) -> tuple[int, int]:
         """Drop least-recently-used entries until blobs fit in `max_bytes`, then compact.
 
-        Blobs still hard-linked from a current output cost no extra space and are
-        kept. Returns (entries removed, bytes freed).
+        Blobs still hard-linked from a current output cost no extra space; a blob no
+        entry needs is removed all the same (the output keeps its file), and a limit
+        of 0 empties the cache. Returns (entries removed, bytes freed).
         """
         entries = self._load(fresh=True)
         uses: dict[str, int] = {}
@@ -226,7 +229,7 @@ class RunCache:
         size = sum(st.st_size for st in blobs.values() if st.st_nlink == 1) - freed
         removed = 0
         for key in sorted(entries, key=lambda k: entries[k].used):
-            if size <= max_bytes:
+            if size <= max_bytes and max_bytes > 0:  # (0: empty it, links to outputs too)
                 break
             removed += 1
             for value in entries.pop(key).outputs.values():
@@ -239,10 +242,27 @@ class RunCache:
         return removed, freed
 
     def _remove_blob(self, digest: str, st: os.stat_result) -> int:
-        if st.st_nlink != 1:
-            return 0
+        """Remove a blob no entry needs; returns the bytes that frees (none when it is
+        also a current output's file: that output stays, only the link goes)."""
         _unlink_quietly(self._blob_name(digest))
-        return st.st_size
+        return st.st_size if st.st_nlink == 1 else 0
+
+    def keep_within(self, limit: int, stored: int) -> tuple[int, int] | None:
+        """After a build that stored `stored` bytes: prune to `limit` when the cache may
+        have passed it. The size last measured is kept in `size`, so that a build far
+        under the limit does not stat every blob; returns prune()'s answer, or None."""
+        mark = self.root / "size"
+        try:
+            known, when = (float(x) for x in mark.read_text().split())
+        except (OSError, ValueError):
+            known, when = float("inf"), 0.0
+        if known + stored <= limit and time.time() - when < 86400:
+            if stored:
+                _write_quietly(mark, f"{int(known + stored)} {when}")
+            return None
+        found = self.prune(limit)
+        _write_quietly(mark, f"{self.stats().size} {time.time()}")
+        return found
 
     def _compact(self, entries: dict[str, _Entry]) -> None:
         """Rewrite the journals as one, holding only the live entries."""
@@ -344,6 +364,13 @@ def _clone_or_copy(source: Path, target: str) -> None:
             if exc.errno not in (errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY):
                 raise
         shutil.copyfileobj(src, dst, 1 << 20)
+
+
+def _write_quietly(path: Path, text: str) -> None:
+    try:
+        path.write_text(text)
+    except OSError:
+        pass
 
 
 def _with_mode(digest: str, path: str) -> str:

@@ -96,6 +96,13 @@ def parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="run cache directory (default: $PYTASKMAKE_CACHE_DIR or .pytaskmake/cache)",
     )
+    p.add_argument(
+        "--cache-limit",
+        metavar="SIZE",
+        default=None,
+        help="prune the run cache past SIZE after a build (default: "
+        "$PYTASKMAKE_CACHE_LIMIT or 10G)",
+    )
     p.add_argument("--version", action="version", version=f"pytaskmake {__version__}")
     return p
 
@@ -149,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 SUBCOMMANDS = ("why", "cache")
 _TAKES_VALUE = frozenset(
     ("-j", "--jobs", "-f", "--file", "-C", "--directory", "--color", "--colour", "--trace")
-    + ("--cache-dir", "--prune")
+    + ("--cache-dir", "--prune", "--cache-limit")
 )
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import events as ev
 from .engine import STATE_DIR, Engine, EngineOptions, start_prefetch
+from .errors import UsageError
 from .plan import group_reasons
 from .report import ConsoleReporter, use_colour
 from .taskfile import load_taskfile
@@ -27,6 +28,7 @@ def run_command(args: argparse.Namespace, taskfile: Path) -> int:
         keep_going=args.keep_going,
         use_cache=not args.no_cache,
         cache_dir=cache_directory(args, taskfile.resolve().parent),
+        cache_limit=_cache_limit(args),
     )
     if building and not args.targets and not args.always:
         return _build_with_prefetch(taskfile, options, _observers(args, True))
@@ -87,6 +89,17 @@ class _Warnings:
     def handle(self, event: ev.Event) -> None:
         if isinstance(event, ev.Notice):
             print(f"pytaskmake: warning: {event.message}", file=sys.stderr)
+
+
+def _cache_limit(args: argparse.Namespace) -> int:
+    """--cache-limit, else $PYTASKMAKE_CACHE_LIMIT, else 10 GiB."""
+    from .cache import parse_size
+
+    text = args.cache_limit or os.environ.get("PYTASKMAKE_CACHE_LIMIT") or "10G"
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise UsageError(f"--cache-limit: {exc}") from None
 
 
 def cache_directory(args: argparse.Namespace, root: Path | None = None) -> Path:

@@ -49,6 +49,7 @@ class EngineOptions:
     keep_going: bool = False
     use_cache: bool = True
     cache_dir: Path | None = None  # default: <root>/.pytaskmake/cache
+    cache_limit: int = 10 << 30  # bytes: least-recently-used entries pruned past it
     state_dir: Path | None = None  # default: <root>/.pytaskmake
 
 
@@ -244,14 +245,17 @@ class Engine:
         graph = self.graph
         names = graph.select(targets, self.base)
         executor = self._executor_factory(self.jobs, self.state_dir)
+        cache = self._run_cache()
         try:
-            options = BuildOptions(self.options.keep_going, always, self._run_cache())
+            options = BuildOptions(self.options.keep_going, always, cache)
             build = Build(
                 graph, names, state, executor, self.observer, options, self.state_dir, files, known
             )
             finished = build.run()
         finally:
             executor.close()
+        if cache is not None and cache.stored:
+            self._keep_cache_bounded(cache)
         self._saved = build.saved
         if build.chunks is not None and build.chunks is not self._chunks:
             self._chunks, self._readers = build.chunks, None
@@ -318,6 +322,25 @@ class Engine:
         counts[ev.UP_TO_DATE] = len(self.tasks)
         self.observer.handle(ev.BuildFinished(counts, elapsed))
         return BuildResult(counts, elapsed)
+
+    def _keep_cache_bounded(self, cache: RunCache) -> None:
+        limit = self.options.cache_limit
+        try:
+            pruned = cache.keep_within(limit, cache.stored)
+        except OSError as exc:  # a full or read-only cache must not fail the build
+            self.observer.handle(ev.Notice(f"could not prune the run cache: {exc}"))
+            return
+        if pruned and pruned[0]:
+            from .report import format_bytes
+
+            removed, freed = pruned
+            self.observer.handle(
+                ev.Notice(
+                    f"run cache past {format_bytes(limit)}: dropped {removed} least recently "
+                    f"used entries ({format_bytes(freed)})",
+                    "note",
+                )
+            )
 
     def _peek_cache(self) -> RunCache | None:
         """The run cache to look into without writing (None when there is none yet)."""

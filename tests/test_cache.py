@@ -322,3 +322,35 @@ def test_a_restored_program_keeps_its_executable_bit(project: Project) -> None:
     assert runs(project) == [] and "restored link" in result.stdout
     assert (project.root / "prog").stat().st_mode & 0o777 == 0o755
     assert project.read("used.txt") == "hi\n"
+
+
+def test_prune_to_zero_removes_every_blob_no_entry_needs(project: Project) -> None:
+    project.taskfile(
+        """
+        for i in range(4):
+            task(f"t{i}", f"echo {i} > o{i}.txt", outputs=[f"o{i}.txt"])
+        """
+    )
+    assert project.run().returncode == 0
+    result = project.run("cache", "--prune", "0")
+    assert result.returncode == 0, result.stderr
+    assert "0 entries, 0 blobs" in result.stdout  # hard links to outputs included
+    assert all(project.exists(f"o{i}.txt") for i in range(4))  # the outputs stay
+
+
+def test_the_cache_is_kept_under_its_limit_after_each_build(project: Project) -> None:
+    project.taskfile(
+        """
+        task("big", "head -c 50000 /dev/zero | tr '\\\\0' x > big.txt; cat cfg.txt >> big.txt",
+             inputs=["cfg.txt"], outputs=["big.txt"])
+        """
+    )
+    for text in ("1\n", "2\n", "3\n", "4\n"):
+        project.write("cfg.txt", text)
+        result = project.run("--cache-limit", "120k")
+        assert result.returncode == 0, result.stderr
+    assert "least recently used" in result.stdout
+    size = RunCache(project.root / ".pytaskmake" / "cache").stats().size
+    assert size <= 120 * 1024
+    project.write("cfg.txt", "3\n")  # the most recent earlier generation is still there
+    assert "restored 1" in project.run("--cache-limit", "120k").stdout
