@@ -469,6 +469,8 @@ class Build:
 
     def _store(self, task: Task, key: str, outputs: dict[str, Fingerprint]) -> None:
         assert self.options.cache is not None
+        if any(os.path.isdir(p) for p in outputs):
+            return  # a folder output is recorded and set aside whole, not cached
         try:
             self.options.cache.store(key, outputs)
         except OSError as exc:  # a full or read-only cache must not fail the build

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+from stat import S_ISDIR, S_ISLNK, S_ISREG
 
 Stat = tuple[int, int, int]  # (mtime_ns, size, inode)
 Fingerprint = tuple[Stat, str]  # a stat and the content hash taken at that stat
@@ -24,12 +25,63 @@ _UNKNOWN = b""
 
 
 def stat_of(path: str) -> Stat | None:
-    """The stat signature of a file, or None when it does not exist."""
+    """The stat signature of a file, or None when it does not exist.
+
+    A folder (a simulator's output tree, a data folder read whole) gets the
+    signature of its whole tree: a digest of every entry's path and stat in the
+    mtime slot, the total size, its inode; so a file added, removed or edited
+    anywhere inside moves it, as an edit of a file does.
+    """
     try:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
         return None
+    if S_ISDIR(st.st_mode):
+        return _tree_stat(path, st.st_ino)
     return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def _tree_entries(path: str) -> list[tuple[str, os.stat_result]]:
+    """Every entry under a folder, by relative path in sorted order (symlinks not
+    followed)."""
+    found = []
+    for folder, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(dirs + files):
+            full = os.path.join(folder, name)
+            try:
+                found.append((os.path.relpath(full, path), os.lstat(full)))
+            except FileNotFoundError:
+                continue
+    found.sort(key=lambda item: item[0])
+    return found
+
+
+def _tree_stat(path: str, inode: int) -> Stat:
+    digest = hashlib.blake2b(digest_size=8)
+    total = 0
+    for rel, st in _tree_entries(path):
+        digest.update(
+            f"{rel}\0{st.st_mode}\0{st.st_mtime_ns}\0{st.st_size}\0{st.st_ino}\n".encode()
+        )
+        total += st.st_size if S_ISREG(st.st_mode) else 0
+    return (int.from_bytes(digest.digest(), "little") >> 1, total, inode)
+
+
+def _hash_tree(path: str) -> str:
+    """The content of a folder: every entry's relative path and kind, and each file's
+    bytes (a symlink by its target)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for rel, st in _tree_entries(path):
+        full = os.path.join(path, rel)
+        if S_ISREG(st.st_mode):
+            what = "f" + hash_file(full)
+        elif S_ISLNK(st.st_mode):
+            what = "l" + os.readlink(full)
+        else:
+            what = "d" if S_ISDIR(st.st_mode) else "o"
+        digest.update(f"{rel}\0{what}\n".encode())
+    return digest.hexdigest()
 
 
 def hash_file(path: str) -> str:
@@ -39,7 +91,11 @@ def hash_file(path: str) -> str:
     buffer big files are streamed through (zeroing that buffer for a 20-byte file
     cost more than the rest of hashing it).
     """
-    with open(path, "rb", buffering=0) as f:
+    try:
+        f = open(path, "rb", buffering=0)  # noqa: SIM115 (closed below)
+    except IsADirectoryError:
+        return _hash_tree(path)
+    with f:
         head = f.read(_SMALL)
         digest = hashlib.blake2b(head, digest_size=16)
         if len(head) == _SMALL:

@@ -90,9 +90,14 @@ class _Finder:
         self.memo: dict[str, str | None] = {}
 
     def produced(self, path: str) -> bool:
+        """A task's output, or inside one (a folder output)."""
         if self._produced is None:
             self._produced = set(chain.from_iterable(t.outputs for t in self.tasks))
-        return path in self._produced
+        while path:
+            if path in self._produced:
+                return True
+            path = os.path.dirname(path)
+        return False
 
     def file(self, word: str) -> str | None:
         found = self.memo.get(word, "")

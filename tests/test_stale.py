@@ -546,3 +546,58 @@ def test_a_later_process_takes_the_no_op_fast_path(project: Project) -> None:
             check=True,
         )
         assert out.stdout.strip() == "True", out.stderr
+
+
+# --- folders as inputs and outputs ---------------------------------------------------------
+
+
+def test_a_folder_input_is_its_whole_tree(project: Project) -> None:
+    project.write("data/a.csv", "1\n")
+    project.write("data/sub/b.csv", "2\n")
+    project.taskfile(
+        """
+        task("agg", "echo agg >> runs.log; cat data/*.csv data/sub/*.csv > agg.txt",
+             inputs=["data/"], outputs=["agg.txt"])
+        """
+    )
+    build(project)
+    assert runs(project) == ["agg"]
+    build(project)
+    assert runs(project) == []
+    os.utime(project.root / "data" / "a.csv", ns=(10**18, 10**18))  # touched only
+    build(project)
+    assert runs(project) == []
+    project.write("data/sub/b.csv", "22\n")  # edited deep inside
+    assert "input data changed" in build(project, "-n").stdout
+    build(project)
+    assert runs(project) == ["agg"] and project.read("agg.txt") == "1\n22\n"
+    project.write("data/c.csv", "3\n")  # a file added
+    build(project)
+    assert runs(project) == ["agg"]
+    (project.root / "data" / "c.csv").unlink()  # and removed: the tree of two builds ago
+    result = build(project)
+    assert runs(project) == [] and "restored agg" in result.stdout  # from the run cache
+    assert project.read("agg.txt") == "1\n22\n"
+
+
+def test_a_folder_output_is_recorded_set_aside_and_put_back_whole(project: Project) -> None:
+    project.write("in.txt", "1\n")
+    project.taskfile(
+        """
+        task("sim", "echo sim >> runs.log; mkdir -p runs/a && cp in.txt runs/a/x.dat && "
+             "cp in.txt runs/a/y.dat && grep -qv bad in.txt", inputs=["in.txt"],
+             outputs=["runs/a/"])
+        """
+    )
+    build(project)
+    assert runs(project) == ["sim"] and project.read("runs/a/y.dat") == "1\n"
+    build(project)
+    assert runs(project) == []
+    (project.root / "runs" / "a" / "x.dat").unlink()  # a file of the output removed
+    assert "output runs/a was modified outside the build" in build(project, "-n").stdout
+    build(project)
+    assert runs(project) == ["sim"] and project.exists("runs/a/x.dat")
+    project.write("in.txt", "bad\n")  # a failing rerun: the last good tree comes back
+    build(project, code=1)
+    assert project.read("runs/a/x.dat") == "1\n" and project.read("runs/a/y.dat") == "1\n"
+    assert project.read(".pytaskmake/failed/runs/a/x.dat") == "bad\n"
