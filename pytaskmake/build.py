@@ -154,7 +154,7 @@ class Build:
 
     def _recover_outputs(self) -> None:
         """Put back the outputs a killed build had set aside (see outputs.py)."""
-        back = self.outputs.recover(self._is_recorded_output)
+        back = self.outputs.recover(self._is_recorded_output, self.graph.producer.__contains__)
         if back:
             shown = ", ".join(back[:3]) + (f" and {len(back) - 3} more" if len(back) > 3 else "")
             self.observer.handle(

@@ -82,12 +82,14 @@ class OutputKeeper:
         """`folder` as the user sees it, relative to the project."""
         return str(folder.relative_to(self._project)) + os.sep
 
-    def recover(self, is_good: Callable[[str], bool]) -> list[str]:
+    def recover(
+        self, is_good: Callable[[str], bool], is_output: Callable[[str], bool]
+    ) -> list[str]:
         """Put back the backups a killed build left (`is_good(path)`: the file there
-        now is its task's recorded output, so the backup is dropped instead);
-        returns the paths put back."""
+        now is its task's recorded output, so the backup is dropped instead; a folder
+        that `is_output` is put back whole); returns the paths put back."""
         back = []
-        for path, where in self._left_behind():
+        for path, where in self._left_behind(is_output):
             if os.path.lexists(path) and is_good(path):
                 _remove(where)
                 continue
@@ -98,11 +100,17 @@ class OutputKeeper:
             back.append(path)
         return back
 
-    def _left_behind(self) -> Iterator[tuple[str, str]]:
+    def _left_behind(self, is_output: Callable[[str], bool]) -> Iterator[tuple[str, str]]:
         if not self.backup.is_dir():
             return
         for folder, dirs, files in os.walk(self.backup):
-            for name in files + [d for d in dirs if os.path.islink(os.path.join(folder, d))]:
+            whole = [
+                d for d in dirs if is_output(os.path.relpath(os.path.join(folder, d), self.backup))
+            ]
+            dirs[:] = [d for d in dirs if d not in whole]  # an output folder is one backup
+            for name in (
+                files + whole + [d for d in dirs if os.path.islink(os.path.join(folder, d))]
+            ):
                 where = os.path.join(folder, name)
                 rel = os.path.relpath(where, self.backup)
                 if rel.endswith(_SIBLING + ".marker"):

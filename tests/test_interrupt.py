@@ -747,3 +747,27 @@ def test_a_rerun_killed_outright_gets_its_old_output_back_next_time(project: Pro
     assert "put back out.txt" in result.stdout
     assert project.read("out.txt") == "1\n"
     assert "ran 0" in result.stdout  # the old output is the good one for these inputs
+
+
+def test_a_folder_output_set_aside_by_a_killed_build_comes_back_whole(project: Project) -> None:
+    project.write("in.txt", "1\n")
+    project.taskfile(
+        """
+        task("sim", "mkdir -p runs/a && cp in.txt runs/a/x.dat && "
+             "if grep -q 2 in.txt; then echo $$ > sim.pid; echo partial > runs/a/new.dat; "
+             "sleep 30; fi; cp in.txt runs/a/y.dat", inputs=["in.txt"], outputs=["runs/a/"])
+        """
+    )
+    assert project.run(*NO_CACHE).returncode == 0
+    project.write("in.txt", "2\n")
+    with background(project, *NO_CACHE) as run:
+        pgid = read_pid(project.root / "sim.pid")
+        run.signal(signal.SIGKILL)
+        run.wait(10)
+        kill_group(pgid)
+    project.write("in.txt", "1\n")
+    result = project.run(*NO_CACHE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "put back runs/a" in result.stdout
+    assert sorted(p.name for p in (project.root / "runs" / "a").iterdir()) == ["x.dat", "y.dat"]
+    assert project.read("runs/a/x.dat") == "1\n" and "ran 0" in result.stdout
