@@ -63,6 +63,11 @@ def parser() -> argparse.ArgumentParser:
         help="remove the outputs and logs of the selected tasks and forget their state",
     )
     p.add_argument(
+        "--watch",
+        action="store_true",
+        help="build, then keep rebuilding what each file change makes stale (Ctrl-C stops)",
+    )
+    p.add_argument(
         "--question",
         action="store_true",
         help="run nothing; exit 0 if every selected task is up to date, 1 otherwise (make -q)",
@@ -192,6 +197,7 @@ def _refuse_conflicts(args: argparse.Namespace) -> None:
             ("--clean", args.clean),
             ("--touch", args.touch),
             ("--question", args.question),
+            ("--watch", args.watch),
         )
         if on
     ]

@@ -30,6 +30,13 @@ def run_command(args: argparse.Namespace, taskfile: Path) -> int:
         cache_dir=cache_directory(args, taskfile.resolve().parent),
         cache_limit=_cache_limit(args),
     )
+    if args.watch:
+        from .watch import Watcher
+
+        watcher = Watcher(
+            taskfile, options, _observers(args, True), args.targets, args.always, sys.stdout
+        )
+        return watcher.run()
     if building and not args.targets and not args.always:
         return _build_with_prefetch(taskfile, options, _observers(args, True))
     engine = Engine.from_taskfile(taskfile, options, _observers(args, building))

@@ -136,11 +136,28 @@ class Engine:
         self._files: FileCache | None = None  # kept between builds told what changed
         self._saved: snapshot.Saved | None = None  # what our last build saved
         self._readers: dict[str, list[int]] | None = None  # path -> chunks naming it
+        self._inputs: set[str] | None = None  # every task's inputs (a watcher asks)
+        self._written: set[str] | None = None  # every task's outputs and logs
 
     def replace_tasks(self, tasks: Registry | Iterable[Task]) -> None:
         """New declarations (a reloaded Taskfile): the next build compares them with the
         last snapshot, so only tasks whose declarations or files changed are checked."""
         self._set_tasks(tasks.tasks if isinstance(tasks, Registry) else {t.name: t for t in tasks})
+
+    def reads(self, path: str) -> str | None:
+        """The input a changed file counts for (itself, or an input folder holding it),
+        or None when no task reads it; `path` relative to the root."""
+        if self._inputs is None:
+            self._inputs = {p for t in self.tasks.values() for p in t.inputs}
+        return _self_or_parent_in(os.path.normpath(path), self._inputs)
+
+    def writes(self, path: str) -> bool:
+        """Whether a task writes `path` (an output, a log, or inside an output folder)."""
+        if self._written is None:
+            written = {p for t in self.tasks.values() for p in t.outputs}
+            written.update(t.log for t in self.tasks.values() if t.log)
+            self._written = written
+        return _self_or_parent_in(os.path.normpath(path), self._written) is not None
 
     @property
     def graph(self) -> BuildGraph:
@@ -428,6 +445,14 @@ class Engine:
                 state.close()
             self._saved = None
             return removed, len(names)
+
+
+def _self_or_parent_in(path: str, paths: set[str]) -> str | None:
+    while path and path != ".":
+        if path in paths:
+            return path
+        path = os.path.dirname(path)
+    return None
 
 
 def start_prefetch(taskfile: Path) -> snapshot.Prefetch | None:

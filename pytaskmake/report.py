@@ -102,6 +102,10 @@ class ConsoleReporter:
             self._build_finished(event)
 
     def _build_started(self, e: ev.BuildStarted) -> None:
+        # a watch builds many times with one reporter: each build counts from zero
+        self.done = self.failed = 0
+        self.failed_names = []
+        self.running.clear()
         self.total, self.jobs = e.total, e.jobs
         self._expected = e.expected
         self._unknown_left = e.total

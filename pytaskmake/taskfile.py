@@ -131,6 +131,10 @@ class Registry:
         self.where: dict[types.CodeType, dict[int, str]] = {}
         # called when the Taskfile may write a file while it loads (see _audit)
         self.on_write: Callable[[], None] | None = None
+        # what the load read besides the Taskfile, for a watcher (load_taskfile(track=True)):
+        # project-local modules it imported and folders it listed (globs)
+        self.modules: set[str] = set()
+        self.listed: set[str] | None = None
 
     def finish(self) -> None:
         """Check the paths declared in bulk, then add the implicit inputs (the
@@ -442,7 +446,9 @@ def _split_where(where: str) -> tuple[str | None, int | None]:
     return (path or None), (int(line) if line.isdigit() else None)
 
 
-def load_taskfile(path: Path, on_write: Callable[[], None] | None = None) -> Registry:
+def load_taskfile(
+    path: Path, on_write: Callable[[], None] | None = None, track: bool = False
+) -> Registry:
     """Execute a Taskfile and return the tasks it declared, in order.
 
     Leaves no trace in the process: the working directory, `sys.path` and
@@ -452,6 +458,8 @@ def load_taskfile(path: Path, on_write: Callable[[], None] | None = None) -> Reg
     `on_write` is called if the Taskfile does anything that may change a file
     (opens one for writing, renames, removes, starts a process...), as Python's
     audit events tell: stats taken while it ran may then be out of date.
+    `track`: note the folders the Taskfile lists (a glob over data/*.csv), so that
+    a watcher reloads it when a file appears there (Registry.listed).
     """
     path = path.resolve()
     try:
@@ -461,7 +469,9 @@ def load_taskfile(path: Path, on_write: Callable[[], None] | None = None) -> Reg
     registry = Registry(path.parent)
     registry.taskfile = str(path)
     registry.on_write = on_write
-    if on_write is not None:
+    if track:
+        registry.listed = set()
+    if on_write is not None or track:
         _watch_writes()
     token = _loading.set(registry)
     old_cwd = os.getcwd()
@@ -473,17 +483,21 @@ def load_taskfile(path: Path, on_write: Callable[[], None] | None = None) -> Reg
     finally:
         _loading.reset(token)
         os.chdir(old_cwd)
-        _forget_local_modules(modules, str(path.parent) + os.sep)
+        registry.modules = _forget_local_modules(modules, str(path.parent) + os.sep)
     return registry
 
 
-def _forget_local_modules(before: set[str], root: str) -> None:
-    """Drop the modules imported during a load from under the project folder."""
+def _forget_local_modules(before: set[str], root: str) -> set[str]:
+    """Drop the modules imported during a load from under the project folder;
+    returns their files."""
+    files = set()
     for name in set(sys.modules) - before:
         module = sys.modules.get(name)
         where = getattr(module, "__file__", None) or ""
         if where.startswith(root):
             del sys.modules[name]
+            files.add(where)
+    return files
 
 
 def _execute(source: bytes, path: Path) -> None:
@@ -535,7 +549,11 @@ def _watch_writes() -> None:
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
     registry = _loading.get()
-    if registry is None or registry.on_write is None:
+    if registry is None:
+        return
+    if registry.listed is not None and event in _LISTING:
+        _note_listing(registry.listed, event, args)
+    if registry.on_write is None:
         return
     if event == "open":
         if not (len(args) > 2 and type(args[2]) is int and args[2] & _WRITE_FLAGS):
@@ -545,6 +563,20 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
     if args and isinstance(args[0], str) and "__pycache__" in args[0]:
         return  # importing a module may write its bytecode cache: not a build file
     registry.on_write()
+
+
+_LISTING = frozenset(("os.listdir", "os.scandir", "glob.glob"))
+
+
+def _note_listing(listed: set[str], event: str, args: tuple[Any, ...]) -> None:
+    """The folder a listing or glob looked into, as an absolute path."""
+    target = args[0] if args else "."
+    if not isinstance(target, (str, os.PathLike)):
+        return
+    text = os.fspath(target)
+    if event == "glob.glob":  # the folder before the first wildcard
+        text = os.path.dirname(text.split("*")[0].split("?")[0].split("[")[0]) or "."
+    listed.add(os.path.abspath(text or "."))
 
 
 def _last_line_in(exc: BaseException, filename: str) -> int | None:
