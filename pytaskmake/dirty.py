@@ -41,6 +41,12 @@ def dirty_past_snapshot(
     build must not slip into the snapshot unchecked).
     """
     chunks = known.chunks
+    if known.suspects is not None:  # the caller named the files that changed
+        read_ahead([t.name for t in known.suspects])
+        marked = with_downstream({t.name for t in known.suspects if moved(t)}, names, graph)
+        chunk_of = chunks.index()
+        position = {t.name: i for i, t in enumerate(chunks.tasks) if t.name in marked}
+        return marked, {chunk_of[i] for i in position.values()} | set(known.changed)
     marked: set[str] = set()
     todo, checked = set(known.changed), set()
     chunk_of = chunks.index() if todo else None

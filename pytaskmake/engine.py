@@ -151,6 +151,12 @@ class Engine:
             self._inputs = {p for t in self.tasks.values() for p in t.inputs}
         return _self_or_parent_in(os.path.normpath(path), self._inputs)
 
+    def sources(self) -> set[str]:
+        """The inputs no task produces: the files a user edits."""
+        if self._inputs is None:
+            self._inputs = {p for t in self.tasks.values() for p in t.inputs}
+        return {p for p in self._inputs if not self.writes(p)}
+
     def writes(self, path: str) -> bool:
         """Whether a task writes `path` (an output, a log, or inside an output folder)."""
         if self._written is None:
@@ -306,7 +312,8 @@ class Engine:
         saved, chunks = self._saved, self._chunks
         if changed_paths is not None and saved is not None and chunks is not None:
             if value == saved.pack() and chunks.declarations == saved.declarations:
-                return snapshot.assumed(saved, chunks, self._chunks_naming(changed_paths))
+                paths = {self._relative(p) for p in changed_paths}
+                return snapshot.assumed(saved, chunks, paths, self._chunks_naming(paths))
         saved = snapshot.Saved.parse(value)
         if saved is None:
             return None

@@ -196,6 +196,9 @@ class Comparison:
     ) -> None:
         self.saved, self.chunks, self.matched = saved, chunks, matched
         self.digests = digests  # per current chunk, its stats now (None: not taken)
+        # the only tasks whose files may have moved, when the caller knows them (a
+        # watcher's events, with every other file as this process last saw it)
+        self.suspects: list[Task] | None = None
         self.changed = [
             j
             for j, (i, d) in enumerate(zip(matched, digests, strict=True))
@@ -284,14 +287,23 @@ def compare(
     return Comparison(saved, chunks, matched, digests)
 
 
-def assumed(saved: Saved, chunks: Chunks, changed: set[int]) -> Comparison:
-    """The comparison when the caller knows which chunks' files changed (a watcher's
-    events) and that the declarations are the saved ones: no stat at all."""
+def assumed(saved: Saved, chunks: Chunks, paths: set[str], changed: set[int]) -> Comparison:
+    """The comparison when the caller knows which files changed (`paths`, named by
+    the tasks of the chunks `changed`: a watcher's events) and that the
+    declarations are the saved ones: no stat at all, and only the tasks naming one
+    of those files are suspects."""
     matched = list(range(len(chunks)))
     digests: list[int | None] = [
         None if j in changed else saved.digests[j] for j in range(len(chunks))
     ]
-    return Comparison(saved, chunks, matched, digests)
+    found = Comparison(saved, chunks, matched, digests)
+    found.suspects = [
+        t
+        for j in sorted(changed)
+        for t in chunks.tasks_of(j)
+        if any(p in paths for p in t.inputs) or any(p in paths for p in t.outputs)
+    ]
+    return found
 
 
 def digests_of(saved: Saved, wanted: list[int], workers: int = 1) -> list[int]:

@@ -4,7 +4,7 @@ One process keeps the loaded Taskfile, the graph, the state and the file stats
 between builds (an Engine), and tells the engine which paths changed, so one
 saved input checks only that input's downstream. watchdog reports the changes
 (inotify on Linux, FSEvents on macOS); a burst of events (an editor's save, a
-`git checkout` of 50 files) gives one rebuild, 0.2 s after the last one. Files
+`git checkout` of 50 files) gives one rebuild, 0.06 s after the last one. Files
 pytaskmake writes (outputs, logs, `.pytaskmake/`), editors' temporary files and
 `.git/` never trigger anything, so a build never triggers the next. An edit of
 the Taskfile, of a project module it imports, or a file appearing in a folder it
@@ -28,7 +28,7 @@ from .engine import BuildResult, Engine, EngineOptions
 from .errors import PytaskmakeError
 from .taskfile import Registry, load_taskfile
 
-QUIET = 0.2  # seconds without events before a burst is answered
+QUIET = 0.06  # seconds without events before a burst is answered
 _LONGEST_BURST = 2.0  # ... but never more than this after its first event
 _EDITOR_TEMP = (".swp", ".swx", ".swo", "~", ".tmp", ".part")
 
@@ -57,8 +57,8 @@ class Watcher:
         self._track(registry)
         from watchdog.observers import Observer
 
-        observer = Observer()
-        observer.schedule(_Handler(self._changes), str(self.engine.root), recursive=True)
+        observer = self._observer = Observer()
+        self._schedule()
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             with self.engine.locked():
@@ -78,6 +78,48 @@ class Watcher:
         if result.interrupted:
             return result.exit_code
         return 128 + self._stop if self._stop else 130
+
+    def _schedule(self) -> None:
+        """Watch the folders holding source files (inputs no task produces), the
+        Taskfile and its modules, and the folders it listed; not the outputs' folders
+        nor `.pytaskmake/`: a build writing 200,000 files must not flood the kernel's
+        event queue (inotify drops events past 16,384)."""
+        from watchdog.events import (
+            DirCreatedEvent,
+            DirDeletedEvent,
+            DirMovedEvent,
+            FileClosedEvent,
+            FileCreatedEvent,
+            FileDeletedEvent,
+            FileModifiedEvent,
+            FileMovedEvent,
+        )
+
+        wanted = [
+            FileCreatedEvent,
+            FileModifiedEvent,
+            FileClosedEvent,
+            FileDeletedEvent,
+            FileMovedEvent,
+            DirCreatedEvent,
+            DirDeletedEvent,
+            DirMovedEvent,
+        ]
+        root = self.engine.root
+        folders = {str(root), *self.listed, *(os.path.dirname(m) for m in self.reload_on)}
+        trees = set()
+        for source in self.engine.sources():
+            full = root / source
+            if full.is_dir():
+                trees.add(str(full))
+            folders.add(str(full.parent))
+        self._observer.unschedule_all()
+        handler = _Handler(self._changes)
+        for folder in sorted(folders - trees):
+            if os.path.isdir(folder):
+                self._observer.schedule(handler, folder, event_filter=wanted)  # type: ignore[arg-type]
+        for tree in sorted(trees):
+            self._observer.schedule(handler, tree, recursive=True, event_filter=wanted)  # type: ignore[arg-type]
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self._stop = signum
@@ -146,6 +188,7 @@ class Watcher:
                 return _Kept(2)
             self.engine.replace_tasks(registry)
             self._track(registry)
+            self._schedule()
             return self.engine.build(self.targets, always=self.always)
         inputs = [self.engine.reads(os.path.relpath(p, self.engine.root)) for p in changed]
         return self.engine.build(

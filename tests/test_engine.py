@@ -159,3 +159,23 @@ def test_set_change_names_the_first_added_and_removed_in_linear_time() -> None:
     now = tuple(f"out/parse_{i}.csv" for i in range(5, 100_010))
     reason = stale._set_change("inputs", recorded, now)
     assert reason == "inputs changed (added out/parse_100000.csv, removed out/parse_0.csv)"
+
+
+def test_a_build_told_what_changed_never_vouches_for_what_it_did_not_look_at(
+    tmp_path: Path,
+) -> None:
+    """An output edited by hand where no watcher looks, then a build told of another
+    change: the snapshot saved after it must not hide the edit from the next build."""
+    recorder = Recorder()
+    tasks = pipeline(tmp_path)
+    Engine(tasks, tmp_path, EngineOptions(jobs=1)).build()
+    engine = Engine(tasks, tmp_path, EngineOptions(jobs=1), [recorder])  # a new process:
+    engine.build()  # a no-op from the snapshot, knowing no file's stat yet
+    recorder.outcomes()
+    (tmp_path / "copy.txt").write_text("edited by hand\n")  # not reported
+    (tmp_path / "a.txt").write_text("reported\n")
+    engine.build(changed_paths=["a.txt"])
+    assert ran(recorder) == {"upper", "count"}
+    engine.build()  # not told: a fresh look
+    assert ran(recorder) == {"copy"}
+    assert (tmp_path / "copy.txt").read_text() == "other\n"

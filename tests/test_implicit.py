@@ -34,7 +34,7 @@ def test_a_script_named_on_the_command_line_is_an_input(project: Project) -> Non
 
 
 def test_a_program_found_on_path_inside_the_project_is_an_input(project: Project) -> None:
-    sim = project.write("bin/netsim", "#!/bin/sh\necho v1 > \"$1\"\n")
+    sim = project.write("bin/netsim", '#!/bin/sh\necho v1 > "$1"\n')
     sim.chmod(sim.stat().st_mode | stat.S_IXUSR)
     project.taskfile(
         """
@@ -45,7 +45,7 @@ def test_a_program_found_on_path_inside_the_project_is_an_input(project: Project
     result = project.run(PATH=path)
     assert result.returncode == 0, result.stderr
     assert runs(project) == ["sim"]
-    sim.write_text("#!/bin/sh\necho v2 > \"$1\"\n")
+    sim.write_text('#!/bin/sh\necho v2 > "$1"\n')
     assert project.run(PATH=path).returncode == 0
     assert runs(project) == ["sim"] and project.read("out.txt") == "v2\n"
 
