@@ -18,11 +18,11 @@ from .taskfile import Task
 
 
 def dirty_everywhere(
-    names: list[str], graph: BuildGraph, moved: Callable[[Task], bool]
+    names: list[str], graph: BuildGraph, moved: Callable[[Task, bool], bool]
 ) -> set[str]:
     """The dirty set, asking about every selected task (no snapshot to go by)."""
     tasks = graph.tasks
-    return with_downstream({n for n in names if moved(tasks[n])}, names, graph)
+    return with_downstream({n for n in names if moved(tasks[n], False)}, names, graph)
 
 
 def dirty_past_snapshot(
