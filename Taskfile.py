@@ -49,3 +49,19 @@ task(
     outputs=["bench/results-output.md"],
     cache=False,
 )
+task(
+    "bench-watch",
+    "python bench/watch_latency.py --sizes 100,10000 --out bench/results-watch.md",
+    inputs=sources + ["bench/watch_latency.py", "bench/workload.py"],
+    outputs=["bench/results-watch.md"],
+    cache=False,
+)
+task(  # Taskfile edits at 100,000 points against ninja: two 6-minute set-up builds first
+    "bench-edits-100k",
+    "python bench/run.py --sizes 100000 --scenarios noop,add10,cmd,remove10 --repeat 3"
+    " --tools pytaskmake,ninja --cache-revert '' --out bench/results-edits-100k.md",
+    inputs=sources + bench,
+    outputs=["bench/results-edits-100k.md"],
+    log=".pytaskmake/logs/bench-edits-100k.log",
+    cache=False,
+)
