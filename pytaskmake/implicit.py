@@ -80,6 +80,14 @@ def _implicit_of(t: Task, words: list[str], finder: _Finder) -> tuple[str, ...]:
     return tuple(found)
 
 
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 class _Finder:
     """Which words name a project file (memoized: a sweep repeats its programs)."""
 
@@ -109,8 +117,8 @@ class _Finder:
         text = word.lstrip("<").strip("'\"")
         if "=" in text and text.startswith("-"):  # --config=path
             text = text.split("=", 1)[1]
-        if not text or text.startswith("-") or "$" in text or "*" in text:
-            return None
+        if not text or text.startswith("-") or "$" in text or "*" in text or _number(text):
+            return None  # (a sweep's parameters: 100,000 distinct numbers, no file)
         path = self._program(text) if "/" not in text and "." not in text else self._inside(text)
         if path is None or path.startswith(".pytaskmake/") or not os.path.isfile(path):
             return None
@@ -118,6 +126,8 @@ class _Finder:
 
     def _program(self, name: str) -> str | None:
         """A program run by name and found on PATH inside the project."""
+        if not name[0].isalpha():
+            return None
         where = shutil.which(name)
         return self._inside(where) if where else None
 
