@@ -260,9 +260,25 @@ class RunCache:
             if stored:
                 _write_quietly(mark, f"{int(known + stored)} {when}")
             return None
-        found = self.prune(limit)
-        _write_quietly(mark, f"{self.stats().size} {time.time()}")
+        size = self._blob_bytes()  # without loading the index (~250 MB at 200,000 entries)
+        found = self.prune(limit) if size > limit else None
+        if found is not None:
+            size = self._blob_bytes()
+        _write_quietly(mark, f"{size} {time.time()}")
         return found
+
+    def _blob_bytes(self) -> int:
+        """Bytes the blobs take beyond the outputs they are hard-linked to."""
+        total = 0
+        with os.scandir(self.blobs) as entries:
+            for entry in entries:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if st.st_nlink == 1:
+                    total += st.st_size
+        return total
 
     def _compact(self, entries: dict[str, _Entry]) -> None:
         """Rewrite the journals as one, holding only the live entries."""
