@@ -747,6 +747,6 @@ def test_the_summary_names_every_failed_task(project: Project) -> None:
         task("good", "true")
         """
     )
-    result = project.run("-k")
+    result = project.run("-k", "-j1")
     assert result.returncode == 1
     assert "pytaskmake: failed: bad0, bad1, bad2" in result.stdout
