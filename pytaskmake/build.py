@@ -80,6 +80,7 @@ class Build:
         self._checked_chunks: set[int] = set()  # past the snapshot: chunks checked whole
         self._blocked: dict[str, str] = {}  # task -> a source file it reads that is missing
         self.saved: snapshot.Saved | None = None  # the snapshot saved at the end, if any
+        self.saved_value: bytes | None = None  # ... and as it was written
         self.chunks: snapshot.Chunks | None = None  # the declarations as it cut them
         self._interrupts = 0
         self._seen_interrupts = 0
@@ -187,7 +188,8 @@ class Build:
         else:
             self.chunks = snapshot.Chunks(list(self.graph.tasks.values()))
             saved = snapshot.fresh(self.chunks.tasks, self.files.stat, self.chunks)
-        self.state.save_snapshot(saved.pack())
+        self.saved_value = saved.pack()
+        self.state.save_snapshot(self.saved_value)
         self.saved = saved
 
     def _verified(self) -> bool:
@@ -486,8 +488,6 @@ class Build:
 
     def _store(self, task: Task, key: str, outputs: dict[str, Fingerprint]) -> None:
         assert self.options.cache is not None
-        if any(os.path.isdir(p) for p in outputs):
-            return  # a folder output is recorded and set aside whole, not cached
         try:
             self.options.cache.store(key, outputs)
         except OSError as exc:  # a full or read-only cache must not fail the build

@@ -21,6 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISDIR
 
 from .fingerprint import Fingerprint, hash_file
 
@@ -133,10 +134,13 @@ class RunCache:
 
     def store(self, key: str, outputs: dict[str, Fingerprint]) -> None:
         """Add the outputs just produced under `key`: blobs first, then the entry."""
+        modes = {p: os.stat(p).st_mode for p in outputs}  # one stat each: kind and mode
+        if any(S_ISDIR(m) for m in modes.values()):
+            return  # a folder output is recorded and set aside whole, not cached
         self.stored += sum(fp[0][1] for fp in outputs.values())
         for path, (_, digest) in outputs.items():
             self._add_blob(path, self._blob_name(digest))
-        kept = {p: _with_mode(fp[1], p) for p, fp in outputs.items()}
+        kept = {p: _with_mode(fp[1], modes[p]) for p, fp in outputs.items()}
         self._append(["put", key, kept, time.time()])
 
     def drop(self, key: str) -> None:
@@ -389,13 +393,10 @@ def _write_quietly(path: Path, text: str) -> None:
         pass
 
 
-def _with_mode(digest: str, path: str) -> str:
+def _with_mode(digest: str, st_mode: int) -> str:
     """An entry's value for an output: its content digest, then ":MODE" (octal) when
     the file has an executable bit (entries written before keep the bare digest)."""
-    try:
-        mode = os.stat(path).st_mode & 0o7777
-    except OSError:
-        return digest
+    mode = st_mode & 0o7777
     return f"{digest}:{mode:o}" if mode & 0o111 else digest
 
 

@@ -135,6 +135,8 @@ class Engine:
         self._chunks: snapshot.Chunks | None = None
         self._files: FileCache | None = None  # kept between builds told what changed
         self._saved: snapshot.Saved | None = None  # what our last build saved
+        self._saved_value: bytes | None = None  # ... packed, as the state keeps it
+        self._seen_value: bytes | None = None  # the snapshot the last comparison read
         self._readers: dict[str, list[int]] | None = None  # path -> chunks naming it
         self._inputs: set[str] | None = None  # every task's inputs (a watcher asks)
         self._written: set[str] | None = None  # every task's outputs and logs
@@ -258,7 +260,7 @@ class Engine:
         if not targets and not always:
             known = self._compare(state, changed_paths, prefetch)
             if known is not None and known.nothing_changed:
-                self._saved = known.saved
+                self._saved, self._saved_value = known.saved, self._seen_value
                 return self._nothing_to_do(time.monotonic() - start)
         self._saved = None
         if known is None:
@@ -279,7 +281,7 @@ class Engine:
             executor.close()
         if cache is not None and cache.stored:
             self._keep_cache_bounded(cache)
-        self._saved = build.saved
+        self._saved, self._saved_value = build.saved, build.saved_value
         if build.chunks is not None and build.chunks is not self._chunks:
             self._chunks, self._readers = build.chunks, None
         return BuildResult(finished.counts, finished.wall, finished.interrupted, finished.signal)
@@ -308,10 +310,10 @@ class Engine:
     ) -> snapshot.Comparison | None:
         """The declarations and files now against the last complete build's snapshot;
         None when there is none: the full path."""
-        value = state.snapshot()
+        value = self._seen_value = state.snapshot()
         saved, chunks = self._saved, self._chunks
         if changed_paths is not None and saved is not None and chunks is not None:
-            if value == saved.pack() and chunks.declarations == saved.declarations:
+            if value == self._saved_value and chunks.declarations == saved.declarations:
                 paths = {self._relative(p) for p in changed_paths}
                 return snapshot.assumed(saved, chunks, paths, self._chunks_naming(paths))
         saved = snapshot.Saved.parse(value)
