@@ -59,7 +59,10 @@ class Watcher:
 
         observer = self._observer = Observer()
         self._schedule()
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous = {
+            s: signal.signal(s, self._on_signal)
+            for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        }
         try:
             with self.engine.locked():
                 observer.start()
