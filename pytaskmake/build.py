@@ -22,7 +22,7 @@ from typing import Any
 from . import events as ev
 from . import snapshot
 from .action import ShellAction
-from .cache import CorruptEntry, RunCache, cache_key
+from .cache import CorruptEntry, RunCache, cache_key, outputs_of
 from .dirty import dirty_everywhere, dirty_past_snapshot
 from .executors.base import Completion, Executor, Job
 from .fingerprint import FileCache, Fingerprint, stat_of
@@ -340,7 +340,7 @@ class Build:
             return False
         assert self.options.cache is not None
         entry = self.options.cache.lookup(key)
-        if entry is None or set(entry) != set(task.outputs):
+        if entry is None or set(outputs_of(entry)) != set(task.outputs):
             return False
         started, mono = time.time(), time.monotonic()
         try:
@@ -363,6 +363,7 @@ class Build:
             ev.RESTORED,
             reason,
             time.monotonic() - mono,
+            self.options.cache.printed(entry),  # replayed: what it printed when it ran
             command=task.action.describe(),
             started=started,
         )
@@ -466,10 +467,6 @@ class Build:
         key = self._cache_key(task)
         self._keys.pop(task.name, None)
         inputs = self._inputs.pop(task.name)
-        # recorded with the inputs as they were before it ran: an input edited while
-        # it ran leaves it stale (the next build sees the edit), and uncached
-        self._record_success(task, inputs, outputs, c.duration)
-        self._to_drop.append(task)
         moved = _moved_while_running(inputs, self.graph.producer)
         if moved:
             self.observer.handle(
@@ -480,18 +477,29 @@ class Build:
             )
             # (the memo keeps the stats from before it ran, so the snapshot saved at
             # the end cannot vouch for the edited input)
-        elif key is not None:
-            self._store(task, key, outputs)
+        elif key is not None and self._store(task, key, outputs, c.output):
+            # a hard link into the cache moved the outputs' ctime: record the stat
+            # they have now, or the next no-op would hash every output again
+            outputs = {p: self.files.restat(fp, p) for p, fp in outputs.items()}
+        # recorded with the inputs as they were before it ran: an input edited while
+        # it ran leaves it stale (the next build sees the edit), and uncached
+        self._record_success(task, inputs, outputs, c.duration)
+        self._to_drop.append(task)
         self.counts[ev.RAN] += 1
         self.observer.handle(self._done_event(task, c, ev.RAN, ""))
         self.scheduler.succeeded(task.name)
 
-    def _store(self, task: Task, key: str, outputs: dict[str, Fingerprint]) -> None:
+    def _store(
+        self, task: Task, key: str, outputs: dict[str, Fingerprint], printed: bytes
+    ) -> bool:
+        """Put the outputs in the run cache; False when that failed (a notice says why)."""
         assert self.options.cache is not None
         try:
-            self.options.cache.store(key, outputs)
+            self.options.cache.store(key, outputs, printed)
         except OSError as exc:  # a full or read-only cache must not fail the build
             self.observer.handle(ev.Notice(f"{task.name}: could not store in cache: {exc}"))
+            return False
+        return True
 
     def _fail(self, task: Task, c: Completion, reason: str) -> None:
         self._inputs.pop(task.name, None)

@@ -23,8 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISDIR
 
-from .fingerprint import Fingerprint, hash_file
+from blake3 import blake3
 
+from .fingerprint import Fingerprint, content_of, hash_file
+
+PRINTED = "\0printed"  # an entry's key for what its run printed (no path holds a NUL)
 _FICLONE = 0x40049409  # Linux ioctl: share extents copy-on-write (btrfs, xfs)
 
 
@@ -132,16 +135,49 @@ class RunCache:
                 _apply(entries, record)
         return entries.get(key)
 
-    def store(self, key: str, outputs: dict[str, Fingerprint]) -> None:
-        """Add the outputs just produced under `key`: blobs first, then the entry."""
-        modes = {p: os.stat(p).st_mode for p in outputs}  # one stat each: kind and mode
+    def store(self, key: str, outputs: dict[str, Fingerprint], printed: bytes = b"") -> None:
+        """Add the outputs just produced under `key`: blobs first, then the entry.
+
+        `printed`, what the task printed (compiler warnings, a summary), is kept too,
+        so that a restore can replay it as Bazel does."""
+        modes = {p: fp[0][4] for p, fp in outputs.items()}  # (the stat has the mode)
         if any(S_ISDIR(m) for m in modes.values()):
             return  # a folder output is recorded and set aside whole, not cached
         self.stored += sum(fp[0][1] for fp in outputs.values())
         for path, (_, digest) in outputs.items():
-            self._add_blob(path, self._blob_name(digest))
-        kept = {p: _with_mode(fp[1], modes[p]) for p, fp in outputs.items()}
+            self._add_blob(path, self._blob_name(content_of(digest)))
+        kept = {p: _with_mode(content_of(fp[1]), modes[p]) for p, fp in outputs.items()}
+        if printed:
+            kept[PRINTED] = self._add_bytes(printed)
         self._append(["put", key, kept, time.time()])
+
+    def _add_bytes(self, data: bytes) -> str:
+        """A blob of `data` (written beside, renamed into place); returns its digest."""
+        digest = blake3(data).hexdigest()
+        blob = self._blob_name(digest)
+        if not os.path.exists(blob):
+            self._counter += 1
+            temp = f"{self._tmp_str}/{self._token}-{self._counter}"
+            try:
+                with open(temp, "wb") as f:
+                    f.write(data)
+                os.replace(temp, blob)
+            except BaseException:
+                _unlink_quietly(temp)
+                raise
+        return digest
+
+    def printed(self, entry: dict[str, str]) -> bytes:
+        """What the run cached in `entry` printed (b"" when nothing, or its blob is bad)."""
+        digest = entry.get(PRINTED)
+        if digest is None:
+            return b""
+        try:
+            with open(self._blob_name(digest), "rb") as f:
+                data = f.read()
+        except OSError:
+            return b""
+        return data if blake3(data).hexdigest() == digest else b""
 
     def drop(self, key: str) -> None:
         self._append(["drop", key, time.time()])
@@ -169,8 +205,9 @@ class RunCache:
             _unlink_quietly(temp)
             raise
 
-    def restore(self, key: str, outputs: dict[str, str]) -> None:
+    def restore(self, key: str, entry: dict[str, str]) -> None:
         """Copy each blob to its output path; raises CorruptEntry (entry dropped) on a bad blob."""
+        outputs = outputs_of(entry)
         for path, value in outputs.items():
             digest = _blob_of(value)[0]
             try:
@@ -391,6 +428,11 @@ def _write_quietly(path: Path, text: str) -> None:
         path.write_text(text)
     except OSError:
         pass
+
+
+def outputs_of(entry: dict[str, str]) -> dict[str, str]:
+    """The output paths of an entry (without what the run printed)."""
+    return {p: v for p, v in entry.items() if p != PRINTED} if PRINTED in entry else entry
 
 
 def _with_mode(digest: str, st_mode: int) -> str:

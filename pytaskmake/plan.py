@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 
-from .cache import RunCache, cache_key
+from .cache import RunCache, cache_key, outputs_of
 from .fingerprint import FileCache
 from .graph import BuildGraph
 from .scheduler import Scheduler
@@ -65,7 +65,7 @@ def _restorable(
         task.signature, task.outputs, current_inputs(task, files, state.record(task.name))
     )
     entry = cache.peek(key)
-    if entry is None or set(entry) != set(task.outputs):
+    if entry is None or set(outputs_of(entry)) != set(task.outputs):
         return verdict
     return dataclasses.replace(verdict, restorable=True)
 

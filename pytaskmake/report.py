@@ -158,6 +158,8 @@ class ConsoleReporter:
         timing = f" ({format_seconds(e.duration)})" if e.outcome == ev.RAN else ""
         line = f"[{self.done}/{self.total}] {self._paint(word, Fore.GREEN)} {e.name}{timing}"
         text = _decode(e.output).rstrip("\n")
+        if text and e.outcome == ev.RESTORED:  # replayed from the run cache: say so
+            line += self._paint(" (replaying what it printed when it ran)", Style.DIM)
         self._print(line + ("\n" + text if text else ""))
 
     def _print_failure(self, e: ev.TaskDone) -> None:

@@ -41,8 +41,8 @@ from .taskfile import Task
 
 CHUNK = 2048  # mean tasks per chunk
 _MAX_CHUNK = 8 * CHUNK  # a run of names without a boundary is cut here
-_MAGIC = b"pytaskmake snapshot 3\n"  # then marshal; anything else is simply not a match
-_MISSING: Stat = (-1, -1, -1)
+_MAGIC = b"pytaskmake snapshot 4\n"  # then marshal; anything else is simply not a match
+_MISSING: Stat = (-1, -1, -1, -1, -1)
 
 
 def chunk_bounds(tasks: Sequence[Task]) -> list[int]:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from .fingerprint import Fingerprint
 
-SCHEMA_VERSION = 4  # 4: the meta table (no-op snapshot); stamps cover the action
+SCHEMA_VERSION = 5  # 5: BLAKE3 hashes, ctime and mode in stats (upgrade.py moves 3 and 4)
+_UPGRADABLE = (3, 4)
 APPLICATION_ID = 0x70746D6B  # "ptmk": tells our database from a foreign one
 
 _SCHEMA = """
@@ -39,6 +40,10 @@ CREATE TABLE IF NOT EXISTS meta (
 """
 _SNAPSHOT = "snapshot"  # meta key of the no-op snapshot (see snapshot.py)
 CLEANED = "cleaned"  # the action of a record --clean left: run it, never restore it
+
+
+class OlderFormat(sqlite3.DatabaseError):
+    """A database of an older format, opened read-only: it cannot be upgraded now."""
 
 
 class TaskRecord:
@@ -82,7 +87,9 @@ def encode_files(inputs: dict[str, Fingerprint], outputs: dict[str, Fingerprint]
     otherwise hold 100,000 small strings beside the text they are joined into.
     """
     slices = [
-        "\0".join([f"{tag}\0{p}\0{m}\0{s}\0{i}\0{d}" for p, ((m, s, i), d) in part])
+        "\0".join(
+            [f"{tag}\0{p}\0{m}\0{s}\0{i}\0{c}\0{o}\0{d}" for p, ((m, s, i, c, o), d) in part]
+        )
         for tag, files in (("I", inputs), ("O", outputs))
         for part in _slices(files)
     ]
@@ -97,7 +104,7 @@ def _slices(files: dict[str, Fingerprint]) -> Iterator[list[tuple[str, Fingerpri
 
 
 _SLICE_FILES = 8192  # files encoded or decoded at a time
-_FIELDS = 6  # per file: I or O, path, mtime_ns, size, inode, hash
+_FIELDS = 8  # per file: I or O, path, mtime_ns, size, inode, ctime_ns, mode, hash
 
 
 def decode_files(text: str) -> tuple[dict[str, Fingerprint], dict[str, Fingerprint]]:
@@ -120,7 +127,8 @@ def decode_files(text: str) -> tuple[dict[str, Fingerprint], dict[str, Fingerpri
             rest = ""
         for i in range(0, len(f), _FIELDS):
             target = inputs if f[i] == "I" else outputs
-            target[f[i + 1]] = ((int(f[i + 2]), int(f[i + 3]), int(f[i + 4])), f[i + 5])
+            stat = (int(f[i + 2]), int(f[i + 3]), int(f[i + 4]), int(f[i + 5]), int(f[i + 6]))
+            target[f[i + 1]] = (stat, f[i + 7])
     return inputs, outputs
 
 
@@ -190,13 +198,12 @@ class StateDB:
                 db.executescript(_SCHEMA)
                 db.execute(f"PRAGMA application_id={APPLICATION_ID}")
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            elif app_id != APPLICATION_ID or version not in (3, SCHEMA_VERSION):
+            elif app_id != APPLICATION_ID or version not in (*_UPGRADABLE, SCHEMA_VERSION):
                 raise sqlite3.DatabaseError("not a pytaskmake state database of this version")
-            elif version == 3 and not readonly:
-                # version 3 lacked the snapshot; its stamps no longer match, so the next
-                # build re-records every task from the file hashes it kept: nothing reruns
-                db.executescript(_SCHEMA)
-                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            elif version in _UPGRADABLE and readonly:
+                raise OlderFormat("written by an older pytaskmake; the next build upgrades it")
+            elif version in _UPGRADABLE:
+                self._upgrade(db, version)
             if not readonly:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
@@ -205,13 +212,50 @@ class StateDB:
             raise
         return db
 
+    def _upgrade(self, db: sqlite3.Connection, version: int) -> None:
+        """Move a format 3 or 4 database to this one in one transaction (see upgrade.py)."""
+        from .upgrade import upgrade
+
+        started = time.monotonic()
+        db.executescript(_SCHEMA)  # (format 3 lacked the meta table; commits first)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+                db.execute("COMMIT")  # another process upgraded it while we waited
+                return
+            hashed = upgrade(db, version)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self.warning = (
+            f"upgraded the state in {self.path.parent} to format {SCHEMA_VERSION} "
+            f"(BLAKE3 hashes): {hashed} recorded files hashed once in "
+            f"{time.monotonic() - started:.1f} s; nothing reruns for it"
+        )
+
     def _open_readonly(self) -> sqlite3.Connection:
         if self.path.exists():
             try:
                 return self._open(self.path, readonly=True)
+            except OlderFormat:
+                return self._upgraded_copy()
             except sqlite3.DatabaseError as exc:
                 self._unreadable(str(exc))
         return self._open(":memory:")
+
+    def _upgraded_copy(self) -> sqlite3.Connection:
+        """A look (-n, -l) at an older database: upgraded in memory, the file untouched."""
+        disk = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None)
+        try:
+            copy = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            disk.backup(copy)
+        finally:
+            disk.close()
+        self._upgrade(copy, copy.execute("PRAGMA user_version").fetchone()[0])
+        self.warning = None  # (the build will say it, when it upgrades the file)
+        return copy
 
     def _unreadable(self, why: str) -> None:
         self.warning = (

@@ -86,3 +86,18 @@ def runs(project: Project) -> list[str]:
 def ran(result: subprocess.CompletedProcess[str]) -> list[str]:
     """Task names of the `[i/N] ran NAME (...)` lines of a build's output."""
     return [m.group(1) for line in result.stdout.splitlines() if (m := RAN_LINE.match(line))]
+
+
+def old_files_text(root: Path, text: str) -> str:
+    """A record's file list as formats 3 and 4 wrote it (3 stat fields, BLAKE2b-128 of
+    the bytes as they are now), from this format's text: to test upgrades."""
+    import hashlib
+
+    from pytaskmake.state import decode_files
+
+    fields: list[str] = []
+    for tag, files in zip("IO", decode_files(text), strict=True):
+        for path, ((mtime, size, inode, _, _), _) in files.items():
+            digest = hashlib.blake2b((root / path).read_bytes(), digest_size=16).hexdigest()
+            fields += [tag, path, str(mtime), str(size), str(inode), digest]
+    return "\0".join(fields)

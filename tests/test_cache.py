@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from conftest import Project, runs
+from conftest import Project, build, runs
 
 from pytaskmake.cache import RunCache, cache_key, parse_size
 from pytaskmake.fingerprint import hash_file
@@ -185,7 +185,7 @@ def test_prune_keeps_most_recently_used_entries(tmp_path: Path) -> None:
         out = tmp_path / f"o{i}.txt"
         out.write_bytes(bytes([65 + i]) * 1000)
         key = cache_key(f"sh:{i}", (str(out),), {})
-        cache.store(key, {str(out): ((0, 1000, 0), hash_file(str(out)))})
+        cache.store(key, {str(out): ((0, 1000, 0, 0, 0o100644), hash_file(str(out)))})
         out.unlink()  # only the cache holds the blob now
         keys.append(key)
         time.sleep(0.01)
@@ -206,7 +206,7 @@ def test_torn_journal_line_is_ignored(tmp_path: Path) -> None:
     out = tmp_path / "o.txt"
     out.write_text("x")
     key = cache_key("sh:x", (str(out),), {})
-    cache.store(key, {str(out): ((0, 1, 0), hash_file(str(out)))})
+    cache.store(key, {str(out): ((0, 1, 0, 0, 0o100644), hash_file(str(out)))})
     cache.close()
     with open(next((tmp_path / "c/index").glob("*.log")), "a") as journal:
         journal.write('["put", "half-written')  # a writer killed mid-line
@@ -224,7 +224,7 @@ def test_lookups_searching_the_journals_agree_with_the_loaded_index(tmp_path: Pa
     """The first lookups of a build search the journals; later ones load them: same answers."""
     out = tmp_path / "o.txt"
     out.write_text("x")
-    fp = ((0, 1, 0), hash_file(str(out)))
+    fp = ((0, 1, 0, 0, 0o100644), hash_file(str(out)))
     keys = [cache_key(f"sh:{i}", (str(out),), {}) for i in range(72)]
     for writer in range(3):  # three builds, three journals
         cache = RunCache(tmp_path / "c")
@@ -354,3 +354,26 @@ def test_the_cache_is_kept_under_its_limit_after_each_build(project: Project) ->
     assert size <= 120 * 1024
     project.write("cfg.txt", "3\n")  # the most recent earlier generation is still there
     assert "restored 1" in project.run("--cache-limit", "120k").stdout
+
+
+def test_a_restored_task_replays_what_it_printed(project: Project) -> None:
+    """Compiler warnings are not lost by a restore (Bazel replays them too)."""
+    project.write("src.txt", "1\n")
+    project.taskfile(
+        """
+        task("cc", "echo cc >> runs.log; echo 'warning: unused variable x'; cat src.txt > o",
+             inputs=["src.txt"], outputs=["o"])
+        """
+    )
+    first = build(project)
+    assert "warning: unused variable x" in first.stdout and runs(project) == ["cc"]
+    project.write("src.txt", "2\n")
+    build(project)
+    runs(project)
+    project.write("src.txt", "1\n")  # back to the first input: restored, not run
+    again = build(project)
+    assert runs(project) == [] and "restored cc" in again.stdout
+    assert "warning: unused variable x" in again.stdout
+    assert "replaying what it printed" in again.stdout
+    assert project.run("cache", "--prune", "0").returncode == 0  # its blob goes too
+    assert not list((project.root / ".pytaskmake" / "cache" / "blobs").iterdir())

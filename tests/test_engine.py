@@ -155,7 +155,7 @@ def test_loading_leaves_nothing_behind_in_the_process(tmp_path: Path) -> None:
 def test_set_change_names_the_first_added_and_removed_in_linear_time() -> None:
     """A summary of 100,000 inputs, 10 of them new: the reason is found at once (the
     old list comprehension tested each against a tuple of 100,000: minutes)."""
-    recorded = {f"out/parse_{i}.csv": ((i, 1, i), "00" * 16) for i in range(100_000)}
+    recorded = {f"out/parse_{i}.csv": ((i, 1, i, i, 0o100644), "00" * 32) for i in range(100_000)}
     now = tuple(f"out/parse_{i}.csv" for i in range(5, 100_010))
     reason = stale._set_change("inputs", recorded, now)
     assert reason == "inputs changed (added out/parse_100000.csv, removed out/parse_0.csv)"

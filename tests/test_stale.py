@@ -21,7 +21,7 @@ from conftest import Project, build, ran, runs
 
 from pytaskmake import stale
 from pytaskmake.action import make_action
-from pytaskmake.fingerprint import FileCache, Fingerprint, Stat
+from pytaskmake.fingerprint import FileCache, Fingerprint, Stat, stat_of
 from pytaskmake.state import StateDB, TaskRecord
 from pytaskmake.taskfile import Task
 
@@ -46,14 +46,14 @@ class MemoryFiles(FileCache):
         else:
             self._clock += 1_000
             self._inode += 1
-            st = (self._clock, len(data), self._inode)
+            st = (self._clock, len(data), self._inode, self._clock, 0o100644)
         self.files[path] = (st, data)
 
     def touch(self, path: str) -> None:
         self.forget(path)
         st, data = self.files[path]
         self._clock += 1_000
-        self.files[path] = ((self._clock, st[1], st[2]), data)
+        self.files[path] = ((self._clock, st[1], st[2], self._clock, st[4]), data)
 
     def remove(self, path: str) -> None:
         self.forget(path)
@@ -65,7 +65,7 @@ class MemoryFiles(FileCache):
 
     def read_hash(self, path: str) -> str:
         self.reads.append(path)
-        return hashlib.blake2b(self.files[path][1], digest_size=16).hexdigest()
+        return hashlib.blake2b(self.files[path][1], digest_size=32).hexdigest()
 
 
 def mk(
@@ -601,3 +601,58 @@ def test_a_folder_output_is_recorded_set_aside_and_put_back_whole(project: Proje
     build(project, code=1)
     assert project.read("runs/a/x.dat") == "1\n" and project.read("runs/a/y.dat") == "1\n"
     assert project.read(".pytaskmake/failed/runs/a/x.dat") == "bad\n"
+
+
+# --- issue 18: the stat shortcut cannot hide an edit -------------------------------------
+
+
+def test_cp_p_onto_an_input_is_an_edit(project: Project) -> None:
+    """`cp -p b.dat cfg.dat` gives cfg.dat b's size and mtime and keeps its inode."""
+    project.write("cfg.dat", "alpha\n")
+    project.write("b.dat", "bravo\n")
+    st = os.stat(project.root / "b.dat")
+    os.utime(project.root / "cfg.dat", ns=(st.st_atime_ns, st.st_mtime_ns))
+    project.taskfile(
+        'task("sim", "echo sim >> runs.log; cat cfg.dat > out.txt", '
+        'inputs=["cfg.dat"], outputs=["out.txt"])\n'
+    )
+    build(project)
+    assert runs(project) == ["sim"]
+    time.sleep(0.01)
+    subprocess.run(["cp", "-p", "b.dat", "cfg.dat"], cwd=project.root, check=True)
+    assert "input cfg.dat changed" in build(project, "--explain").stdout
+    build(project)
+    assert runs(project) == ["sim"]
+    assert project.read("out.txt") == "bravo\n"
+
+
+def test_chmod_of_an_output_outside_the_build_is_seen(project: Project) -> None:
+    project.write("src.txt", "1\n")
+    project.taskfile(
+        """
+        task("link", "echo link >> runs.log; printf '#!/bin/sh\\\\necho hi\\\\n' > prog; "
+             "chmod 755 prog", inputs=["src.txt"], outputs=["prog"], cache=False)
+        """
+    )
+    build(project)
+    assert runs(project) == ["link"]
+    os.chmod(project.root / "prog", 0o644)
+    assert "output prog was modified outside the build" in build(project, "--explain").stdout
+    build(project)
+    assert runs(project) == ["link"]
+    assert os.stat(project.root / "prog").st_mode & 0o111
+
+
+def test_records_hold_the_stats_the_outputs_have_after_caching(project: Project) -> None:
+    """Storing in the run cache hard-links each output (moving its ctime): the record
+    must say the stat the file has afterwards, or every no-op would hash it again."""
+    project.write("in.txt", "x\n")
+    project.taskfile(
+        'task("sim", "cat in.txt > out.txt", inputs=["in.txt"], outputs=["out.txt"])\n'
+    )
+    build(project)
+    db = StateDB(project.root / ".pytaskmake", readonly=True)
+    record = db.record("sim")
+    assert record is not None
+    assert record.outputs["out.txt"][0] == stat_of(str(project.root / "out.txt"))
+    db.close()

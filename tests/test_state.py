@@ -12,10 +12,10 @@ from pytaskmake.fingerprint import Fingerprint
 from pytaskmake.state import CLEANED, StateDB, TaskRecord, decode_files, encode_files
 
 IN: dict[str, Fingerprint] = {
-    "data/in put.csv": ((1_700_000_000_123_456_789, 42, 9_999_999), "ab" * 16),
-    "β/ünïcode.txt": ((1, 0, 2), "cd" * 16),
+    "data/in put.csv": ((1_700_000_000_123_456_789, 42, 9_999_999, 3, 0o100644), "ab" * 32),
+    "β/ünïcode.txt": ((1, 0, 2, -4, 0o100755), "cd" * 32 + "+x"),
 }
-OUT: dict[str, Fingerprint] = {"out/o.txt": ((5, 6, 7), "ef" * 16)}
+OUT: dict[str, Fingerprint] = {"out/o.txt": ((5, 6, 7, 8, 0o40755), "ef" * 32)}
 
 
 @pytest.fixture
@@ -36,10 +36,13 @@ def test_encode_decode_round_trip() -> None:
 @pytest.mark.parametrize("count", [8191, 8192, 8193, 20_000])
 def test_a_record_of_many_files_round_trips_across_slices(count: int) -> None:
     """Records are encoded and decoded 8,192 files at a time: every boundary holds."""
-    ins = {f"in/{i}": ((i * 1_000_003 - 7, i, 2**64 - 1 - i), f"{i:032x}") for i in range(count)}
-    outs = {f"out/{i}": ((-i, 0, i), "0" * 32) for i in range(count // 4000)}
+    ins = {
+        f"in/{i}": ((i * 1_000_003 - 7, i, 2**64 - 1 - i, i, 0o100644), f"{i:064x}")
+        for i in range(count)
+    }
+    outs = {f"out/{i}": ((-i, 0, i, -i, 0o100755), "0" * 64) for i in range(count // 4000)}
     text = encode_files(ins, outs)
-    assert text.count("\0") == 6 * (count + len(outs)) - 1  # no empty slice joined in
+    assert text.count("\0") == 8 * (count + len(outs)) - 1  # no empty slice joined in
     decoded = decode_files(text)
     assert decoded == (ins, outs)
     assert list(decoded[0]) == list(ins)  # in their recorded order
@@ -51,8 +54,8 @@ def test_a_record_of_exactly_a_multiple_of_a_slice_is_not_damaged(
 ) -> None:
     """8,191 inputs + 1 output is 8,192 files, one whole slice: read back as written
     (it was taken for damage, so the task reran after every touch)."""
-    ins = {f"in/{i}": ((i, i + 1, i + 2), f"{i:032x}") for i in range(inputs)}
-    outs = {f"out/{i}": ((i, 0, i), "0" * 32) for i in range(outputs)}
+    ins = {f"in/{i}": ((i, i + 1, i + 2, i, 0o100644), f"{i:064x}") for i in range(inputs)}
+    outs = {f"out/{i}": ((i, 0, i, i, 0o100644), "0" * 64) for i in range(outputs)}
     assert decode_files(encode_files(ins, outs)) == (ins, outs)
     db = StateDB(state_dir)
     db.save_success("summary", "sh:x", ins, outs, 1.0, stamp=0)
@@ -68,14 +71,14 @@ def test_a_record_of_exactly_a_multiple_of_a_slice_is_not_damaged(
 
 @pytest.mark.parametrize("count", [1, 8192, 8193])
 def test_a_record_with_a_trailing_nul_is_refused(count: int) -> None:
-    text = encode_files({f"in/{i}": ((i, i, i), "ab" * 16) for i in range(count)}, {})
+    text = encode_files({f"in/{i}": ((i, i, i, i, 0o100644), "ab" * 32) for i in range(count)}, {})
     with pytest.raises((ValueError, IndexError)):
         decode_files(text + "\0")
 
 
 @pytest.mark.parametrize("cut", [1, 6 * 8192 * 10 + 3])
 def test_a_damaged_record_of_many_files_is_refused(cut: int) -> None:
-    ins = {f"in/{i}": ((i, i, i), "ab" * 16) for i in range(12_000)}
+    ins = {f"in/{i}": ((i, i, i, i, 0o100644), "ab" * 32) for i in range(12_000)}
     text = encode_files(ins, {})
     cut_at = len(text) - cut
     with pytest.raises((ValueError, IndexError)):
