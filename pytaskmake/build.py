@@ -27,11 +27,14 @@ from .dirty import dirty_everywhere, dirty_past_snapshot
 from .executors.base import Completion, Executor, Job
 from .fingerprint import FileCache, Fingerprint, stat_of
 from .graph import BuildGraph
+from .hashing import BIG, BackgroundHasher, Hashed
 from .outputs import OutputKeeper
 from .scheduler import Scheduler
 from .stale import FORCED, Rebuilder, Verdict, record_stamp
 from .state import StateDB
 from .taskfile import Task
+
+_HASH_POLL = 0.005  # seconds between looks at the hashing thread while it works
 
 
 @dataclass
@@ -85,6 +88,7 @@ class Build:
         self._interrupts = 0
         self._seen_interrupts = 0
         self._stopped_by: int = 0  # SIGTERM or SIGHUP: stop everything now
+        self.hasher = BackgroundHasher()
 
     def run(self) -> ev.BuildFinished:
         """Build; returns the closing event (also emitted). Ctrl-C is handled inside."""
@@ -251,16 +255,26 @@ class Build:
             self._interrupts = max(self._interrupts, 1) + 1
 
     def _loop(self) -> None:
-        executor = self.executor
-        while True:
-            self._notice_interrupts()
-            self._dispatch()
-            self._commit()  # restored, failed, re-recorded: on disk before we wait
-            if executor.running() == 0:
-                return
-            for completion in executor.wait(None):
-                self._finish(completion)
-            self._commit()  # before the next dispatch, which may take a while
+        executor, hasher = self.executor, self.hasher
+        try:
+            while True:
+                self._notice_interrupts()
+                self._dispatch()
+                self._commit()  # restored, failed, re-recorded: on disk before we wait
+                if executor.running() == 0:
+                    if not hasher.pending:
+                        return
+                    for completion, found in hasher.done(block=True):
+                        self._finish_hashed(completion, found)
+                    continue
+                # (while big outputs are hashed, look at the hasher every few ms)
+                for completion in executor.wait(_HASH_POLL if hasher.pending else None):
+                    self._finish(completion)
+                for completion, found in hasher.done():
+                    self._finish_hashed(completion, found)
+                self._commit()  # before the next dispatch, which may take a while
+        finally:
+            hasher.close()
 
     def _notice_interrupts(self) -> None:
         if self._interrupts == self._seen_interrupts:
@@ -443,9 +457,12 @@ class Build:
             self._made_dirs.add(parent)
 
     def _finish(self, c: Completion) -> None:
+        """A job ended: hash its outputs (big ones beside the loop), then conclude."""
         task = self.graph.tasks[c.name]
         failure = _failure_reason(task, c)
         outputs: dict[str, Fingerprint] = {}
+        if failure is None and self._hash_later(task, c):
+            return
         if failure is None:
             for path in task.outputs:
                 fp = self._refreshed(path)
@@ -453,6 +470,37 @@ class Build:
                     failure = f"did not produce declared output {path}"
                     break
                 outputs[path] = fp
+        self._conclude(task, c, failure, outputs)
+
+    def _hash_later(self, task: Task, c: Completion) -> bool:
+        """Hand outputs adding up to gigabytes to the hashing thread (see hashing.py)."""
+        size = 0
+        for path in task.outputs:
+            self.files.forget(path)
+            st = self.files.stat(path)
+            if st is None:
+                return False  # (reported as not produced, on the spot)
+            size += st[1]
+        if size < BIG:
+            return False
+        self.hasher.submit(c, task.outputs)
+        return True
+
+    def _finish_hashed(self, c: Completion, found: Hashed) -> None:
+        task = self.graph.tasks[c.name]
+        outputs: dict[str, Fingerprint] = {}
+        failure = None
+        for path in task.outputs:
+            hashed = found.get(path)
+            if hashed is None:
+                failure = f"did not produce declared output {path}"
+                break
+            outputs[path] = self.files.adopt(path, *hashed)
+        self._conclude(task, c, failure, outputs)
+
+    def _conclude(
+        self, task: Task, c: Completion, failure: str | None, outputs: dict[str, Fingerprint]
+    ) -> None:
         attempts = self._attempts.pop(task.name)
         if failure is None:
             self._succeed(task, c, outputs)

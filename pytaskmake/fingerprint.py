@@ -176,6 +176,11 @@ class FileCache:
         """The content hash (hex, 32 bytes) of the file at `path`."""
         return hash_file(path)
 
+    def adopt(self, path: str, st: Stat, content: str) -> Fingerprint:
+        """Remember a hash taken elsewhere (a hashing thread, a worker) at stat `st`."""
+        self._known[path] = _STAT.pack(*st) + bytes.fromhex(content)
+        return (st, _with_kind(content, st))
+
     def restat(self, fingerprint: Fingerprint, path: str) -> Fingerprint:
         """`fingerprint` with the file's stat as it is now, after pytaskmake itself did
         something that moves only its ctime (a hard link into the run cache, a chmod
