@@ -44,6 +44,7 @@ class BuildOptions:
     keep_going: bool = False
     always: bool = False
     cache: RunCache | None = None
+    rerun: frozenset[str] = frozenset()  # tasks forced to run (--rerun)
 
 
 class Build:
@@ -68,7 +69,7 @@ class Build:
         self.executor, self.observer, self.options = executor, observer, options
         self.state_dir = state_dir
         self.files = files or FileCache()
-        self.rebuilder = Rebuilder(state, self.files, options.always)
+        self.rebuilder = Rebuilder(state, self.files, options.always, options.rerun)
         self.counts = {o: 0 for o in (ev.RAN, ev.RESTORED, ev.UP_TO_DATE, ev.FAILED, ev.SKIPPED)}
         self._inputs: dict[str, dict[str, Fingerprint]] = {}  # of stale tasks, until done
         self._keys: dict[str, str] = {}  # their run-cache keys, from those inputs

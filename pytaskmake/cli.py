@@ -40,7 +40,25 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-n", "--dry-run", action="store_true", help="list what would run and why, touching nothing"
     )
-    p.add_argument("-B", "--always", action="store_true", help="run every selected task")
+    p.add_argument(
+        "-B",
+        "--always",
+        action="store_true",
+        help="run every selected task: the targets and all they need (make -B)",
+    )
+    p.add_argument(
+        "--rerun",
+        action="append",
+        default=[],
+        metavar="TASK",
+        help="run TASK (a name or output) even if up to date, never restored; what it "
+        "feeds reruns if its outputs change (snakemake -f); repeatable",
+    )
+    p.add_argument(
+        "--rerun-failed",
+        action="store_true",
+        help="build just the tasks whose last run failed (and what they need)",
+    )
     p.add_argument(
         "-k",
         "--keep-going",
@@ -61,6 +79,12 @@ def parser() -> argparse.ArgumentParser:
         "--clean",
         action="store_true",
         help="remove the outputs and logs of the selected tasks and forget their state",
+    )
+    p.add_argument(
+        "--clean-dead",
+        action="store_true",
+        help="remove the outputs and records of tasks the Taskfile no longer declares "
+        "(ninja -t cleandead); with -n, list them",
     )
     p.add_argument(
         "--watch",
@@ -195,12 +219,18 @@ def _refuse_conflicts(args: argparse.Namespace) -> None:
             ("--explain", args.explain),
             ("-l", args.list),
             ("--clean", args.clean),
+            ("--clean-dead", args.clean_dead),
             ("--touch", args.touch),
             ("--question", args.question),
             ("--watch", args.watch),
+            ("--rerun-failed", args.rerun_failed),
         )
         if on
     ]
+    if (args.clean or args.clean_dead) and args.dry_run:
+        modes.remove("-n")  # --clean -n: list what --clean would remove
+    if args.rerun and args.always:
+        modes.append("--rerun")  # -B already reruns everything selected
     if len(modes) > 1:
         raise UsageError(f"{' and '.join(modes)} ask for different things: give one")
 

@@ -17,12 +17,14 @@ from .engine import STATE_DIR, Engine, EngineOptions, start_prefetch
 from .errors import UsageError
 from .plan import group_reasons
 from .report import ConsoleReporter, use_colour
+from .stale import UPSTREAM
 from .taskfile import load_taskfile
 
 
 def run_command(args: argparse.Namespace, taskfile: Path) -> int:
+    cleaning = args.clean or args.clean_dead
     looking = args.graph or args.dry_run or args.explain or args.list or args.question
-    building = not (looking or args.clean or args.touch)
+    building = not (looking or cleaning or args.touch)
     options = EngineOptions(
         jobs=args.jobs,
         keep_going=args.keep_going,
@@ -37,26 +39,52 @@ def run_command(args: argparse.Namespace, taskfile: Path) -> int:
             taskfile, options, _observers(args, True), args.targets, args.always, sys.stdout
         )
         return watcher.run()
-    if building and not args.targets and not args.always:
+    plain = not (args.targets or args.always or args.rerun or args.rerun_failed)
+    if building and plain:
         return _build_with_prefetch(taskfile, options, _observers(args, True))
     engine = Engine.from_taskfile(taskfile, options, _observers(args, building))
     if not engine.tasks:
         print(f"pytaskmake: warning: {taskfile} declares no tasks", file=sys.stderr)
+    if cleaning:
+        return _clean(args, engine)
+    if args.rerun_failed:
+        args.targets = engine.failed()
+        if not args.targets:
+            print("pytaskmake: no task failed in its last run")
+            return 0
     if building:
-        return engine.build(args.targets, always=args.always).exit_code
+        return engine.build(args.targets, always=args.always, rerun=args.rerun).exit_code
+    return _looking(args, engine)
+
+
+def _looking(args: argparse.Namespace, engine: Engine) -> int:
+    """-n, --explain, -l, --graph, --question, --touch: nothing runs."""
     if args.graph:
         return _graph(args, engine)
     if args.question:
-        verdicts = engine.plan(args.targets, args.always)
+        verdicts = engine.plan(args.targets, args.always, args.rerun)
         return 1 if any(v.stale for v in verdicts.values()) else 0
     if args.dry_run or args.explain or args.list:
         return _report_plan(args, engine)
-    if args.touch:
-        count = engine.touch(args.targets)
-        print(f"pytaskmake: recorded {count} tasks as up to date, their outputs as they are")
-        return 0
-    removed, count = engine.clean(args.targets)
-    print(f"pytaskmake: removed {removed} files of {count} tasks")
+    count = engine.touch(args.targets)
+    print(f"pytaskmake: recorded {count} tasks as up to date, their outputs as they are")
+    return 0
+
+
+def _clean(args: argparse.Namespace, engine: Engine) -> int:
+    """--clean and --clean-dead; with -n, the files they would remove."""
+    if args.clean_dead:
+        found = engine.clean_dead(dry_run=args.dry_run)
+        what = f"{len(found.tasks)} tasks no longer declared"
+    else:
+        found = engine.clean(args.targets, dry_run=args.dry_run)
+        what = f"{len(found.tasks)} tasks"
+    if args.dry_run:
+        for path in found.files:
+            print(f"would remove {path}")
+        print(f"pytaskmake: would remove {len(found.files)} files of {what}")
+    else:
+        print(f"pytaskmake: removed {len(found.files)} files of {what}")
     return 0
 
 
@@ -118,7 +146,7 @@ def cache_directory(args: argparse.Namespace, root: Path | None = None) -> Path:
 
 
 def _report_plan(args: argparse.Namespace, engine: Engine) -> int:
-    verdicts = engine.plan(args.targets, args.always)
+    verdicts = engine.plan(args.targets, args.always, args.rerun)
     names = list(verdicts)
     out = sys.stdout
     colour = use_colour(args.color, out)
@@ -137,10 +165,17 @@ def _report_plan(args: argparse.Namespace, engine: Engine) -> int:
             v = verdicts[name]
             if v.restorable:
                 out.write(f"would restore {name} from cache: {v.reason}\n")
+            elif v.code == UPSTREAM:
+                out.write(f"may run {name} (if its inputs change): {v.reason}\n")
             else:
                 out.write(f"would run {name}: {v.reason}\n")
+            if args.verbose and not v.restorable:  # make -n: the commands
+                out.write(f"  {engine.tasks[name].action.describe()}\n")
     restorable = sum(1 for n in stale if verdicts[n].restorable)
-    out.write(f"{len(stale)} of {len(names)} tasks would run")
+    maybe = sum(1 for n in stale if verdicts[n].code == UPSTREAM)
+    out.write(f"{len(stale) - maybe} of {len(names)} tasks would run")
+    if maybe:
+        out.write(f", {maybe} more may run (if their inputs change)")
     out.write(f" ({restorable} restored from the run cache)\n" if restorable else "\n")
     return 0
 

@@ -15,6 +15,7 @@ process is changed between calls.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -22,10 +23,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import clean, snapshot
 from . import events as ev
-from . import snapshot
 from .build import Build, BuildOptions
 from .cache import RunCache
+from .clean import Removal
 from .errors import UsageError
 from .executors.base import Executor
 from .fingerprint import FileCache
@@ -213,6 +215,7 @@ class Engine:
         changed_paths: Iterable[str] | None = None,
         always: bool = False,
         prefetch: snapshot.Prefetch | None = None,
+        rerun: Sequence[str] = (),
     ) -> BuildResult:
         """Bring `targets` (task names or output paths; default all) up to date.
 
@@ -220,7 +223,9 @@ class Engine:
         changed since this engine's last build; then only the tasks naming one of
         them are checked, with what this engine already knows of every other file.
         `always`: run every selected task (make -B). `prefetch`: stats taken while
-        the Taskfile loaded (start_prefetch), used only if still valid.
+        the Taskfile loaded (start_prefetch), used only if still valid. `rerun`:
+        tasks (names or outputs) that run even when up to date, never restored
+        (snakemake -f); what they feed reruns only if their outputs change.
         """
         try:
             with self.locked(), self._inside():
@@ -230,7 +235,8 @@ class Engine:
                 state = StateDB(self.state_dir)
                 changed = None if changed_paths is None else list(changed_paths)  # read twice
                 try:
-                    return self._build(list(targets), changed, always, state, prefetch)
+                    forced = frozenset(self.graph.named(rerun, self.base)) if rerun else None
+                    return self._build(list(targets), changed, always, state, prefetch, forced)
                 finally:
                     state.close()
         finally:
@@ -244,6 +250,7 @@ class Engine:
         always: bool,
         state: StateDB,
         prefetch: snapshot.Prefetch | None = None,
+        rerun: frozenset[str] | None = None,
     ) -> BuildResult:
         from .executors.orphans import kill_leftovers
 
@@ -257,7 +264,7 @@ class Engine:
                 prefetch.spoil()
         files = self._file_memo(changed_paths)
         known: snapshot.Comparison | None = None
-        if not targets and not always:
+        if not targets and not always and not rerun:
             known = self._compare(state, changed_paths, prefetch)
             if known is not None and known.nothing_changed:
                 self._saved, self._saved_value = known.saved, self._seen_value
@@ -272,7 +279,7 @@ class Engine:
         executor = self._executor_factory(self.jobs, self.state_dir)
         cache = self._run_cache()
         try:
-            options = BuildOptions(self.options.keep_going, always, cache)
+            options = BuildOptions(self.options.keep_going, always, cache, rerun or frozenset())
             build = Build(
                 graph, names, state, executor, self.observer, options, self.state_dir, files, known
             )
@@ -382,15 +389,20 @@ class Engine:
 
     # --- looking, cleaning -------------------------------------------------------------
 
-    def plan(self, targets: Sequence[str] = (), always: bool = False) -> dict[str, Verdict]:
+    def plan(
+        self, targets: Sequence[str] = (), always: bool = False, rerun: Sequence[str] = ()
+    ) -> dict[str, Verdict]:
         """What a build would do and why, for each selected task, touching nothing."""
         with self._inside():
             names = self.graph.select(list(targets), self.base)
+            forced = frozenset(self.graph.named(rerun, self.base))
             state = StateDB(self.state_dir, readonly=True)
             try:
                 if state.warning:
                     self.observer.handle(ev.Notice(state.warning))
-                verdicts = plan(self.graph, names, state, FileCache(), always, self._peek_cache())
+                verdicts = plan(
+                    self.graph, names, state, FileCache(), always, self._peek_cache(), forced
+                )
             finally:
                 state.close()
             return {name: verdicts[name] for name in names}  # in declaration order
@@ -433,27 +445,47 @@ class Engine:
             self._saved = None
             return len(found)
 
-    def clean(self, targets: Sequence[str] = ()) -> tuple[int, int]:
-        """Remove the outputs and logs of the selected tasks and forget their records;
-        returns (files removed, tasks)."""
+    def clean(self, targets: Sequence[str] = (), dry_run: bool = False) -> Removal:
+        """Remove the outputs and logs of the selected tasks and mark their records
+        "cleaned" (they run next time, never restored); `dry_run`: only say what."""
+        if dry_run:  # (touches nothing, not even the lock file)
+            with self._inside():
+                return clean.of_tasks(self.tasks, self.graph.select(list(targets), self.base))
         with self.locked(), self._inside():
             names = self.graph.select(list(targets), self.base)
-            removed = 0
-            for name in names:
-                task = self.tasks[name]
-                for path in (*task.outputs, *([task.log] if task.log else [])):
-                    try:
-                        os.unlink(path)
-                        removed += 1
-                    except (FileNotFoundError, IsADirectoryError):
-                        pass
+            found = clean.of_tasks(self.tasks, names)
+            clean.remove_files(found.files)
             state = StateDB(self.state_dir)
             try:
                 state.forget(names)
             finally:
                 state.close()
             self._saved = None
-            return removed, len(names)
+            return found
+
+    def clean_dead(self, dry_run: bool = False) -> Removal:
+        """Remove the recorded outputs and the records of tasks the Taskfile no longer
+        declares (ninja -t cleandead); `dry_run`: only say what."""
+        with contextlib.nullcontext() if dry_run else self.locked(), self._inside():
+            state = StateDB(self.state_dir, readonly=dry_run)
+            try:
+                found = clean.of_dead_tasks(self.tasks, state)
+                if not dry_run:
+                    clean.remove_files(found.files)
+                    state.delete(found.tasks)
+            finally:
+                state.close()
+            return found
+
+    def failed(self) -> list[str]:
+        """The declared tasks whose last run failed, in declaration order."""
+        with self._inside():
+            state = StateDB(self.state_dir, readonly=True)
+            try:
+                failed = set(state.failed())
+            finally:
+                state.close()
+            return [name for name in self.tasks if name in failed]
 
 
 def _self_or_parent_in(path: str, paths: set[str]) -> str | None:

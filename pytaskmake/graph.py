@@ -134,6 +134,12 @@ class BuildGraph:
                 wanted.update(nx.ancestors(graph, name))
         return [name for name in self.tasks if name in wanted]
 
+    def named(self, targets: Iterable[str], base: str = ".") -> list[str]:
+        """The tasks the targets name (not what they need), in declaration order;
+        UsageError for a target that names none."""
+        wanted = {name for target in targets for name in self._resolve_target(target, base)}
+        return [name for name in self.tasks if name in wanted]
+
     def _resolve_target(self, target: str, base: str = ".") -> list[str]:
         if target in self.tasks:
             return [target]

@@ -14,7 +14,16 @@ from .cache import RunCache, cache_key, outputs_of
 from .fingerprint import FileCache
 from .graph import BuildGraph
 from .scheduler import Scheduler
-from .stale import BLOCKED, FORCED, MISSING_SOURCE, UPSTREAM, Verdict, check, current_inputs
+from .stale import (
+    BLOCKED,
+    FORCED,
+    MISSING_SOURCE,
+    RERUN,
+    UPSTREAM,
+    Verdict,
+    check,
+    current_inputs,
+)
 from .state import StateDB
 from .taskfile import Task
 
@@ -26,6 +35,7 @@ def plan(
     files: FileCache,
     always: bool = False,
     cache: RunCache | None = None,
+    rerun: frozenset[str] = frozenset(),
 ) -> dict[str, Verdict]:
     """Verdict of every selected task, in dependency order; with `cache`, a stale task
     whose inputs are known now is marked restorable when the run cache holds it."""
@@ -41,6 +51,8 @@ def plan(
             verdict = Verdict(True, MISSING_SOURCE, reason)
         elif blocked_ups:
             verdict = Verdict(True, BLOCKED, f"blocked: needs {blocked_ups[0]}, which cannot run")
+        elif name in rerun and not always:
+            verdict = RERUN
         else:
             verdict = check(task, state.record(name), files, always)
         if not verdict.stale and stale_ups:

@@ -44,6 +44,7 @@ BLOCKED = "blocked"  # downstream of a task that cannot run
 
 
 UNCHANGED = Verdict(False, CLEAN, "up to date")
+RERUN = Verdict(True, FORCED, "forced (--rerun)")
 
 
 def paths_key(action: str, paths: tuple[str, ...]) -> int:
@@ -78,8 +79,15 @@ class Rebuilder:
     computed twice (a summary of 100,000 inputs stats them all).
     """
 
-    def __init__(self, state: StateDB, files: FileCache, forced: bool = False) -> None:
-        self.state, self.files, self.forced = state, files, forced
+    def __init__(
+        self,
+        state: StateDB,
+        files: FileCache,
+        forced: bool = False,
+        rerun: frozenset[str] = frozenset(),
+    ) -> None:
+        """`forced`: every task runs (-B); `rerun`: these tasks run (--rerun)."""
+        self.state, self.files, self.forced, self.rerun = state, files, forced, rerun
         self._moved: set[str] = set()
 
     def moved(self, task: Task, remember: bool = True) -> bool:
@@ -89,7 +97,11 @@ class Rebuilder:
         of a build (a full build of 200,000 never-run tasks would keep a set of
         200,000 names: ~10 MB, for the cheap answer "no record").
         """
-        if self.forced or not unchanged(task, self.state.row(task.name), self.files):
+        if (
+            self.forced
+            or task.name in self.rerun
+            or not unchanged(task, self.state.row(task.name), self.files)
+        ):
             if remember:
                 self._moved.add(task.name)
             return True
@@ -99,6 +111,8 @@ class Rebuilder:
         """Must `task` run now, and why (its upstream is done)."""
         if self.forced:
             return Verdict(True, FORCED, "forced (-B)")
+        if task.name in self.rerun:
+            return RERUN
         if task.name not in self._moved and not self.moved(task):
             return UNCHANGED  # the no-op fast path, without building a record
         return check(task, self.state.record(task.name), self.files, stamp_moved=True)

@@ -453,6 +453,29 @@ class StateDB:
             for n in names:
                 self._rows[n] = (0, CLEANED, 0, 0.0)
 
+    def names(self) -> list[str]:
+        """Every task that has a record (for --clean-dead and --rerun-failed)."""
+        self.load()
+        assert self._rows is not None
+        return list(self._rows)
+
+    def failed(self) -> list[str]:
+        """Tasks whose last run failed (not those --clean left to run)."""
+        self.load()
+        assert self._rows is not None
+        return [n for n, row in self._rows.items() if not row[0] and row[1] != CLEANED]
+
+    def delete(self, names: list[str]) -> None:
+        """Drop these records for good (tasks that no longer exist: --clean-dead)."""
+        self._last_record = None
+        self._ahead.clear()
+        with self.transaction():
+            self._drop_snapshot()
+            self._db.executemany("DELETE FROM tasks WHERE name = ?", [(n,) for n in names])
+        if self._rows is not None:
+            for n in names:
+                self._rows.pop(n, None)
+
     def commit(self) -> None:
         """Commit the open batch of records, if any: before waiting, and at the end."""
         if self._db.in_transaction:
