@@ -118,6 +118,9 @@ class Engine:
         self.state_dir = (self.options.state_dir or self.root / STATE_DIR).resolve()
         self._lock: BuildLock | None = None
         self._set_tasks(by_name)
+        if isinstance(tasks, Registry):
+            for warning in tasks.warnings:
+                self.observer.handle(ev.Notice(warning))
 
     @classmethod
     def from_taskfile(
@@ -142,6 +145,13 @@ class Engine:
         self._readers: dict[str, list[int]] | None = None  # path -> chunks naming it
         self._inputs: set[str] | None = None  # every task's inputs (a watcher asks)
         self._written: set[str] | None = None  # every task's outputs and logs
+        self._always: bool | None = None  # whether a task says always=True
+
+    def _has_always(self) -> bool:
+        """Whether a task runs on every build (then no snapshot can say "nothing to do")."""
+        if self._always is None:
+            self._always = any(t.always for t in self.tasks.values())
+        return self._always
 
     def replace_tasks(self, tasks: Registry | Iterable[Task]) -> None:
         """New declarations (a reloaded Taskfile): the next build compares them with the
@@ -264,7 +274,7 @@ class Engine:
                 prefetch.spoil()
         files = self._file_memo(changed_paths)
         known: snapshot.Comparison | None = None
-        if not targets and not always and not rerun:
+        if not targets and not always and not rerun and not self._has_always():
             known = self._compare(state, changed_paths, prefetch)
             if known is not None and known.nothing_changed:
                 self._saved, self._saved_value = known.saved, self._seen_value

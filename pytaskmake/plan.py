@@ -15,6 +15,7 @@ from .fingerprint import FileCache
 from .graph import BuildGraph
 from .scheduler import Scheduler
 from .stale import (
+    ALWAYS,
     BLOCKED,
     FORCED,
     MISSING_SOURCE,
@@ -53,6 +54,8 @@ def plan(
             verdict = Verdict(True, BLOCKED, f"blocked: needs {blocked_ups[0]}, which cannot run")
         elif name in rerun and not always:
             verdict = RERUN
+        elif task.always and not always:
+            verdict = ALWAYS
         else:
             verdict = check(task, state.record(name), files, always)
         if not verdict.stale and stale_ups:

@@ -45,6 +45,7 @@ BLOCKED = "blocked"  # downstream of a task that cannot run
 
 UNCHANGED = Verdict(False, CLEAN, "up to date")
 RERUN = Verdict(True, FORCED, "forced (--rerun)")
+ALWAYS = Verdict(True, FORCED, "runs on every build (always=True)")
 
 
 def paths_key(action: str, paths: tuple[str, ...]) -> int:
@@ -100,6 +101,7 @@ class Rebuilder:
         if (
             self.forced
             or task.name in self.rerun
+            or task.always
             or not unchanged(task, self.state.row(task.name), self.files)
         ):
             if remember:
@@ -113,6 +115,8 @@ class Rebuilder:
             return Verdict(True, FORCED, "forced (-B)")
         if task.name in self.rerun:
             return RERUN
+        if task.always:
+            return ALWAYS
         if task.name not in self._moved and not self.moved(task):
             return UNCHANGED  # the no-op fast path, without building a record
         return check(task, self.state.record(task.name), self.files, stamp_moved=True)

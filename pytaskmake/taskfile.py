@@ -12,7 +12,7 @@ import os
 import sys
 import traceback
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,7 @@ class Task:
         self.inputs, self.outputs, self.deps, self.where = inputs, outputs, deps, where
         self._extra = _DEFAULTS
         if log is not None or timeout is not None or retries != 0 or cache is not True:
-            self._extra = (log, timeout, retries, cache, True, ())
+            self._extra = (log, timeout, retries, cache, True, (), False)
 
     @property
     def action(self) -> Action:
@@ -92,13 +92,21 @@ class Task:
     def implicit_allowed(self) -> bool:
         return self._extra[4]
 
+    @property
+    def always(self) -> bool:
+        """Runs on every build (a phony target), whatever its files say."""
+        return self._extra[6]
+
     def _set_limits(self, timeout: float | None, retries: int, cache: bool) -> None:
         """Set the run limits (checked by the caller)."""
         self._extra = (self.log, timeout, retries, cache, *self._extra[4:])
 
+    def _set_always(self) -> None:
+        self._extra = (*self._extra[:6], True)
+
     def _set_implicit(self, allowed: bool, found: tuple[str, ...] = ()) -> None:
         """While loading: whether to look for implicit inputs, and those found."""
-        self._extra = (*self._extra[:4], allowed, found)
+        self._extra = (*self._extra[:4], allowed, found, self._extra[6])
         self.inputs += found
 
     def depends_on(self, *tasks: Task | str) -> Task:
@@ -110,8 +118,8 @@ class Task:
         return f"<Task {self.name}>"
 
 
-# log, timeout, retries, cache, implicit inputs allowed, implicit inputs of most tasks
-_DEFAULTS = (None, None, 0, True, True, ())
+# log, timeout, retries, cache, implicit inputs allowed, implicit inputs, always
+_DEFAULTS = (None, None, 0, True, True, (), False)
 
 
 class Registry:
@@ -135,6 +143,7 @@ class Registry:
         # project-local modules it imported and folders it listed (globs)
         self.modules: set[str] = set()
         self.listed: set[str] | None = None
+        self.warnings: list[str] = []  # said to the user; the load goes on
 
     def finish(self) -> None:
         """Check the paths declared in bulk, then add the implicit inputs (the
@@ -143,6 +152,20 @@ class Registry:
 
         self.check_paths()
         add_implicit_inputs(list(self.tasks.values()), self.root)
+        self._warn_fileless()
+
+    def _warn_fileless(self) -> None:
+        """A task with neither inputs nor outputs runs once, ever: rarely what is meant."""
+        fileless = [t for t in self.tasks.values() if not (t.inputs or t.outputs or t.always)]
+        if not fileless:
+            return
+        first = fileless[0]
+        others = f" (and {len(fileless) - 1} more)" if len(fileless) > 1 else ""
+        self.warnings.append(
+            f"task {first.name!r} ({first.where}){others} has neither inputs nor outputs: it "
+            "runs once and never again; give it always=True to run it on every build, or "
+            "declare its files"
+        )
 
     def refuse_twice(self, new: Task, where: str) -> None:
         """`new` has the name of a task declared before it."""
@@ -201,6 +224,7 @@ def task(
     retries: int = 0,
     cache: bool = True,
     implicit_inputs: bool = True,
+    always: bool = False,
 ) -> Task:
     """Declare a task of the Taskfile being loaded and return it.
 
@@ -208,7 +232,9 @@ def task(
     may accept `inputs` and `outputs` keyword arguments). Paths are relative to
     the Taskfile's directory; output directories are created before the task runs.
     Project files its command line names are inputs too, unless `implicit_inputs`
-    is False (see implicit.py).
+    is False (see implicit.py). `{inputs}`, `{outputs}`, `{inputs[0]}` and, when
+    inputs or outputs are given as a dict, `{inputs.NAME}` in a command expand to
+    the paths, shell-quoted (see placeholders.py). `always`: run on every build.
     """
     registry = _loading.get() or _registry()
     frame = sys._getframe(1)
@@ -228,6 +254,8 @@ def task(
         and retries == 0
         and cache is True
         and implicit_inputs is True
+        and always is False
+        and "{" not in action
         and name
         and "\0" not in name
         and action
@@ -242,6 +270,8 @@ def task(
                 new._set_limits(*_check_limits(name, timeout, retries, cache))
             if implicit_inputs is not True:
                 new._set_implicit(bool(implicit_inputs))
+            if always:
+                new._set_always()
         except (TypeError, ValueError) as exc:
             raise TaskfileError(str(exc), *_split_where(where)) from None
     if registry.tasks.setdefault(name, new) is not new:
@@ -266,7 +296,10 @@ def _build_task(
             raise ValueError(f"task name {name!r} contains a NUL character")
     if action is None:
         raise TypeError(f"task {name!r} has no action")
+    named_in, inputs = _named(root, inputs, name, "input")
+    named_out, outputs = _named(root, outputs, name, "output")
     ins, outs = _checked_files(root, name, inputs, outputs)
+    action = _expanded(action, ins, outs, named_in, named_out)
     log_path = _normalize(root, log, name, "log") if log is not None else None
     if log_path is not None and (log_path in ins or log_path in outs):
         raise ValueError(f"task {name!r}: log {log_path!r} is also one of its inputs or outputs")
@@ -275,6 +308,37 @@ def _build_task(
     if isinstance(made, CallableAction) and "inputs" in made.wants and len(ins) > 1:
         made = made.reading(ins)  # it receives them in this order: part of what it does
     return Task(name, made, ins, outs, dep_names, log_path, where=where)
+
+
+def _named(
+    root: Path, paths: Iterable[PathLike] | Mapping[str, PathLike], name: str, what: str
+) -> tuple[dict[str, str], Iterable[PathLike]]:
+    """Paths given as a dict (names for placeholders): the names and the paths."""
+    if not isinstance(paths, Mapping):
+        return {}, paths
+    named = {str(k): _normalize(root, v, name, what) for k, v in paths.items()}
+    return named, list(paths.values())
+
+
+def _expanded(
+    action: object,
+    ins: tuple[str, ...],
+    outs: tuple[str, ...],
+    named_in: dict[str, str],
+    named_out: dict[str, str],
+) -> object:
+    """The action with {inputs}/{outputs} placeholders expanded (placeholders.py)."""
+    from .placeholders import expand_argv, expand_command, has_placeholder
+
+    paths = {"inputs": ins, "outputs": outs}
+    names = {"inputs": named_in, "outputs": named_out}
+    if isinstance(action, str) and has_placeholder(action):
+        return expand_command(action, paths, names)
+    if isinstance(action, (list, tuple)) and any(
+        isinstance(a, str) and has_placeholder(a) for a in action
+    ):
+        return expand_argv(action, paths, names)
+    return action
 
 
 def _checked_files(

@@ -8,7 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import Project
+from conftest import Project, build, runs
 
 from pytaskmake import Task, task
 from pytaskmake.action import ArgvAction, CallableAction, ShellAction
@@ -346,3 +346,75 @@ def test_a_command_given_as_a_str_subclass_is_a_shell_command(project: Project) 
     assert project.read("out.txt") == "hi\n"
     again = project.run("-n")
     assert again.returncode == 0 and "0 of 1 tasks would run" in again.stdout, again.stdout
+
+
+# --- issue 25: always=True, fileless tasks, placeholders ------------------------------
+
+
+def test_always_runs_on_every_build_and_the_rest_stays_up_to_date(project: Project) -> None:
+    project.write("in.txt", "1\n")
+    project.taskfile(
+        """
+        task("upload", "echo upload >> runs.log", always=True)
+        task("sim", "echo sim >> runs.log; cat in.txt > out.txt",
+             inputs=["in.txt"], outputs=["out.txt"])
+        """
+    )
+    build(project)
+    assert sorted(runs(project)) == ["sim", "upload"]
+    result = build(project)
+    assert runs(project) == ["upload"]  # not answered "nothing to do" by the snapshot
+    assert "upload: runs on every build (always=True)" in build(project, "--explain").stdout
+    assert "neither inputs nor outputs" not in result.stdout + result.stderr
+
+
+def test_a_task_without_files_gets_a_warning_naming_it(project: Project) -> None:
+    project.taskfile(
+        """
+        task("lint", "echo lint >> runs.log")
+        task("check", "echo check >> runs.log")
+        """
+    )
+    result = build(project)
+    said = result.stdout + result.stderr
+    assert "task 'lint' (Taskfile.py:3) (and 1 more) has neither inputs nor outputs" in said
+    assert "always=True" in said
+    assert sorted(runs(project)) == ["check", "lint"]
+    build(project)
+    assert runs(project) == []  # once, ever: as the warning says
+
+
+def test_placeholders_expand_shell_quoted(project: Project) -> None:
+    project.write("a b.txt", "A\n")
+    project.write("c.txt", "C\n")
+    project.taskfile(
+        """
+        task("cat", "cat {inputs} > {outputs[0]}; echo '{keep $1}' > {outputs[1]}",
+             inputs=["a b.txt", "c.txt"], outputs=["all.txt", "braces.txt"])
+        task("named", "cat {inputs.cfg} {inputs[data]} > {outputs.result}",
+             inputs={"cfg": "c.txt", "data": "all.txt"}, outputs={"result": "r.txt"})
+        task("argv", ["cp", "{inputs}", "{outputs}"], inputs=["c.txt"], outputs=["copy.txt"])
+        """
+    )
+    build(project)
+    assert project.read("all.txt") == "A\nC\n"
+    assert project.read("braces.txt") == "{keep $1}\n"  # other braces are left alone
+    assert project.read("r.txt") == "C\nA\nC\n"
+    assert project.read("copy.txt") == "C\n"
+    assert "cat 'a b.txt' c.txt > all.txt" in build(project, "-n", "-v", "-B", "cat").stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        ("cat {inputs[3]}", "{inputs[3]}: it has 1 inputs"),
+        ("cat {inputs.cfg}", "no inputs named 'cfg' (none: give inputs as a dict"),
+    ],
+)
+def test_a_bad_placeholder_is_a_load_error_with_its_line(
+    project: Project, command: str, said: str
+) -> None:
+    project.write("c.txt", "C\n")
+    project.taskfile(f'\ntask("t", "{command}", inputs=["c.txt"], outputs=["o"])\n')
+    result = build(project, code=2)
+    assert "Taskfile.py:3" in result.stderr and said in result.stderr
