@@ -15,6 +15,7 @@ from pathlib import Path
 from . import events as ev
 from .engine import STATE_DIR, Engine, EngineOptions, start_prefetch
 from .errors import UsageError
+from .params import split_assignments
 from .plan import group_reasons
 from .report import ConsoleReporter, use_colour
 from .stale import UPSTREAM
@@ -22,6 +23,7 @@ from .taskfile import load_taskfile
 
 
 def run_command(args: argparse.Namespace, taskfile: Path) -> int:
+    args.targets, params = split_assignments(args.targets)
     cleaning = args.clean or args.clean_dead
     looking = args.graph or args.dry_run or args.explain or args.list or args.question
     building = not (looking or cleaning or args.touch)
@@ -36,13 +38,19 @@ def run_command(args: argparse.Namespace, taskfile: Path) -> int:
         from .watch import Watcher
 
         watcher = Watcher(
-            taskfile, options, _observers(args, True), args.targets, args.always, sys.stdout
+            taskfile,
+            options,
+            _observers(args, True),
+            args.targets,
+            args.always,
+            sys.stdout,
+            params=params,
         )
         return watcher.run()
     plain = not (args.targets or args.always or args.rerun or args.rerun_failed)
     if building and plain:
-        return _build_with_prefetch(taskfile, options, _observers(args, True))
-    engine = Engine.from_taskfile(taskfile, options, _observers(args, building))
+        return _build_with_prefetch(taskfile, options, _observers(args, True), params)
+    engine = Engine.from_taskfile(taskfile, options, _observers(args, building), params=params)
     if not engine.tasks:
         print(f"pytaskmake: warning: {taskfile} declares no tasks", file=sys.stderr)
     if cleaning:
@@ -89,12 +97,12 @@ def _clean(args: argparse.Namespace, engine: Engine) -> int:
 
 
 def _build_with_prefetch(
-    taskfile: Path, options: EngineOptions, observers: list[ev.Observer]
+    taskfile: Path, options: EngineOptions, observers: list[ev.Observer], params: dict[str, str]
 ) -> int:
     """A whole build: the snapshot's files are statted while the Taskfile loads."""
     early = start_prefetch(taskfile)
     try:
-        registry = load_taskfile(taskfile, on_write=early.spoil if early else None)
+        registry = load_taskfile(taskfile, on_write=early.spoil if early else None, params=params)
     except BaseException:
         if early is not None:
             early.close()

@@ -129,9 +129,11 @@ class Engine:
         options: EngineOptions | None = None,
         observers: Sequence[ev.Observer] = (),
         executor: ExecutorFactory | None = None,
+        params: dict[str, str] | None = None,
     ) -> Engine:
-        """Load a Taskfile (TaskfileError on any mistake in it) and make its engine."""
-        registry = load_taskfile(Path(path))
+        """Load a Taskfile (TaskfileError on any mistake in it) and make its engine;
+        `params`: NAME=value for its param() calls."""
+        registry = load_taskfile(Path(path), params=params)
         return cls(registry, registry.root, options, observers, executor)
 
     def _set_tasks(self, by_name: dict[str, Task]) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from .action import Action, CallableAction, ShellAction, make_action
 from .errors import TaskfileError
+from .params import check_all_asked
 
 PathLike = str | os.PathLike[str]
 
@@ -144,6 +145,8 @@ class Registry:
         self.modules: set[str] = set()
         self.listed: set[str] | None = None
         self.warnings: list[str] = []  # said to the user; the load goes on
+        self.given: dict[str, str] = {}  # NAME=value from the command line (params.py)
+        self.asked: dict[str, str] = {}  # names param() was called with -> where
 
     def finish(self) -> None:
         """Check the paths declared in bulk, then add the implicit inputs (the
@@ -511,7 +514,10 @@ def _split_where(where: str) -> tuple[str | None, int | None]:
 
 
 def load_taskfile(
-    path: Path, on_write: Callable[[], None] | None = None, track: bool = False
+    path: Path,
+    on_write: Callable[[], None] | None = None,
+    track: bool = False,
+    params: dict[str, str] | None = None,
 ) -> Registry:
     """Execute a Taskfile and return the tasks it declared, in order.
 
@@ -523,7 +529,8 @@ def load_taskfile(
     (opens one for writing, renames, removes, starts a process...), as Python's
     audit events tell: stats taken while it ran may then be out of date.
     `track`: note the folders the Taskfile lists (a glob over data/*.csv), so that
-    a watcher reloads it when a file appears there (Registry.listed).
+    a watcher reloads it when a file appears there (Registry.listed). `params`:
+    NAME=value from the command line, for param() (UsageError for one not asked for).
     """
     path = path.resolve()
     try:
@@ -533,6 +540,7 @@ def load_taskfile(
     registry = Registry(path.parent)
     registry.taskfile = str(path)
     registry.on_write = on_write
+    registry.given = dict(params or {})
     if track:
         registry.listed = set()
     if on_write is not None or track:
@@ -544,6 +552,7 @@ def load_taskfile(
         os.chdir(path.parent)  # the Taskfile's own relative paths (globs) mean its folder
         _execute(source, path)
         registry.finish()
+        check_all_asked(registry.given, registry.asked, path.name)
     finally:
         _loading.reset(token)
         os.chdir(old_cwd)

@@ -44,15 +44,17 @@ class Watcher:
         targets: Sequence[str],
         always: bool,
         out: TextIO,
+        params: dict[str, str] | None = None,
     ) -> None:
         self.taskfile = taskfile.resolve()
+        self.params = params  # NAME=value from the command line, for every reload
         self.options, self.observers = options, observers
         self.targets, self.always, self.out = list(targets), always, out
         self._changes: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._stop = 0  # the signal that asked to stop
 
     def run(self) -> int:
-        registry = load_taskfile(self.taskfile, track=True)  # a first load must succeed
+        registry = load_taskfile(self.taskfile, track=True, params=self.params)  # must succeed
         self.engine = Engine(registry, options=self.options, observers=self.observers)
         self._track(registry)
         from watchdog.observers import Observer
@@ -184,7 +186,7 @@ class Watcher:
         self.out.flush()
         if any(self._reloads(p) for p in changed):
             try:
-                registry = load_taskfile(self.taskfile, track=True)
+                registry = load_taskfile(self.taskfile, track=True, params=self.params)
             except PytaskmakeError as exc:
                 self.out.write(f"pytaskmake: error: {exc} (keeping the last good Taskfile)\n")
                 self.out.flush()

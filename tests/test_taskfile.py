@@ -418,3 +418,42 @@ def test_a_bad_placeholder_is_a_load_error_with_its_line(
     project.taskfile(f'\ntask("t", "{command}", inputs=["c.txt"], outputs=["o"])\n')
     result = build(project, code=2)
     assert "Taskfile.py:3" in result.stderr and said in result.stderr
+
+
+# --- issue 25: parameters from the command line ----------------------------------------
+
+PARAMS = """
+from pytaskmake import param
+seeds = param("seeds", 2)
+topo = param("topo", "ring")
+fast = param("fast", False)
+for s in range(seeds):
+    task(f"sim{s}", f"echo sim{s} >> runs.log; echo {topo} {fast} > out{s}.txt",
+         outputs=[f"out{s}.txt"])
+"""
+
+
+def test_params_reach_the_taskfile_and_rerun_what_uses_them(project: Project) -> None:
+    project.taskfile(PARAMS)
+    build(project)
+    assert sorted(runs(project)) == ["sim0", "sim1"]
+    assert project.read("out0.txt") == "ring False\n"
+    build(project, "seeds=3", "topo=mesh", "fast=yes")
+    assert sorted(runs(project)) == ["sim0", "sim1", "sim2"]  # the command changed
+    assert project.read("out2.txt") == "mesh True\n"
+    build(project, "seeds=3", "topo=mesh", "fast=yes", "sim1")  # with a target too
+    assert runs(project) == []
+
+
+@pytest.mark.parametrize(
+    ("word", "said"),
+    [
+        ("seed=3", "unknown parameter seed=3: Taskfile.py asks for: fast, seeds, topo"),
+        ("seeds=many", "Taskfile.py:4: parameter seeds=many: not a valid int"),
+        ("fast=maybe", "parameter fast=maybe: not a valid bool"),
+    ],
+)
+def test_a_bad_parameter_is_a_one_line_error(project: Project, word: str, said: str) -> None:
+    project.taskfile(PARAMS)
+    result = build(project, word, code=2)
+    assert said in result.stderr and len(result.stderr.strip().splitlines()) == 1
