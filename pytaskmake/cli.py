@@ -17,17 +17,38 @@ from pathlib import Path
 from . import __version__
 from .errors import PytaskmakeError, UsageError
 
+EPILOG = """\
+subcommands (anywhere among the options):
+  why TARGET...        why each task would run (the same as --explain TARGET...)
+  cache [--prune SIZE] the run cache's size; prune it to SIZE (0 empties it)
+
+targets:
+  NAME                 a task, and everything it needs
+  PATH                 the task that outputs PATH (relative to where you stand)
+  FOLDER, .            every task with an output under FOLDER (. is here)
+  NAME=value           a parameter: param("NAME") in the Taskfile returns "value"
+
+exit codes:
+  0    everything asked for is up to date (--question: nothing would run)
+  1    a task failed (--question: something would run; --lint: a finding)
+  2    a mistake in the Taskfile or on the command line: nothing ran
+  130  interrupted (Ctrl-C); 143 SIGTERM; 129 SIGHUP: finished tasks are recorded
+"""
+
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pytaskmake",
         description="Run the stale tasks of a Taskfile.py, in parallel.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "targets",
         nargs="*",
         metavar="TARGET",
-        help="task names or output paths to bring up to date (default: all)",
+        help="what to bring up to date (default: all; see TARGETS below), and "
+        "NAME=value parameters for the Taskfile's param()",
     )
     p.add_argument(
         "-j",

@@ -39,6 +39,17 @@ from .state import StateDB, read_snapshot
 from .taskfile import Registry, Task, load_taskfile
 
 STATE_DIR = ".pytaskmake"
+DEFAULT_TASKFILE = "Taskfile.py"
+
+
+def state_dir_for(taskfile: Path | str) -> Path:
+    """Where a Taskfile's state lives: `.pytaskmake/` beside it; another file of the
+    same folder (`-f sweep2.py`) gets `.pytaskmake/taskfile-sweep2.py/`, so two
+    Taskfiles never share records by task name (their run cache is shared: its
+    keys hold the actions and inputs, not names)."""
+    path = Path(taskfile).resolve()
+    state = path.parent / STATE_DIR
+    return state if path.name == DEFAULT_TASKFILE else state / f"taskfile-{path.name}"
 
 ExecutorFactory = Callable[[int, Path], Executor]  # (jobs, state folder) -> executor
 
@@ -115,7 +126,10 @@ class Engine:
         self.options = options or EngineOptions()
         self.observer = Fanout(*observers)
         self._executor_factory = executor or _local_executor
-        self.state_dir = (self.options.state_dir or self.root / STATE_DIR).resolve()
+        default = self.root / STATE_DIR
+        if isinstance(tasks, Registry):
+            default = state_dir_for(tasks.taskfile)
+        self.state_dir = (self.options.state_dir or default).resolve()
         self._lock: BuildLock | None = None
         self._set_tasks(by_name)
         if isinstance(tasks, Registry):
@@ -514,7 +528,7 @@ def start_prefetch(taskfile: Path) -> snapshot.Prefetch | None:
     and to Engine.build. For a one-shot process: not while another build may be
     running (it could change files after the stats), nor beside other threads.
     """
-    state_dir = taskfile.resolve().parent / STATE_DIR
+    state_dir = state_dir_for(taskfile)
     seen = last_holder(state_dir)
     if holder_alive(seen):
         return None

@@ -721,3 +721,27 @@ def test_dry_run_verbose_prints_the_commands(sweep: Project) -> None:
         "would run sim1: never run",
         "  echo sim1 >> runs.log; echo 1 > results/sim/1.txt",
     ]
+
+
+def test_two_taskfiles_in_one_folder_keep_their_own_records(project: Project) -> None:
+    """`-f a.py` and `-f b.py` both declare "sim": b's is not up to date by a's record."""
+    project.write("in.txt", "x\n")
+    for name in ("a", "b"):
+        project.write(
+            f"{name}.py",
+            "from pytaskmake import task\n"
+            f'task("sim", "echo {name} >> runs.log; cat in.txt > {name}.out", '
+            f'inputs=["in.txt"], outputs=["{name}.out"])\n',
+        )
+    build(project, "-f", "a.py")
+    build(project, "-f", "b.py")
+    assert runs(project) == ["a", "b"]
+    build(project, "-f", "a.py")
+    build(project, "-f", "b.py")
+    assert runs(project) == []
+
+
+def test_help_lists_subcommands_targets_and_exit_codes(project: Project) -> None:
+    text = build(project, "--help").stdout
+    for part in ("subcommands", "why TARGET", "cache [--prune SIZE]", "NAME=value", "exit codes"):
+        assert part in text
