@@ -11,6 +11,7 @@ import os
 import re
 import sys
 import time
+import unicodedata
 from typing import TextIO
 
 from colorama import Fore, Style
@@ -164,7 +165,8 @@ class ConsoleReporter:
 
     def _print_failure(self, e: ev.TaskDone) -> None:
         head = self._paint(f"FAILED {e.name}: {e.reason}", Fore.RED + Style.BRIGHT)
-        lines = [f"[{self.done}/{self.total}] {head}", f"  command: {e.command}"]
+        command = shorten_command(e.command, self.verbosity > 0)
+        lines = [f"[{self.done}/{self.total}] {head}", f"  command: {command}"]
         head, tail, source, cut = self._failure_lines(e)
         if head:
             lines.append(f"  first error lines of {source}:")
@@ -257,7 +259,7 @@ class ConsoleReporter:
             text += f" ETA {format_seconds(eta)}"
         if self.running:
             text += "  " + next(reversed(self.running))
-        text = text[: self._width() - 1]
+        text = fit_columns(text, self._width() - 1)
         if self.failed and self.colour:
             failed = f"failed:{self.failed}"
             text = text.replace(failed, self._paint(failed, Fore.RED), 1)
@@ -271,11 +273,40 @@ class ConsoleReporter:
         return columns if columns >= 20 else 100
 
 
+def fit_columns(text: str, columns: int) -> str:
+    """The longest start of `text` that takes at most `columns` terminal columns (a
+    CJK or other wide character takes two, a combining mark none)."""
+    if text.isascii():
+        return text[:columns]
+    used = 0
+    for i, char in enumerate(text):
+        width = _char_width(char)
+        if used + width > columns:
+            return text[:i]
+        used += width
+    return text
+
+
+def _char_width(char: str) -> int:
+    if unicodedata.combining(char):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def shorten_command(command: str, verbose: bool, limit: int | None = None) -> str:
+    """A command for a failure block: whole with -v, else its start and how much more."""
+    limit = limit or LONG_COMMAND
+    if verbose or len(command) <= limit:
+        return command
+    return f"{command[:limit]} ... ({len(command) - limit} more characters; -v shows it whole)"
+
+
 def _lines(n: int) -> str:
     return "line" if n == 1 else f"{n} lines"
 
 
 FAILED_NAMES = 50  # failed tasks named in the summary
+LONG_COMMAND = 400  # characters of a command shown in a failure block without -v
 ERROR_LINES = 10  # error-looking lines shown from before the tail
 _ERROR = re.compile(r"\b(error|fatal|exception|traceback)\b|^E\s", re.IGNORECASE)
 _ENDS = 64 * 1024  # bytes read from each end of a task's log file

@@ -1,4 +1,5 @@
-"""A Chrome/Perfetto trace of a build: one slice per task, one row per worker slot.
+"""A Chrome/Perfetto trace of a build: one slice per task, one row per worker slot
+(and one row of its own for the tasks restored from the run cache, which hold none).
 
 Open the file in ui.perfetto.dev or chrome://tracing to see where the time went.
 """
@@ -9,6 +10,12 @@ import json
 import os
 
 from . import events as ev
+
+RESTORED_ROW = -1  # the row of tasks restored from the run cache
+
+
+def _row_name(row: int) -> str:
+    return "restored from cache" if row == RESTORED_ROW else f"slot {row}"
 
 
 class TraceWriter:
@@ -35,7 +42,7 @@ class TraceWriter:
             "ts": e.started * 1e6,
             "dur": e.duration * 1e6,
             "pid": 1,
-            "tid": e.slot,
+            "tid": RESTORED_ROW if e.outcome == ev.RESTORED else e.slot,
             "args": {"outcome": e.outcome, "reason": e.reason, "command": e.command},
         }
 
@@ -46,7 +53,7 @@ class TraceWriter:
             item["dur"] = round(float(item["dur"]), 1)  # type: ignore[arg-type]
         slots = sorted({int(item["tid"]) for item in self._events})  # type: ignore[call-overload]
         meta = [
-            {"name": "thread_name", "ph": "M", "pid": 1, "tid": s, "args": {"name": f"slot {s}"}}
+            {"name": "thread_name", "ph": "M", "pid": 1, "tid": s, "args": {"name": _row_name(s)}}
             for s in slots
         ]
         with open(self.path, "w", encoding="utf-8") as f:

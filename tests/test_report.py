@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import io
+import json
 import os
 import pty
 import re
@@ -532,9 +533,9 @@ def test_cli_quiet_success_prints_only_the_summary(project: Project) -> None:
 def test_cli_counts_tasks_not_started_after_a_failure(project: Project) -> None:
     project.taskfile(
         """
-        task("bad", "echo oops; exit 5")
-        task("x", "echo x")
-        task("y", "echo y")
+        task("bad", "echo oops; exit 5", always=True)
+        task("x", "echo x", always=True)
+        task("y", "echo y", always=True)
         """
     )
     r = project.run("-j1")
@@ -601,7 +602,8 @@ def test_cli_parallel_task_output_is_never_interleaved(project: Project) -> None
     project.taskfile(
         """
         for name in ("left", "right"):
-            task(name, f"for i in $(seq 1 25); do echo {name}-$i; sleep 0.01; done")
+            task(name, f"for i in $(seq 1 25); do echo {name}-$i; sleep 0.01; done",
+                 always=True)
         """
     )
     r = project.run("-j2")
@@ -750,3 +752,38 @@ def test_the_summary_names_every_failed_task(project: Project) -> None:
     result = project.run("-k", "-j1")
     assert result.returncode == 1
     assert "pytaskmake: failed: bad0, bad1, bad2" in result.stdout
+
+
+# --- issue 25: details ---------------------------------------------------------------
+
+
+def test_the_status_line_is_fitted_in_terminal_columns() -> None:
+    from pytaskmake.report import fit_columns
+
+    assert fit_columns("sim 模拟器 run", 8) == "sim 模拟"  # two columns per wide character
+    assert fit_columns("e\u0301te", 3) == "e\u0301te"  # a combining accent takes none
+    assert fit_columns("plain ascii", 5) == "plain"
+
+
+def test_a_huge_failing_command_is_shortened_unless_verbose(project: Project) -> None:
+    long_words = " ".join(f"word{i}" for i in range(200))
+    project.taskfile(f'task("long", "echo {long_words} > /dev/null; exit 3", outputs=["o"])\n')
+    quiet = project.run()
+    line = next(x for x in quiet.stdout.splitlines() if x.startswith("  command:"))
+    assert "more characters; -v shows it whole" in line and len(line) < 520
+    verbose = project.run("-v")
+    assert "word199 > /dev/null; exit 3" in verbose.stdout
+
+
+def test_restored_tasks_have_their_own_row_in_the_trace(project: Project) -> None:
+    project.write("in.txt", "1\n")
+    project.taskfile('task("t", "cat in.txt > o", inputs=["in.txt"], outputs=["o"])\n')
+    assert project.run().returncode == 0
+    project.write("in.txt", "2\n")
+    assert project.run().returncode == 0
+    project.write("in.txt", "1\n")
+    assert project.run("--trace", "trace.json").returncode == 0
+    trace = json.loads(project.read("trace.json"))["traceEvents"]
+    rows = {e["args"]["name"] for e in trace if e["ph"] == "M"}
+    assert rows == {"restored from cache"}
+    assert [e["cat"] for e in trace if e["ph"] == "X"] == ["restored"]
