@@ -147,7 +147,9 @@ def test_tasks_running_when_the_script_is_killed_run_again(tmp_path: Path) -> No
         """
         manager = taskrun.Task.Manager(numProcs=2)
         a = manager.task_new('a', 'echo a >> runs.log')
-        slow = manager.task_new('slow', 'touch started; [ -n "$FAST" ] || sleep 60; echo slow >> runs.log')
+        slow = manager.task_new(
+            'slow', 'touch started; [ -n "$FAST" ] || sleep 60; echo slow >> runs.log'
+        )
         slow.dependency_is(a)
         after = manager.task_new('after', 'echo after >> runs.log')
         after.dependency_is(slow)
@@ -182,7 +184,8 @@ FAILING = """
     rm = taskrun.ResourceManager(taskrun.CounterResource('slots', 1, 2))
     tm = taskrun.TaskManager(resource_manager=rm, observers=[taskrun.VerboseObserver()]{mode})
     taskrun.ProcessTask(tm, 'a', 'sleep 0.1; touch a.failed; exit 1')
-    taskrun.ProcessTask(tm, 'b', 'while [ ! -e a.failed ]; do sleep 0.02; done; sleep {b}; touch b.done')
+    wait = 'while [ ! -e a.failed ]; do sleep 0.02; done'
+    taskrun.ProcessTask(tm, 'b', wait + '; sleep {b}; touch b.done')
     taskrun.ProcessTask(tm, 'c', 'touch c.done')
     sys.exit(0 if tm.run_tasks() else 1)
 """
@@ -197,7 +200,9 @@ FAILING = """
         (", failure_mode=taskrun.FailureMode.AGGRESSIVE_FAIL", 30, False, False),
     ],
 )
-def test_failure_modes(tmp_path: Path, mode: str, b_sleep: float, b_done: bool, c_done: bool) -> None:
+def test_failure_modes(
+    tmp_path: Path, mode: str, b_sleep: float, b_done: bool, c_done: bool
+) -> None:
     write(tmp_path, FAILING.format(mode=mode, b=b_sleep))
     result = run(tmp_path, code=1)
     assert (tmp_path / "b.done").exists() == b_done
@@ -286,8 +291,11 @@ def test_a_function_task_returning_non_zero_fails(tmp_path: Path) -> None:
         """,
     )
     assert "RESULT False" in run(tmp_path).stdout
-    write(tmp_path, "tm = taskrun.TaskManager()\ntaskrun.FunctionTask(tm, 'good', int)\n"
-          "print('RESULT', tm.run_tasks())\n")
+    write(
+        tmp_path,
+        "tm = taskrun.TaskManager()\ntaskrun.FunctionTask(tm, 'good', int)\n"
+        "print('RESULT', tm.run_tasks())\n",
+    )
     assert "RESULT True" in run(tmp_path).stdout
 
 
@@ -339,7 +347,9 @@ def test_num_procs_throttles(tmp_path: Path) -> None:
         f"manager.task_new('t{i}', 'mkdir busy || echo overlap >> overlaps; sleep 0.1; rmdir busy')"
         for i in range(4)
     )
-    write(tmp_path, f"manager = taskrun.Task.Manager(numProcs=1)\n{tasks}\nmanager.run_request_is()\n")
+    write(
+        tmp_path, f"manager = taskrun.Task.Manager(numProcs=1)\n{tasks}\nmanager.run_request_is()\n"
+    )
     run(tmp_path)
     assert not (tmp_path / "overlaps").exists()
 
@@ -375,4 +385,6 @@ def test_a_taskrun_feature_without_equivalent_is_a_one_line_error(tmp_path: Path
     write(tmp_path, "tm = taskrun.TaskManager()\ntaskrun.ClusterTask(tm, 'x', 'true', 'slurm')\n")
     result = run(tmp_path, code=2)
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("pytaskmake: error: run.py:4: taskrun.ClusterTask")
+    assert len(lines) == 1 and lines[0].startswith(
+        "pytaskmake: error: run.py:4: taskrun.ClusterTask"
+    )
