@@ -274,6 +274,24 @@ def test_the_taskrun_4_api_runs_and_resumes(tmp_path: Path) -> None:
     assert f"RESULT True None {sorted(f'bypassed {n}' for n in names)}" in second.stdout
     # state forgotten, `out` still there: the mkdir task is a directory task, not os.mkdir
     shutil.rmtree(tmp_path / ".pytaskmake")
+    assert "RESULT True 0" in run(tmp_path).stdout
+
+
+def test_the_posts_mkdir_tasks_make_folders_that_may_exist(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        """
+        manager = taskrun.Task.Manager(showCommands=True)
+        top = manager.task_new('top', 'mkdir sims')
+        sub = manager.task_new('sub', 'mkdir sims/a "sims/b c"')
+        sub.dependency_is(top)
+        manager.run_request_is()
+        """,
+    )
+    first = run(tmp_path)
+    assert (tmp_path / "sims/a").is_dir() and (tmp_path / "sims/b c").is_dir()
+    assert "$ mkdir -p sims/a 'sims/b c'" in first.stdout
+    shutil.rmtree(tmp_path / ".pytaskmake")  # the state forgotten, the folders still there
     run(tmp_path)
 
 
