@@ -114,6 +114,29 @@ def test_the_posts_script_runs_then_resumes_only_the_failed_simulation(tmp_path:
     assert "skipped 43 tasks done before" in third.stdout
 
 
+def test_the_native_taskfile_of_the_example_builds_the_same_files(tmp_path: Path) -> None:
+    """README's migration: examples/taskrun/native/Taskfile.py, with the CLI."""
+    shutil.copytree(EXAMPLE, tmp_path, dirs_exist_ok=True)
+    env = {**os.environ, "NO_COLOR": "1", "NETSIM_SLEEP": "0.02"}
+    env["PATH"] = f"{EXAMPLE / 'bin'}{os.pathsep}{env['PATH']}"
+
+    def build() -> str:
+        command = [sys.executable, "-m", "pytaskmake", "-j", "4"]
+        done = subprocess.run(command, cwd=tmp_path / "native", env=env, capture_output=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout.decode()
+
+    build()
+    sims = tmp_path / "native/sims"
+    for topology in TOPOLOGIES:
+        assert (sims / topology / "graph.png").read_bytes().startswith(b"\x89PNG")
+        for buffer in BUFFERS:
+            assert (sims / topology / buffer / "latency.csv").read_text().startswith("topology")
+    (sims / "mesh/2048/latency.csv").unlink()  # a lost result comes back from the run cache,
+    assert "ran 0, restored 1, up to date 26" in build()  # the same bytes: nothing reruns
+    assert (sims / "mesh/2048/latency.csv").read_text().startswith("topology")
+
+
 # --- resume -------------------------------------------------------------------------------
 
 CHAIN = """
