@@ -406,20 +406,35 @@ def test_state_lives_beside_the_script_wherever_it_is_run_from(tmp_path: Path) -
 # --- mistakes ---------------------------------------------------------------------------------
 
 
-def test_a_name_declared_twice_is_a_one_line_error(tmp_path: Path) -> None:
-    write(
-        tmp_path,
-        """
-        manager = taskrun.Task.Manager()
-        manager.task_new('sim', 'true')
-        manager.task_new('sim', 'false')
-        manager.run_request_is()
-        """,
-    )
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            "m.task_new('sim', 'true')\nm.task_new('sim', 'false')",
+            "run.py:5: task 'sim' is declared twice (first at run.py:4)",
+        ),
+        (
+            "a = m.task_new('a', 'true')\nb = m.task_new('b', 'true')\n"
+            "b.dependency_is(a)\na.dependency_is(b)",
+            "run.py:7: task 'a': depending on 'b' makes a cycle",
+        ),
+        ("a = m.task_new('a', 'true')\na.dependency_is('b')", "run.py:5: task 'a': a dependency"),
+        ("taskrun.ProcessTask(m, 'a')", "run.py:4: ProcessTask 'a' has no command"),
+        (
+            "a = m.task_new('a', 'true')\na.add_condition(taskrun.Condition())",
+            "run.py:4: task 'a': Condition has no pytaskmake equivalent",
+        ),
+    ],
+)
+def test_mistakes_are_one_line_errors_naming_the_line(
+    tmp_path: Path, body: str, message: str
+) -> None:
+    path = tmp_path / "run.py"
+    path.write_text(f"from pytaskmake import taskrun\nm = taskrun.Task.Manager()\n\n{body}\n")
+    path.write_text(path.read_text() + "m.run_request_is()\nprint('not reached')\n")
     result = run(tmp_path, code=2)
-    assert result.stderr.strip() == (
-        "pytaskmake: error: run.py:6: task 'sim' is declared twice (first at run.py:5)"
-    )
+    assert result.stdout == "" and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith(f"pytaskmake: error: {message}"), result.stderr
 
 
 def test_a_taskrun_feature_without_equivalent_is_a_one_line_error(tmp_path: Path) -> None:

@@ -81,6 +81,8 @@ def stamp_path(name: str) -> str:
 def _stamps(tasks: Sequence[Task]) -> dict[Task, str]:
     first: dict[str, Task] = {}
     for t in tasks:
+        for message, where in t.mistakes:
+            raise TaskfileError(f"task {t.name!r}: {message}", *_split_where(where))
         if not isinstance(t.name, str) or not t.name or "\0" in t.name:
             _refuse(t, f"a task name must be a non-empty string, not {t.name!r}")
         if t.name in first:
@@ -154,8 +156,9 @@ class _ShownCall(CallableAction):
 
 
 def _action(t: Task, stamp: str, stderr: str | None) -> ShellAction | CallableAction:
-    # $$ (the shell's pid) and the time in seconds: no two runs write the same value
-    mark = f'echo "$$ $(date +%s)" > {shlex.quote(stamp)}'
+    # the pids of the script and of the task's shell: two runs of a task never have
+    # both the same (and the shell's builtins alone: `date` would cost a process each)
+    mark = f'echo "$PPID $$" > {shlex.quote(stamp)}'
     if isinstance(t, ProcessTask):
         if not isinstance(t.command, str) or not t.command.strip():
             _refuse(t, f"ProcessTask {t.name!r} has no command")

@@ -30,19 +30,22 @@ class Task:
         self.conditions: list[Condition] = []
         self.killed = False
         self.where = _caller_location(sys._getframe(1))  # "run.py:12", for messages
+        self.mistakes: list[tuple[str, str]] = []  # (message, where), reported at the run
         self._dependencies: list[Task] = []
         self._dependents: list[Task] = []
         manager.add_task(self)
 
     def add_dependency(self, task: Task) -> None:
-        """Run after `task`, and again whenever `task` runs again (see declare.py)."""
+        """Run after `task`, and again whenever `task` runs again (see declare.py).
+
+        A mistake (not a task, a cycle) is kept and reported when the manager runs, in
+        one line naming this line (taskrun raises here, with a traceback)."""
+        where = _caller_location(sys._getframe(1))
         if not isinstance(task, Task):
-            raise TypeError(
-                f"task {self.name!r}: a dependency must be a taskrun task, not {task!r}"
-            )
-        if task is self or self in _upstream_of(task):
-            raise ValueError("cyclic dependency found")
-        if task not in self._dependencies:
+            self.mistakes.append((f"a dependency must be a taskrun task, not {task!r}", where))
+        elif task is self or self in _upstream_of(task):
+            self.mistakes.append((f"depending on {task.name!r} makes a cycle", where))
+        elif task not in self._dependencies:
             self._dependencies.append(task)
             task._dependents.append(self)
 
