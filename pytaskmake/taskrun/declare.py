@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ..action import CallableAction, ShellAction, make_action
 from ..errors import TaskfileError
@@ -47,15 +47,7 @@ def declare(tasks: Sequence[Task], root: Path) -> Declared:
     produced = {path for _, outputs in files for path in outputs}
     declared = Declared([], {stamp: t.name for t, stamp in stamps.items()})
     for t, (inputs, outputs) in zip(tasks, files, strict=True):
-        tracked = []
-        for path in inputs:  # a file some undeclared command makes is not known yet
-            if path in produced or os.path.lexists(root / path):
-                tracked.append(path)
-            else:
-                declared.notices.append(
-                    f"{t.name}: condition input {path} does not exist and no task lists it "
-                    "as an output: not tracked this run"
-                )
+        tracked = _tracked(t, inputs, produced, root, declared.notices)
         for up in t.get_dependencies():
             if up not in stamps:
                 _refuse(t, f"task {t.name!r} depends on {up.name!r}, which another manager holds")
@@ -70,6 +62,24 @@ def declare(tasks: Sequence[Task], root: Path) -> Declared:
             )
         )
     return declared
+
+
+def _tracked(
+    t: Task, inputs: tuple[str, ...], produced: set[str], root: Path, notices: list[str]
+) -> list[str]:
+    """The condition inputs that exist or that a task declares as an output. Another is
+    made by a command that does not say so (a taskrun script may well leave it out):
+    refusing it as a missing source would stop a script that ran under taskrun."""
+    tracked = []
+    for path in inputs:
+        if path in produced or os.path.lexists(root / path):
+            tracked.append(path)
+        else:
+            notices.append(
+                f"{t.name}: condition input {path} does not exist and no task lists it as "
+                "an output: not tracked this run"
+            )
+    return tracked
 
 
 def stamp_path(name: str) -> str:
@@ -91,7 +101,7 @@ def _stamps(tasks: Sequence[Task]) -> dict[Task, str]:
     return {t: stamp_path(t.name) for t in tasks}
 
 
-def _refuse(t: Task, message: str) -> None:
+def _refuse(t: Task, message: str) -> NoReturn:
     raise TaskfileError(message, *_split_where(t.where))
 
 
@@ -162,7 +172,6 @@ def _action(t: Task, stamp: str, stderr: str | None) -> ShellAction | CallableAc
     if isinstance(t, ProcessTask):
         if not isinstance(t.command, str) or not t.command.strip():
             _refuse(t, f"ProcessTask {t.name!r} has no command")
-        assert isinstance(t.command, str)
         folders = mkdir_targets(t.command)
         if folders is not None:
             return _directories(folders, mark)
@@ -177,7 +186,6 @@ def _action(t: Task, stamp: str, stderr: str | None) -> ShellAction | CallableAc
     if isinstance(t, NopTask):
         return _ShownShell(mark, "nop")
     _refuse(t, f"task {t.name!r}: {type(t).__name__} has no pytaskmake equivalent")
-    raise AssertionError  # not reached
 
 
 def _directories(folders: list[str], mark: str) -> _ShownShell:
