@@ -395,6 +395,28 @@ def test_num_procs_throttles(tmp_path: Path) -> None:
     assert not (tmp_path / "overlaps").exists()
 
 
+def test_resources_limit_how_many_tasks_run_at_once(tmp_path: Path) -> None:
+    (tmp_path / "running").mkdir()
+    body = """
+        rm = taskrun.ResourceManager(taskrun.CounterResource('cpus', 1, 4))
+        tm = taskrun.TaskManager(resource_manager=rm)
+        for i in range(4):
+            t = taskrun.ProcessTask(tm, f't{i}', f'touch running/{i}; sleep 0.2; '
+                                    f'ls running | wc -l >> counts; rm running/{i}')
+            t.resources = {'cpus': 2}  # 4 cpus: two such tasks at once
+        sys.exit(0 if tm.run_tasks() else 1)
+    """
+    write(tmp_path, body)
+    run(tmp_path)
+    counts = [int(c) for c in (tmp_path / "counts").read_text().split()]
+    assert len(counts) == 4 and max(counts) <= 2
+    write(tmp_path, body.replace("{'cpus': 2}", "{'cpus': 5}"))
+    result = run(tmp_path, code=2)
+    assert "run.py:7: task 't0' uses 5 units of resource 'cpus' but there is only 4" in (
+        result.stderr
+    )
+
+
 def test_state_lives_beside_the_script_wherever_it_is_run_from(tmp_path: Path) -> None:
     write(tmp_path, CHAIN.format(b="b"), name="study/run.py")
     result = run(tmp_path / "study", cwd=tmp_path)
