@@ -28,6 +28,7 @@ from .valuehash import value_hash
 Text = tuple[str, list[object]]  # a text to hash, and the code objects (nodes) it names
 _ABSENT = object()
 _SCALARS = frozenset((int, float, complex, str, bytes, bool, type(None)))
+_MODULE_OR_NONE = (types.ModuleType, type(None))
 
 
 class CodePrinter:
@@ -83,6 +84,8 @@ class CodePrinter:
         if kind is types.FunctionType or kind is types.ModuleType or isinstance(value, type):
             nodes: list[object] = []
             return self._reference(value, nodes), nodes
+        if kind is types.BuiltinFunctionType and isinstance(value.__self__, _MODULE_OR_NONE):
+            return f"ext:{value.__module__}.{value.__qualname__}", []  # print, math.exp
         memo = self._values.get(id(value))
         if memo is not None and memo[0] is value:
             return memo[1], memo[2]

@@ -5,17 +5,19 @@ dtype, shape and bytes, dicts and sets order-free); what it lacks for a signatur
 added here: code met inside a value is named by the caller (project code is hashed by
 what it is, and the Taskfile's own classes cannot be pickled by reference), and
 sets, frozensets and dict keys of mixed types are ordered by their own hashes, not by
-hash(), which differs between processes for strings.
+hash(), which differs between processes for strings. joblib is imported on the
+first value that needs it (importing it costs a third of a second: no build without
+such a value pays for it).
 """
 
 from __future__ import annotations
 
+import functools
 import pickle
 import sys
 import types
 from collections.abc import Callable, Iterator
-
-from joblib import hashing
+from typing import Any
 
 # names a piece of code met inside a value, adding what must be hashed to the list
 Namer = Callable[[object, list[object]], str]
@@ -24,8 +26,26 @@ Namer = Callable[[object, list[object]], str]
 def value_hash(value: object, namer: Namer) -> tuple[str, list[object]]:
     """joblib's hash of `value`, and the code objects `namer` was given on the way.
     Raises what pickling raises for a value that cannot be pickled."""
-    hasher = (_NumpyHasher if "numpy" in sys.modules else _Hasher)(namer)
+    plain, with_numpy = _hashers()
+    hasher = (with_numpy if "numpy" in sys.modules else plain)(namer)
     return hasher.hash(value), hasher.nodes
+
+
+@functools.cache
+def _hashers() -> tuple[type[Any], type[Any]]:
+    """joblib's hashers completed by _Canonical: without numpy, and with it."""
+    from joblib import hashing
+
+    class Canonical(_Canonical):
+        dispatch = {**hashing.Hasher.dispatch, set: _save_set, frozenset: _save_set}
+
+    class Hasher(Canonical, hashing.Hasher):
+        pass
+
+    class NumpyHasher(Canonical, hashing.NumpyHasher):
+        pass
+
+    return Hasher, NumpyHasher
 
 
 class _Canonical:
@@ -74,24 +94,15 @@ class _Canonical:
             self.nodes += sub.nodes
         return sorted(items, key=lambda item: keys[id(item)])
 
-    def _save_set(self, obj: set[object] | frozenset[object]) -> None:
-        self.save((type(obj).__name__, self._ordered(list(obj))))  # type: ignore[attr-defined]
-
     def _batch_setitems(self, items: Iterator[tuple[object, object]], *args: object) -> None:
         pairs = dict(items)
         ordered = [(key, pairs[key]) for key in self._ordered(list(pairs))]
         pickle._Pickler._batch_setitems(self, iter(ordered), *args)  # type: ignore[attr-defined]
 
-    dispatch = {**hashing.Hasher.dispatch, set: _save_set, frozenset: _save_set}
+
+def _save_set(self: _Canonical, obj: set[object] | frozenset[object]) -> None:
+    self.save((type(obj).__name__, self._ordered(list(obj))))
 
 
 _NUMBERS = frozenset((int, float, bool))
 _TOTAL = frozenset((int, float, bool, str, bytes))
-
-
-class _Hasher(_Canonical, hashing.Hasher):
-    pass
-
-
-class _NumpyHasher(_Canonical, hashing.NumpyHasher):
-    pass
