@@ -240,10 +240,14 @@ def _short(text: str, limit: int = 40) -> str:
 
 def _wanted_parameters(function: Callable[..., Any]) -> tuple[str, ...]:
     """Which of `inputs`/`outputs` the callable accepts by name (doit's convention)."""
-    code = getattr(function, "__code__", None)
-    if type(function) is types.FunctionType and not function.__dict__ and code is not None:
-        named = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
-        return tuple(name for name in ("inputs", "outputs") if name in named)  # 10x faster
+    inner, bound = function, 0  # a partial's positional arguments take the first parameters
+    if type(inner) is functools.partial:
+        inner, bound = inner.func, len(inner.args)
+    code = getattr(inner, "__code__", None)
+    if type(inner) is types.FunctionType and not inner.__dict__ and code is not None:
+        if bound <= code.co_argcount:  # (what inspect.signature says, 10 times faster)
+            named = code.co_varnames[bound : code.co_argcount + code.co_kwonlyargcount]
+            return tuple(name for name in ("inputs", "outputs") if name in named)
     try:
         params = inspect.signature(function).parameters
     except (TypeError, ValueError):

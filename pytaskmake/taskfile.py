@@ -152,6 +152,8 @@ class Registry:
         closures and arguments they reach are then what their runs will see, and one
         printer's memo serves them all (codeprint.py)."""
         tasks, self.unsigned = self.unsigned, []
+        if not tasks:
+            return
         printer = CodePrinter(self.root)
         for t in tasks:
             t._action.sign(printer, t.name, t.where)  # type: ignore[union-attr]

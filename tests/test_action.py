@@ -91,6 +91,13 @@ def test_callable_wants_only_parameters_it_names() -> None:
     assert make_action(only_out, "t").wants == ("outputs",)  # type: ignore[union-attr]
     assert make_action(neither, "t").wants == ()  # type: ignore[union-attr]
 
+    def late(x: int, inputs: list[str], *, outputs: list[str]) -> None: ...
+
+    partial = functools.partial
+    assert make_action(partial(late, 1), "t").wants == ("inputs", "outputs")  # type: ignore[union-attr]
+    assert make_action(partial(late, 1, []), "t").wants == ("outputs",)  # type: ignore[union-attr]
+    assert make_action(partial(both, outputs=[]), "t").wants == ("inputs", "outputs")  # type: ignore[union-attr]
+
 
 # --- running, through the CLI ----------------------------------------------------------
 

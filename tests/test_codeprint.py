@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,44 @@ def test_code_outside_the_project_is_named_not_hashed(tmp_path: Path) -> None:
         space["helper"] = external
         digests.add(CodePrinter(tmp_path).digest(space["f"]))
     assert len(digests) == 1
+
+
+def test_an_instance_argument_covers_the_code_of_its_class(tmp_path: Path) -> None:
+    text = (
+        "import functools\n"
+        "class P:\n    def __init__(self, v):\n        self.v = v\n"
+        "    def scaled(self):\n        return self.v * {k}\n"
+        "def run(p):\n    return p.scaled()\n"
+        "f = functools.partial(run, P(1))\n"
+    )
+    assert digest(tmp_path, text.format(k=1)) != digest(tmp_path, text.format(k=2))
+
+
+def test_a_project_module_imported_inside_the_function_counts(tmp_path: Path) -> None:
+    """Even when nothing imported it yet: its source is read where it would be found."""
+    text = "def f():\n    import lazyhelp\n    return lazyhelp.g()\n"
+    digests = set()
+    for body in ("1", "22"):
+        (tmp_path / "lazyhelp.py").write_text(f"def g():\n    return {body}\n")
+        digests.add(digest(tmp_path, text))
+    assert len(digests) == 2
+
+
+def test_a_module_read_by_getattr_counts_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Which member it reads is not in the code: every member counts."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    text = "import dynmod\ndef f(name):\n    return getattr(dynmod, name)()\n"
+    digests = set()
+    for body in ("1", "22"):
+        (tmp_path / "dynmod.py").write_text(
+            f"def a():\n    return 0\ndef b():\n    return {body}\n"
+        )
+        monkeypatch.delitem(sys.modules, "dynmod", raising=False)
+        digests.add(digest(tmp_path, text))
+    monkeypatch.delitem(sys.modules, "dynmod", raising=False)
+    assert len(digests) == 2
 
 
 @dataclasses.dataclass
@@ -210,13 +249,15 @@ def test_edits_of_code_and_constants_a_callable_reaches_rerun_exactly_its_task(
     write_sources(project)
     build(project)
     assert sorted(runs(project)) == ["constant", "local", "module"]
+    # (each edit changes the file's size: Python would run a module's bytecode cached
+    # from an edit of the same size made in the same second)
     steps: list[tuple[dict[str, object], list[str], str, str]] = [
-        ({"local": 2}, ["local"], "local.txt", "3"),  # a Taskfile function it calls
-        ({"step": 2}, ["module"], "module.txt", "8"),  # a function a project module calls
-        ({"model": "physics.step(p) * RATE + 1"}, ["module"], "module.txt", "9"),  # the module
-        ({"rate": 3}, ["module"], "module.txt", "13"),  # a constant of that module
-        ({"scale": 5}, ["constant"], "constant.txt", "5"),  # a Taskfile constant
-        ({"unused": 1}, [], "module.txt", "13"),  # a function nothing calls
+        ({"local": 20}, ["local"], "local.txt", "21"),  # a Taskfile function it calls
+        ({"step": 20}, ["module"], "module.txt", "44"),  # a function a project module calls
+        ({"model": "physics.step(p) * RATE + 1"}, ["module"], "module.txt", "45"),  # the module
+        ({"rate": 30}, ["module"], "module.txt", "661"),  # a constant of that module
+        ({"scale": 50}, ["constant"], "constant.txt", "50"),  # a Taskfile constant
+        ({"unused": 10}, [], "module.txt", "661"),  # a function nothing calls
     ]
     values: dict[str, object] = {}
     for change, expected, path, content in steps:
