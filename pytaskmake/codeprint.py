@@ -249,9 +249,9 @@ class CodePrinter:
         base = vars(base) if isinstance(base, types.ModuleType) else base
         for var, chains in code.sorted_globals:
             value = space.get(var, _ABSENT)
-            if value is _ABSENT:
-                value = base.get(var, _ABSENT)
-            if value is not _ABSENT:
+            if value is _ABSENT and var in base:  # a builtin: by its name (open's module
+                parts.append((f"{var}=builtin", []))  # is io in 3.11, _io in 3.12)
+            elif value is not _ABSENT:
                 what = f"global {var!r} read by {name}"
                 parts.append(self._reached(var, value, chains, code, what))
         for alias, (module, member) in sorted(code.imports.items()):

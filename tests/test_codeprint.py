@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
+import shutil
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -47,6 +50,66 @@ def test_moved_reformatted_or_redocumented_code_keeps_its_digest(tmp_path: Path)
     assert {digest(tmp_path, text) for text in [plain, *same]} == {digest(tmp_path, plain)}
     assert digest(tmp_path, plain.replace("+ 1", "+ 2")) != digest(tmp_path, plain)
     assert digest(tmp_path, plain.replace("return x", "return -x")) != digest(tmp_path, plain)
+
+
+SAMPLE = """
+import math
+
+RATE = 0.25
+
+class Thing:
+    def go(self, n: int, *, scale: float = 1.0) -> dict[str, float]:
+        return {k: math.exp(-RATE * v) * scale for k, v in zip("ab", range(n))}
+
+def f(p, outputs):
+    try:
+        x = Thing().go(p, scale=2)
+    except ValueError as e:
+        raise RuntimeError from e
+    with open(outputs[0], "w") as out:
+        out.write(f"{x!r:>10} {[i for i in range(p) if i % 2]}")
+"""
+
+DIGEST = """
+import sys
+from pytaskmake.codeprint import CodePrinter
+space = {"__name__": "__taskfile__"}
+exec(compile(open(sys.argv[1]).read(), sys.argv[1], "exec"), space)
+print(CodePrinter(sys.argv[2]).digest(space["f"]))
+"""
+
+
+def other_pythons() -> list[str]:
+    """Python 3 interpreters of other minor versions on this machine that run."""
+    found = {shutil.which(f"python3.{minor}") for minor in range(10, 16)}
+    found |= {str(p) for p in Path.home().glob(".pyenv/versions/3.1*/bin/python3")}
+    mine = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    runs = []
+    for python in sorted(p for p in found if p):
+        done = subprocess.run([python, "--version"], capture_output=True, text=True)
+        if done.returncode == 0 and mine not in done.stdout:
+            runs.append(python)
+    return runs
+
+
+def test_the_digest_is_the_same_on_every_python_3(tmp_path: Path) -> None:
+    """A new Python minor version must not rerun every callable task."""
+    pythons = other_pythons()
+    if not pythons:
+        pytest.skip("no other Python 3 minor version here")
+    path = tmp_path / "Taskfile.py"
+    path.write_text(SAMPLE)
+    here = digest(tmp_path, SAMPLE)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    for python in pythons:
+        done = subprocess.run(
+            [python, "-c", DIGEST, str(path), str(tmp_path)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        assert done.stdout.strip() == here, python
 
 
 def test_mutual_recursion_terminates_and_each_covers_the_other(tmp_path: Path) -> None:
