@@ -518,7 +518,9 @@ def _forget_local_modules(before: set[str], root: str) -> set[str]:
 
 def _execute(source: bytes, path: Path) -> None:
     try:
-        code = compile(source, str(path), "exec")
+        # dont_inherit: not this module's `from __future__ import annotations` (a
+        # dataclass declared in the Taskfile would then fail to build)
+        code = compile(source, str(path), "exec", dont_inherit=True)
     except SyntaxError as exc:
         raise TaskfileError(f"syntax error: {exc.msg}", path.name, exc.lineno) from None
     namespace = {"__name__": "__taskfile__", "__file__": str(path)}

@@ -32,7 +32,7 @@ def load(root: Path, source: str, name: str = "Taskfile.py") -> dict[str, Any]:
     path = root / name
     path.write_text(source)
     space: dict[str, Any] = {"__name__": "__taskfile__", "__file__": str(path)}
-    exec(compile(source, str(path), "exec"), space)
+    exec(compile(source, str(path), "exec", dont_inherit=True), space)
     return space
 
 
@@ -154,6 +154,19 @@ def test_an_instance_argument_covers_the_code_of_its_class(tmp_path: Path) -> No
         "f = functools.partial(run, P(1))\n"
     )
     assert digest(tmp_path, text.format(k=1)) != digest(tmp_path, text.format(k=2))
+
+
+def test_classes_with_slots_enums_and_properties_are_hashed(tmp_path: Path) -> None:
+    text = (
+        "import dataclasses, enum, functools\n"
+        "class Mode(enum.Enum):\n    FAST = 1\n    SLOW = 2\n"
+        "@dataclasses.dataclass(slots=True, frozen=True)\n"
+        "class Cfg:\n    n: int\n    mode: Mode = Mode.FAST\n"
+        "    @property\n    def twice(self):\n        return self.n * {k}\n"
+        "def run(cfg):\n    return cfg.twice\n"
+        "f = functools.partial(run, Cfg(1, Mode.SLOW))\n"
+    )
+    assert digest(tmp_path, text.format(k=2)) != digest(tmp_path, text.format(k=3))
 
 
 def test_a_project_module_imported_inside_the_function_counts(tmp_path: Path) -> None:
@@ -382,6 +395,38 @@ def test_an_argument_whose_repr_hides_its_value_reruns_when_it_changes(project: 
     project.taskfile(VALUES.format(rate=2))
     build(project)
     assert runs(project) == ["work"] and project.read("w.txt") == "2"
+
+
+DATACLASS = """
+import dataclasses, functools
+from pytaskmake import task
+
+@dataclasses.dataclass(frozen=True)
+class Params:
+    rate: float
+    tags: frozenset[str] = frozenset()
+
+def work(params: Params, outputs: list[str]) -> None:
+    with open("runs.log", "a") as f:
+        f.write("work\\n")
+    open(outputs[0], "w").write(str(params.rate))
+
+task("work", functools.partial(work, Params({rate}, frozenset({{"a", "b"}}))), outputs=["w.txt"])
+"""
+
+
+def test_a_dataclass_declared_in_the_taskfile_is_an_argument_by_its_fields(
+    project: Project,
+) -> None:
+    """(Loading such a Taskfile failed: it was compiled with pytaskmake's own
+    `from __future__ import annotations`, and dataclasses then look for the module.)"""
+    project.taskfile(DATACLASS.format(rate=1.5))
+    build(project)
+    build(project)
+    assert runs(project) == ["work"]
+    project.taskfile(DATACLASS.format(rate=2.5))
+    build(project)
+    assert runs(project) == ["work"] and project.read("w.txt") == "2.5"
 
 
 ARRAY = """
