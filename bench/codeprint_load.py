@@ -126,6 +126,8 @@ def main() -> int:
             cells = [f"{statistics.median(times[name][1:]):.3f}" for name, _ in checkouts]
             lines.append(f"| {shape} | " + " | ".join(cells) + " |")
             print(lines[-1], flush=True)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    lines += ["", f"{os.cpu_count()} CPUs; load average at the end: {load}."]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
