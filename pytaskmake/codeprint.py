@@ -89,6 +89,10 @@ class CodePrinter:
         memo = self._values.get(id(value))
         if memo is not None and memo[0] is value:
             return memo[1], memo[2]
+        if (kind is list or kind is tuple) and all(type(x) in _SCALARS for x in value):
+            text = f"{kind.__name__}:{_hex(repr(value), [])}"  # 200,000 paths: no pickling
+            self._values[id(value)] = (value, text, [])
+            return text, []
         try:
             first, nodes = self._hashed(value)
             again, _ = self._hashed(value)

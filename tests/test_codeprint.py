@@ -224,6 +224,8 @@ def test_values_are_hashed_by_content_and_canonically() -> None:
     assert sig({3, "x", (1, "y")}) == sig({(1, "y"), "x", 3}), "mixed types, any order"
     assert sig(frozenset({frozenset("ab"), frozenset("c")})) != sig(frozenset({frozenset("a")}))
     assert sig(1) != sig(1.0) != sig("1")
+    assert sig([1, "a"]) == sig([1, "a"]) != sig(["a", 1]) != sig((1, "a"))
+    assert sig([1.5, 2]) != sig([1.5, 2.0])
     assert sig(x=1) != sig(1)
 
 
