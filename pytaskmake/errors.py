@@ -43,3 +43,24 @@ class LockedError(PytaskmakeError):
             f"another pytaskmake ({who}) is running here; wait for it or stop it "
             f"(lock: {lock_path})"
         )
+
+
+class UnstableValueError(TaskfileError):
+    """A value a callable task reads (an argument, a default, a closure or global
+    value) has no stable hash: an open file, a lock, a generator. No signature could
+    then say whether the task must rerun, and a guess could restore a wrong result."""
+
+    def __init__(self, what: str, reason: str, task: str | None = None, where: str = "") -> None:
+        self.what, self.reason, self.task = what, reason, task
+        path, _, line = where.rpartition(":")
+        named = f"task {task!r}: " if task is not None else ""
+        super().__init__(
+            f"{named}{what} cannot be hashed stably ({reason}); pass what it is made "
+            "from instead (a path, the parameters)",
+            path or None,
+            int(line) if line.isdigit() else None,
+        )
+
+    def of_task(self, task: str, where: str) -> UnstableValueError:
+        """The same error, naming the task and where it was declared."""
+        return UnstableValueError(self.what, self.reason, task, where)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .action import Action, CallableAction, ShellAction, make_action
+from .codeprint import CodePrinter
 from .errors import TaskfileError
 from .params import check_all_asked
 
@@ -135,6 +136,7 @@ class Registry:
         self.tasks: dict[str, Task] = {}
         self.taskfile = str(root / "Taskfile.py")
         self.unchecked: list[Task] = []  # declared the common way: paths checked in bulk
+        self.unsigned: list[Task] = []  # callable tasks: signed once the Taskfile has run
         # code -> line -> "Taskfile.py:12": a loop declares thousands of tasks from one
         # line; kept per load, so a reload (watch mode) does not pin old code objects
         self.where: dict[types.CodeType, dict[int, str]] = {}
@@ -154,6 +156,7 @@ class Registry:
         from .implicit import add_implicit_inputs
 
         self.check_paths()
+        self.sign_callables()
         add_implicit_inputs(list(self.tasks.values()), self.root)
         self._warn_fileless()
 
@@ -169,6 +172,17 @@ class Registry:
             "runs once and never again; give it always=True to run it on every build, or "
             "declare its files"
         )
+
+    def sign_callables(self) -> None:
+        """Sign the callable actions now that the Taskfile has run: the globals,
+        closures and arguments they reach are then what their runs will see, and one
+        printer's memo serves them all (codeprint.py)."""
+        tasks, self.unsigned = self.unsigned, []
+        if not tasks:
+            return
+        printer = CodePrinter(self.root)
+        for t in tasks:
+            t._action.sign(printer, t.name, t.where)  # type: ignore[union-attr]
 
     def refuse_twice(self, new: Task, where: str) -> None:
         """`new` has the name of a task declared before it."""
@@ -275,6 +289,8 @@ def task(
                 new._set_implicit(bool(implicit_inputs))
             if always:
                 new._set_always()
+            if type(new._action) is CallableAction:
+                registry.unsigned.append(new)
         except (TypeError, ValueError) as exc:
             raise TaskfileError(str(exc), *_split_where(where)) from None
     if registry.tasks.setdefault(name, new) is not new:
@@ -307,7 +323,7 @@ def _build_task(
     if log_path is not None and (log_path in ins or log_path in outs):
         raise ValueError(f"task {name!r}: log {log_path!r} is also one of its inputs or outputs")
     dep_names = _dep_names(deps, name, where) if deps else ()
-    made = make_action(action, name)
+    made = make_action(action, name, sign=False)  # signed by Registry.finish
     if isinstance(made, CallableAction) and "inputs" in made.wants and len(ins) > 1:
         made = made.reading(ins)  # it receives them in this order: part of what it does
     return Task(name, made, ins, outs, dep_names, log_path, where=where)
@@ -575,7 +591,9 @@ def _forget_local_modules(before: set[str], root: str) -> set[str]:
 
 def _execute(source: bytes, path: Path) -> None:
     try:
-        code = compile(source, str(path), "exec")
+        # dont_inherit: not this module's `from __future__ import annotations` (a
+        # dataclass declared in the Taskfile would then fail to build)
+        code = compile(source, str(path), "exec", dont_inherit=True)
     except SyntaxError as exc:
         raise TaskfileError(f"syntax error: {exc.msg}", path.name, exc.lineno) from None
     namespace = {"__name__": "__taskfile__", "__file__": str(path)}
