@@ -564,6 +564,10 @@ def load_taskfile(
     token = _loading.set(registry)
     old_cwd = os.getcwd()
     modules = set(sys.modules)
+    # no .pyc of the project's modules: one written now would hold an edit's old code
+    # when the next edit keeps the size within the same second (the signature reads
+    # the source, the run would use the bytecode)
+    old_dont_write, sys.dont_write_bytecode = sys.dont_write_bytecode, True
     try:
         os.chdir(path.parent)  # the Taskfile's own relative paths (globs) mean its folder
         _execute(source, path)
@@ -571,6 +575,7 @@ def load_taskfile(
         check_all_asked(registry.given, registry.asked, path.name)
     finally:
         _loading.reset(token)
+        sys.dont_write_bytecode = old_dont_write
         os.chdir(old_cwd)
         registry.modules = _forget_local_modules(modules, str(path.parent) + os.sep)
     return registry
