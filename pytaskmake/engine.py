@@ -132,9 +132,8 @@ class Engine:
         self.state_dir = (self.options.state_dir or default).resolve()
         self._lock: BuildLock | None = None
         self._set_tasks(by_name)
-        if isinstance(tasks, Registry):
-            for warning in tasks.warnings:
-                self.observer.handle(ev.Notice(warning))
+        # the load's warnings, said once the graph is valid (a cycle is the news then)
+        self._warnings = list(tasks.warnings) if isinstance(tasks, Registry) else []
 
     @classmethod
     def from_taskfile(
@@ -173,6 +172,7 @@ class Engine:
         """New declarations (a reloaded Taskfile): the next build compares them with the
         last snapshot, so only tasks whose declarations or files changed are checked."""
         self._set_tasks(tasks.tasks if isinstance(tasks, Registry) else {t.name: t for t in tasks})
+        self._warnings = list(tasks.warnings) if isinstance(tasks, Registry) else []
 
     def reads(self, path: str) -> str | None:
         """The input a changed file counts for (itself, or an input folder holding it),
@@ -200,6 +200,9 @@ class Engine:
         """The validated graph (GraphError on a cycle, clash or unknown dep)."""
         if self._graph is None:
             self._graph = BuildGraph(self.tasks)
+            for warning in self._warnings:
+                self.observer.handle(ev.Notice(warning))
+            self._warnings = []
         return self._graph
 
     @property

@@ -71,7 +71,7 @@ task("src", "cat src.cfg > s.txt", inputs=["src.cfg"], outputs=["s.txt"])
 task("left", "cat s.txt left.cfg > l.txt", inputs=["s.txt", "left.cfg"], outputs=["l.txt"])
 task("right", "cp s.txt r.txt", inputs=["s.txt"], outputs=["r.txt"])
 task("join", "cat l.txt r.txt > j.txt", inputs=["l.txt", "r.txt"], outputs=["j.txt"])
-task('odd "name" x', "true").depends_on("join")
+task('odd "name" x', "true", always=True).depends_on("join")
 task("alone", "echo alone > alone.txt", outputs=["alone.txt"])
 """
 ALL = {"src", "left", "right", "join", ODD, "alone"}
