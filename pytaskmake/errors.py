@@ -43,3 +43,14 @@ class LockedError(PytaskmakeError):
             f"another pytaskmake ({who}) is running here; wait for it or stop it "
             f"(lock: {lock_path})"
         )
+
+
+class MissingTool(PytaskmakeError):
+    """A program that what was asked needs is not installed (strace for --lint)."""
+
+    def __init__(self, tool: str, needed_by: str) -> None:
+        self.tool = tool
+        super().__init__(
+            f"{needed_by} needs {tool}, which is not installed (not found on PATH); "
+            f"install it (Debian, Ubuntu: apt-get install {tool})"
+        )

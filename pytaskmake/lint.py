@@ -119,17 +119,20 @@ def lint(
     graph: BuildGraph,
     accesses: Mapping[str, Access],
     selected: Iterable[str] = (),
+    discovered: Mapping[str, Iterable[str]] | None = None,
 ) -> LintReport:
     """Compare what each traced task did (`accesses`, by task name) with `graph`'s
     declarations; `selected`: the tasks the build was asked about (those not traced
-    are counted as such)."""
+    are counted as such); `discovered`: inputs a task's depfile lists (as good as
+    declared)."""
     writers = _writers(graph, accesses)
     ancestors = _Ancestors(graph)
     findings: list[Finding] = []
     traced = [name for name in graph.tasks if name in accesses]
     for name in traced:
         task, seen = graph.tasks[name], accesses[name]
-        findings += _reads(task, seen, writers, ancestors)
+        listed = set(discovered.get(name, ())) if discovered else set()
+        findings += _reads(task, seen, writers, ancestors, listed)
         findings += _writes(task, seen)
         findings += _unused(task, seen)
     chosen = set(selected)
@@ -179,11 +182,14 @@ def _under(path: str, paths: set[str] | tuple[str, ...]) -> bool:
 
 
 def _reads(
-    task: Task, seen: Access, writers: dict[str, list[str]], ancestors: _Ancestors
+    task: Task,
+    seen: Access,
+    writers: dict[str, list[str]],
+    ancestors: _Ancestors,
+    listed: set[str],
 ) -> list[Finding]:
-    declared = set(task.inputs) | set(task.outputs)
-    if task.log:
-        declared.add(task.log)
+    declared = set(task.inputs) | set(task.outputs) | listed
+    declared.update(p for p in (task.log, task.depfile) if p)
     found = []
     for path in sorted(seen.reads):
         if _under(path, declared):
@@ -212,8 +218,7 @@ def _producer(graph: BuildGraph, path: str) -> str | None:
 
 def _writes(task: Task, seen: Access) -> list[Finding]:
     declared = set(task.outputs)
-    if task.log:
-        declared.add(task.log)
+    declared.update(p for p in (task.log, task.depfile) if p)
     found = []
     for kind, paths in ((WRITE, seen.writes), (REMOVE, seen.removed)):
         found += [Finding(task.name, kind, p) for p in sorted(paths) if not _under(p, declared)]
