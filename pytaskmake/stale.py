@@ -207,6 +207,7 @@ def _check_files(task: Task, record: TaskRecord, files: FileCache) -> Verdict:
         current[path] = now
     traced: dict[str, Fingerprint] = {}
     for path, known in record.traced.items():
+        files.forget(path)  # statted afresh: no watcher names them (see Engine._file_memo)
         now = files.fingerprint(path, known)
         if now is None:
             return Verdict(True, TRACED, f"traced input {path} disappeared")

@@ -33,8 +33,8 @@ _ATTACH_SECONDS = 5.0  # strace attaching to a callable's child: give up after t
 class TracingExecutor:
     """Runs the jobs `traced(name)` selects under a trace; passes others through.
 
-    `accesses`: what each traced job that succeeded touched, by task name (the
-    lint report reads them after the build).
+    `accesses`: what each traced job that succeeded touched, by task name, when
+    `keep` (the lint report reads them after the build).
     """
 
     def __init__(
@@ -44,12 +44,14 @@ class TracingExecutor:
         folder: Path,
         traced: Callable[[str], bool],
         strace_path: str | None,
+        keep: bool = True,
     ) -> None:
         self.inner, self.scope, self.folder = inner, scope, folder
         self.jobs = inner.jobs
         self._traced, self._strace = traced, strace_path
         self._pending: dict[str, tuple[Path, Path | None]] = {}  # name -> trace files
         self._numbers = itertools.count()
+        self._keep = keep
         self.accesses: dict[str, Access] = {}
 
     def submit(self, job: Job) -> int:
@@ -86,7 +88,7 @@ class TracingExecutor:
         if files is None:
             return c
         access = read_traces(*files, scope=self.scope)
-        if c.returncode == 0 and c.error is None:
+        if self._keep and c.returncode == 0 and c.error is None:
             self.accesses[c.name] = access
         return dataclasses.replace(c, access=access)
 
@@ -152,7 +154,8 @@ def wrap(
             f"with trace=True run untraced (first: {commands[0]!r}); install strace"
         )
     traced = (lambda name: True) if everything else (lambda name: tasks[name].trace)
-    return TracingExecutor(executor, scope, state_dir / "traces", traced, found)
+    keep = everything == "--lint"
+    return TracingExecutor(executor, scope, state_dir / "traces", traced, found, keep)
 
 
 def traced_of(executor: Executor) -> dict[str, Access]:

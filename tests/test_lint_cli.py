@@ -173,6 +173,7 @@ def test_traced_inputs_are_part_of_the_run_cache_key(project: Project) -> None:
     project.write("conf/cfg.txt", "b\n")
     assert ran(build(project)) == ["copy"]
     project.write("conf/cfg.txt", "a\n")  # back to the first content: restored, not run
+    assert "would restore copy from cache" in build(project, "-n").stdout
     result = build(project)
     assert "restored copy" in result.stdout
     assert project.read("out.txt") == "a\n"
@@ -220,3 +221,29 @@ def test_trace_true_without_strace_runs_untraced_with_a_notice(
     assert "strace is not installed: the commands of 1 task(s) declared with trace=True" in (
         result.stdout
     )
+
+
+def test_trace_and_depfile_arguments_are_checked_at_load(project: Project) -> None:
+    project.taskfile('task("t", "true", trace="yes")')
+    result = project.run()
+    assert result.returncode == 2
+    assert "Taskfile.py:2: task 't': trace must be True or False, not 'yes'" in result.stderr
+    project.taskfile('task("t", "true", outputs=["x.d"], depfile="x.d")')
+    result = project.run()
+    assert result.returncode == 2
+    assert "depfile 'x.d' is also one of its files" in result.stderr
+
+
+@needs_strace
+def test_trace_files_are_removed_once_read(project: Project) -> None:
+    project.taskfile(
+        """
+        def make(outputs):
+            open(outputs[0], "w").write("x")
+
+        task("py", make, outputs=["a.txt"])
+        task("sh", "echo b > b.txt", outputs=["b.txt"])
+        """
+    )
+    assert "lint: no problems in 2 traced tasks" in build(project, "--lint").stdout
+    assert not project.exists(".pytaskmake/traces")
