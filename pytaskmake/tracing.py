@@ -67,9 +67,7 @@ class TracingExecutor:
         elif self._strace is None:  # (the engine said so): run it as it is
             return self.inner.submit(job)
         else:
-            argv = ("/bin/sh", "-c", action.command) if isinstance(action, ShellAction) else None
-            argv = argv or action.argv  # type: ignore[union-attr]
-            wrapped = ArgvAction(strace.command(self._strace, str(stem), argv))
+            wrapped = ArgvAction(strace.command(self._strace, str(stem), _argv(action)))
         self._pending[job.name] = (stem, audit)
         try:
             return self.inner.submit(dataclasses.replace(job, action=wrapped))
@@ -101,6 +99,11 @@ class TracingExecutor:
             self.folder.rmdir()  # empty unless a job is still running
         except OSError:
             pass
+
+
+def _argv(action: ShellAction | ArgvAction) -> tuple[str, ...]:
+    """The command line an action runs, as the local executor starts it."""
+    return ("/bin/sh", "-c", action.command) if isinstance(action, ShellAction) else action.argv
 
 
 def read_traces(stem: Path, audit: Path | None, scope: Scope) -> Access:
