@@ -24,6 +24,7 @@ from . import snapshot
 from .action import ShellAction
 from .cache import CorruptEntry, RunCache, cache_key, outputs_of
 from .dirty import dirty_everywhere, dirty_past_snapshot
+from .discovery import Discovery
 from .executors.base import Completion, Executor, Job
 from .fingerprint import FileCache, Fingerprint, stat_of
 from .graph import BuildGraph
@@ -45,6 +46,7 @@ class BuildOptions:
     always: bool = False
     cache: RunCache | None = None
     rerun: frozenset[str] = frozenset()  # tasks forced to run (--rerun)
+    discovery: Discovery | None = None  # trace=True, --trace-deps, depfiles
 
 
 class Build:
@@ -73,6 +75,8 @@ class Build:
         self.counts = {o: 0 for o in (ev.RAN, ev.RESTORED, ev.UP_TO_DATE, ev.FAILED, ev.SKIPPED)}
         self._inputs: dict[str, dict[str, Fingerprint]] = {}  # of stale tasks, until done
         self._keys: dict[str, str] = {}  # their run-cache keys, from those inputs
+        self._traced: dict[str, dict[str, Fingerprint]] = {}  # ... and traced inputs
+        self._traced_kept = False  # a record with traced inputs was written
         self._attempts: dict[str, int] = {}
         self._refresh: list[tuple[Task, Verdict]] = []
         self._made_dirs: set[str] = {""}
@@ -184,7 +188,10 @@ class Build:
             self.observer.handle(ev.Notice(self.state.warning))
 
     def _save_snapshot(self, affected: list[str]) -> None:
-        """Every task is done: vouch for it, so the next run may skip the graph."""
+        """Every task is done: vouch for it, so the next run may skip the graph (not
+        while a record has traced inputs: the snapshot stats declared files only)."""
+        if self._traced_kept or self.rebuilder.traced_seen:
+            return
         if self.known is not None and self.known.suspects is not None and not self._verified():
             return  # something the caller did not name moved: the next run looks whole
         if self.known is not None:  # only the chunks this build reached are digested again
@@ -339,12 +346,18 @@ class Build:
             return None
         key = self._keys.get(task.name)
         if key is None:
-            if task.name not in self._inputs:
-                self._inputs[task.name] = self.rebuilder.current_inputs(task)
+            inputs = self._inputs_of(task)
             key = self._keys[task.name] = cache_key(
-                task.signature, task.outputs, self._inputs[task.name]
+                task.signature, task.outputs, {**inputs, **self._traced[task.name]}
             )
         return key
+
+    def _inputs_of(self, task: Task) -> dict[str, Fingerprint]:
+        """A stale task's inputs as they are before it runs (and its traced ones)."""
+        if task.name not in self._inputs:
+            self._inputs[task.name] = self.rebuilder.current_inputs(task)
+            self._traced[task.name] = self.rebuilder.current_traced(task)
+        return self._inputs[task.name]
 
     def _restored(self, name: str, verdict: Verdict) -> bool:
         """Restore a stale task's outputs from the run cache instead of running it."""
@@ -370,7 +383,8 @@ class Build:
         record = self.state.record(name)
         duration = record.duration if record else 0.0
         self._keys.pop(name, None)
-        self._record_success(task, self._inputs.pop(name), outputs, duration)
+        traced = self._traced.pop(name)
+        self._record_success(task, self._inputs.pop(name), outputs, duration, traced)
         self.counts[ev.RESTORED] += 1
         reason = f"restored from cache ({verdict.reason})"
         done = ev.TaskDone(
@@ -399,7 +413,7 @@ class Build:
             for task, v in self._refresh:
                 record = self.state.record(task.name)
                 duration = record.duration if record else 0.0
-                self._record_success(task, v.inputs, v.outputs, duration)
+                self._record_success(task, v.inputs, v.outputs, duration, v.traced)
         self._refresh.clear()
 
     def _record_success(
@@ -408,15 +422,16 @@ class Build:
         inputs: dict[str, Fingerprint],
         outputs: dict[str, Fingerprint],
         duration: float,
+        traced: dict[str, Fingerprint] | None = None,
     ) -> None:
         digest = task.action.digest
-        stamp = record_stamp(digest, inputs, outputs)
-        self.state.save_success(task.name, digest, inputs, outputs, duration, stamp)
+        stamp = record_stamp(digest, inputs, outputs, traced)
+        self.state.save_success(task.name, digest, inputs, outputs, duration, stamp, traced)
+        self._traced_kept = self._traced_kept or bool(traced)
 
     def _start(self, name: str, verdict: Verdict) -> None:
         task = self.graph.tasks[name]
-        if name not in self._inputs:
-            self._inputs[name] = self.rebuilder.current_inputs(task)
+        self._inputs_of(task)
         attempt = self._attempts[name] = self._attempts.get(name, 0) + 1
         job = Job(name, task.action, task.inputs, task.outputs, task.log, task.timeout, attempt)
         started = time.time()
@@ -516,6 +531,12 @@ class Build:
         key = self._cache_key(task)
         self._keys.pop(task.name, None)
         inputs = self._inputs.pop(task.name)
+        traced = self._traced.pop(task.name)
+        if self.options.discovery is not None:
+            found = self.options.discovery.found(task, c, self.files, traced)
+            if found is not None:  # its key is what this run read, not what the last did
+                traced = found
+                key = key and cache_key(task.signature, task.outputs, {**inputs, **traced})
         moved = _moved_while_running(inputs, self.graph.producer)
         if moved:
             self.observer.handle(
@@ -532,7 +553,7 @@ class Build:
             outputs = {p: self.files.restat(fp, p) for p, fp in outputs.items()}
         # recorded with the inputs as they were before it ran: an input edited while
         # it ran leaves it stale (the next build sees the edit), and uncached
-        self._record_success(task, inputs, outputs, c.duration)
+        self._record_success(task, inputs, outputs, c.duration, traced)
         self._to_drop.append(task)
         self.counts[ev.RAN] += 1
         self.observer.handle(self._done_event(task, c, ev.RAN, ""))
@@ -552,6 +573,7 @@ class Build:
 
     def _fail(self, task: Task, c: Completion, reason: str) -> None:
         self._inputs.pop(task.name, None)
+        self._traced.pop(task.name, None)
         self._keys.pop(task.name, None)
         self.state.save_failure(task.name, task.action.digest, c.duration)
         for path in task.outputs:

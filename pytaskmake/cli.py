@@ -153,6 +153,25 @@ def parser() -> argparse.ArgumentParser:
         help="prune the run cache past SIZE after a build (default: "
         "$PYTASKMAKE_CACHE_LIMIT or 10G)",
     )
+    p.add_argument(
+        "--lint",
+        action="store_true",
+        help="trace the files each task that runs reads and writes (strace), report "
+        "what its declarations miss; exit 1 if anything",
+    )
+    p.add_argument(
+        "--trace-deps",
+        action="store_true",
+        help="trace each task that runs and record the files it reads as its inputs",
+    )
+    p.add_argument(
+        "--lint-ignore",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder outside the project whose files traces ignore (besides the "
+        "system's); repeatable",
+    )
     p.add_argument("--version", action="version", version=f"pytaskmake {__version__}")
     return p
 
@@ -206,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 SUBCOMMANDS = ("why", "cache")
 _TAKES_VALUE = frozenset(
     ("-j", "--jobs", "-f", "--file", "-C", "--directory", "--color", "--colour", "--trace")
-    + ("--cache-dir", "--prune", "--cache-limit")
+    + ("--cache-dir", "--prune", "--cache-limit", "--lint-ignore")
 )
 
 
@@ -254,6 +273,10 @@ def _refuse_conflicts(args: argparse.Namespace) -> None:
         modes.append("--rerun")  # -B already reruns everything selected
     if len(modes) > 1:
         raise UsageError(f"{' and '.join(modes)} ask for different things: give one")
+    for flag, on in (("--lint", args.lint), ("--trace-deps", args.trace_deps)):
+        refused = [m for m in modes if not (m == "--watch" and flag == "--trace-deps")]
+        if on and refused:
+            raise UsageError(f"{flag} traces the tasks a build runs: not with {refused[0]}")
 
 
 def _enter(args: argparse.Namespace) -> None:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from . import events as ev
-from .engine import STATE_DIR, Engine, EngineOptions, start_prefetch
+from .engine import STATE_DIR, BuildResult, Engine, EngineOptions, start_prefetch
 from .errors import UsageError
 from .params import split_assignments
 from .plan import group_reasons
@@ -33,6 +33,9 @@ def run_command(args: argparse.Namespace, taskfile: Path) -> int:
         use_cache=not args.no_cache,
         cache_dir=cache_directory(args, taskfile.resolve().parent),
         cache_limit=_cache_limit(args),
+        lint=args.lint,
+        trace_deps=args.trace_deps,
+        trace_ignore=_trace_ignore(args),
     )
     if args.watch:
         from .watch import Watcher
@@ -61,7 +64,7 @@ def run_command(args: argparse.Namespace, taskfile: Path) -> int:
             print("pytaskmake: no task failed in its last run")
             return 0
     if building:
-        return engine.build(args.targets, always=args.always, rerun=args.rerun).exit_code
+        return _finished(engine.build(args.targets, always=args.always, rerun=args.rerun))
     return _looking(args, engine)
 
 
@@ -109,7 +112,25 @@ def _build_with_prefetch(
         raise
     if not registry.tasks:
         print(f"pytaskmake: warning: {taskfile} declares no tasks", file=sys.stderr)
-    return Engine(registry, options=options, observers=observers).build(prefetch=early).exit_code
+    engine = Engine(registry, options=options, observers=observers)
+    return _finished(engine.build(prefetch=early))
+
+
+def _finished(result: BuildResult) -> int:
+    """A build's exit code, after its lint report (--lint) if any."""
+    if result.lint is not None:
+        sys.stdout.write("".join(line + "\n" for line in result.lint.lines()))
+        sys.stdout.flush()
+    return result.exit_code
+
+
+def _trace_ignore(args: argparse.Namespace) -> tuple[str, ...] | None:
+    """The folders traces ignore: the system's, and those given (--lint-ignore)."""
+    if not args.lint_ignore:
+        return None
+    from .access import default_ignored
+
+    return (*default_ignored(), *(os.path.abspath(p) for p in args.lint_ignore))
 
 
 def _observers(args: argparse.Namespace, building: bool) -> list[ev.Observer]:

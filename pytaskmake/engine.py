@@ -23,15 +23,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import clean, snapshot
+from . import clean, snapshot, tracing
 from . import events as ev
+from .access import Access, Scope
 from .build import Build, BuildOptions
 from .cache import RunCache
 from .clean import Removal
+from .discovery import Discovery
 from .errors import UsageError
 from .executors.base import Executor
 from .fingerprint import FileCache
 from .graph import BuildGraph
+from .lint import LintReport
 from .lock import BuildLock, holder_alive, last_holder
 from .plan import plan
 from .stale import Verdict, record_stamp
@@ -64,6 +67,10 @@ class EngineOptions:
     cache_dir: Path | None = None  # default: <root>/.pytaskmake/cache
     cache_limit: int = 10 << 30  # bytes: least-recently-used entries pruned past it
     state_dir: Path | None = None  # default: <root>/.pytaskmake
+    lint: bool = False  # trace every task that runs; BuildResult.lint says what was found
+    trace_deps: bool = False  # trace every task that runs; record its reads as inputs
+    trace_ignore: tuple[str, ...] | None = None  # folders outside the project that
+    # traces ignore (None: access.default_ignored(): the OS, Python, temp, ~/.*)
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,7 @@ class BuildResult:
     wall: float = 0.0
     interrupted: bool = False
     signal: int = 0  # the signal that stopped it (SIGTERM, SIGHUP), if any
+    lint: LintReport | None = None  # with EngineOptions.lint
 
     @property
     def failed(self) -> int:
@@ -82,10 +90,12 @@ class BuildResult:
     @property
     def exit_code(self) -> int:
         """The command line's: 128 + the signal that stopped it (130 for Ctrl-C),
-        1 a task failed, 0 all done."""
+        1 a task failed (or --lint found a problem), 0 all done."""
         if self.signal:
             return 128 + self.signal
-        return 130 if self.interrupted else (1 if self.failed else 0)
+        if self.interrupted:
+            return 130
+        return 1 if self.failed or (self.lint is not None and not self.lint.clean) else 0
 
 
 class Fanout:
@@ -308,7 +318,11 @@ class Engine:
         executor = self._executor_factory(self.jobs, self.state_dir)
         cache = self._run_cache()
         try:
-            options = BuildOptions(self.options.keep_going, always, cache, rerun or frozenset())
+            executor = self._traced(executor, names)
+            discovery = Discovery(self._scope(), self.options.trace_deps)
+            options = BuildOptions(
+                self.options.keep_going, always, cache, rerun or frozenset(), discovery
+            )
             build = Build(
                 graph, names, state, executor, self.observer, options, self.state_dir, files, known
             )
@@ -320,7 +334,35 @@ class Engine:
         self._saved, self._saved_value = build.saved, build.saved_value
         if build.chunks is not None and build.chunks is not self._chunks:
             self._chunks, self._readers = build.chunks, None
-        return BuildResult(finished.counts, finished.wall, finished.interrupted, finished.signal)
+        report = self._lint(tracing.traced_of(executor), names) if self.options.lint else None
+        return BuildResult(
+            finished.counts, finished.wall, finished.interrupted, finished.signal, report
+        )
+
+    def _scope(self) -> Scope:
+        """Which files traces and depfiles keep (see access.py)."""
+        return Scope(str(self.root), self.options.trace_ignore, (str(self.state_dir),))
+
+    def _traced(self, executor: Executor, names: list[str]) -> Executor:
+        """`executor`, tracing what --lint, --trace-deps or trace=True ask for."""
+        which = "--lint" if self.options.lint else "--trace-deps" * self.options.trace_deps
+        notice = lambda message: self.observer.handle(ev.Notice(message))  # noqa: E731
+        scope = self._scope()
+        return tracing.wrap(executor, self.tasks, names, scope, self.state_dir, which, notice)
+
+    def _lint(self, accesses: dict[str, Access], names: list[str]) -> LintReport:
+        """What the traces of this build's runs say of the declarations."""
+        from .depfile import listed
+        from .lint import lint
+
+        if not accesses:  # (the no-op answer builds no graph, and needs none for this)
+            return LintReport((), (), len(set(names)))
+        listing = {
+            n: listed(t.depfile, self._scope())
+            for n in accesses
+            if (t := self.tasks[n]).depfile is not None
+        }
+        return lint(self.graph, accesses, names, listing)
 
     def _file_memo(self, changed_paths: Iterable[str] | None) -> FileCache:
         """What is known of the files: kept from the last build when the caller says
@@ -383,7 +425,8 @@ class Engine:
         counts = dict.fromkeys((ev.RAN, ev.RESTORED, ev.UP_TO_DATE, ev.FAILED, ev.SKIPPED), 0)
         counts[ev.UP_TO_DATE] = len(self.tasks)
         self.observer.handle(ev.BuildFinished(counts, elapsed))
-        return BuildResult(counts, elapsed)
+        report = self._lint({}, list(self.tasks)) if self.options.lint else None
+        return BuildResult(counts, elapsed, lint=report)
 
     def _keep_cache_bounded(self, cache: RunCache) -> None:
         limit = self.options.cache_limit

@@ -64,3 +64,12 @@ class UnstableValueError(TaskfileError):
     def of_task(self, task: str, where: str) -> UnstableValueError:
         """The same error, naming the task and where it was declared."""
         return UnstableValueError(self.what, self.reason, task, where)
+class MissingTool(PytaskmakeError):
+    """A program that what was asked needs is not installed (strace for --lint)."""
+
+    def __init__(self, tool: str, needed_by: str) -> None:
+        self.tool = tool
+        super().__init__(
+            f"{needed_by} needs {tool}, which is not installed (not found on PATH); "
+            f"install it (Debian, Ubuntu: apt-get install {tool})"
+        )

@@ -24,6 +24,7 @@ from .stale import (
     Verdict,
     check,
     current_inputs,
+    current_traced,
 )
 from .state import StateDB
 from .taskfile import Task
@@ -76,9 +77,9 @@ def _restorable(
         return verdict
     if not task.action.cacheable:
         return verdict
-    key = cache_key(
-        task.signature, task.outputs, current_inputs(task, files, state.record(task.name))
-    )
+    record = state.record(task.name)
+    inputs = {**current_inputs(task, files, record), **current_traced(files, record)}
+    key = cache_key(task.signature, task.outputs, inputs)
     entry = cache.peek(key)
     if entry is None or set(outputs_of(entry)) != set(task.outputs):
         return verdict

@@ -26,6 +26,7 @@ class Verdict:
     outputs: dict[str, Fingerprint] = field(default_factory=dict, compare=False)
     refresh: bool = False  # clean, but stats moved (touch): re-record to keep no-ops fast
     restorable: bool = False  # stale, and the run cache holds its outputs (-n says so)
+    traced: dict[str, Fingerprint] = field(default_factory=dict, compare=False)  # (refresh)
 
 
 CLEAN = "clean"
@@ -39,6 +40,7 @@ MISSING_INPUT = "missing-input"
 MISSING_OUTPUT = "missing-output"
 OUTPUT = "output"
 UPSTREAM = "upstream"
+TRACED = "traced-input"  # a file a trace found it reading changed (see tracing.py)
 MISSING_SOURCE = "missing-source"  # reads a file that neither exists nor is produced
 BLOCKED = "blocked"  # downstream of a task that cannot run
 
@@ -64,11 +66,21 @@ def stamp_of(key: int, stats: list[Stat | None]) -> int:
 
 
 def record_stamp(
-    action: str, inputs: dict[str, Fingerprint], outputs: dict[str, Fingerprint]
+    action: str,
+    inputs: dict[str, Fingerprint],
+    outputs: dict[str, Fingerprint],
+    traced: dict[str, Fingerprint] | None = None,
 ) -> int:
-    """The stamp a record of these files gets (see stamp_of)."""
+    """The stamp a record of these files gets (see stamp_of).
+
+    With traced inputs it never matches the stamp unchanged() computes from the
+    declarations alone (it holds more stats), so such a task is always looked at
+    whole: the declarations do not name its traced inputs.
+    """
     stats = [fp[0] for fp in inputs.values()] + [fp[0] for fp in outputs.values()]
-    return stamp_of(paths_key(action, (*inputs, *outputs)), stats)
+    if traced:  # (its paths are in the key: a stamp of the declarations alone differs)
+        stats += [fp[0] for fp in traced.values()]
+    return stamp_of(paths_key(action, (*inputs, *outputs, *(traced or ()))), stats)
 
 
 class Rebuilder:
@@ -90,6 +102,9 @@ class Rebuilder:
         """`forced`: every task runs (-B); `rerun`: these tasks run (--rerun)."""
         self.state, self.files, self.forced, self.rerun = state, files, forced, rerun
         self._moved: set[str] = set()
+        # a record with traced inputs was seen: the no-op snapshot, which knows only
+        # the declared files, must not vouch for this build (see Build._save_snapshot)
+        self.traced_seen = False
 
     def moved(self, task: Task, remember: bool = True) -> bool:
         """True unless the task succeeded with this action and no file's stat moved.
@@ -119,11 +134,19 @@ class Rebuilder:
             return ALWAYS
         if task.name not in self._moved and not self.moved(task):
             return UNCHANGED  # the no-op fast path, without building a record
-        return check(task, self.state.record(task.name), self.files, stamp_moved=True)
+        record = self.state.record(task.name)
+        found = check(task, record, self.files, stamp_moved=True)
+        if record is not None and record.ok and record.traced:
+            self.traced_seen = True
+        return found
 
     def current_inputs(self, task: Task) -> dict[str, Fingerprint]:
         """What the task's record will say of its inputs if it runs now."""
         return current_inputs(task, self.files, self.state.record(task.name))
+
+    def current_traced(self, task: Task) -> dict[str, Fingerprint]:
+        """Its traced inputs as they are now (those still there), for a run untraced."""
+        return current_traced(self.files, self.state.record(task.name))
 
 
 def check(
@@ -200,8 +223,19 @@ def _check_files(task: Task, record: TaskRecord, files: FileCache) -> Verdict:
             kind = "implicit input" if path in task.implicit else "input"
             return Verdict(True, INPUT, f"{kind} {path} changed")
         current[path] = now
-    # reached only when the stamp did not match: re-record so the next no-op is fast
-    return Verdict(False, CLEAN, "up to date", current, outputs, refresh=True)
+    traced: dict[str, Fingerprint] = {}
+    for path, known in record.traced.items():
+        files.forget(path)  # statted afresh: no watcher names them (see Engine._file_memo)
+        now = files.fingerprint(path, known)
+        if now is None:
+            return Verdict(True, TRACED, f"traced input {path} disappeared")
+        if now[1] != known[1]:
+            return Verdict(True, TRACED, f"traced input {path} changed")
+        traced[path] = now
+    # reached when the stamp did not match: re-record so the next no-op is fast (a
+    # record with traced inputs never matches: re-recorded only when a stat moved)
+    refresh = not traced or record_stamp(record.action, current, outputs, traced) != record.stamp
+    return Verdict(False, CLEAN, "up to date", current, outputs, refresh=refresh, traced=traced)
 
 
 def _set_change(what: str, recorded: dict[str, Fingerprint], now: tuple[str, ...]) -> str:
@@ -226,6 +260,18 @@ def current_inputs(
     found: dict[str, Fingerprint] = {}
     for path in task.inputs:
         fp = files.fingerprint(path, known.get(path))
+        if fp is not None:
+            found[path] = fp
+    return found
+
+
+def current_traced(files: FileCache, record: TaskRecord | None) -> dict[str, Fingerprint]:
+    """Fingerprints of a record's traced inputs that still exist, as they are now."""
+    if record is None or not record.ok:
+        return {}
+    found: dict[str, Fingerprint] = {}
+    for path, known in record.traced.items():
+        fp = files.fingerprint(path, known)
         if fp is not None:
             found[path] = fp
     return found

@@ -51,6 +51,8 @@ class TaskRecord:
 
     `stamp` digests the stats of all its files; when the files' stats today give
     the same stamp nothing changed, and the file list is never decoded (no-op path).
+    `traced`: the files a trace (or a depfile) found it reading besides its declared
+    inputs (see tracing.py); they make it stale as inputs do.
     """
 
     __slots__ = ("ok", "action", "stamp", "duration", "_files", "_decoded")
@@ -60,15 +62,15 @@ class TaskRecord:
     ) -> None:
         self.ok, self.action, self.stamp, self.duration = ok, action, stamp, duration
         self._files = files  # fetched only when the stamp differs: no-ops never read it
-        self._decoded: tuple[dict[str, Fingerprint], dict[str, Fingerprint]] | None = None
+        self._decoded: Files | None = None
 
-    def _decode(self) -> tuple[dict[str, Fingerprint], dict[str, Fingerprint]]:
+    def _decode(self) -> Files:
         if self._decoded is None:
             try:
-                self._decoded = decode_files(self._files())
+                self._decoded = decode_record(self._files())
             except (ValueError, IndexError, sqlite3.DatabaseError):  # damaged: trust none of it
                 self.ok = False
-                self._decoded = ({}, {})
+                self._decoded = ({}, {}, {})
         return self._decoded
 
     @property
@@ -79,18 +81,30 @@ class TaskRecord:
     def outputs(self) -> dict[str, Fingerprint]:
         return self._decode()[1]
 
+    @property
+    def traced(self) -> dict[str, Fingerprint]:
+        return self._decode()[2]
 
-def encode_files(inputs: dict[str, Fingerprint], outputs: dict[str, Fingerprint]) -> str:
+
+Files = tuple[dict[str, Fingerprint], dict[str, Fingerprint], dict[str, Fingerprint]]
+
+
+def encode_files(
+    inputs: dict[str, Fingerprint],
+    outputs: dict[str, Fingerprint],
+    traced: dict[str, Fingerprint] | None = None,
+) -> str:
     """Flat NUL-separated text: parsing 100,000 of these must take milliseconds.
 
     Encoded a slice of files at a time: a summary reading 100,000 files would
     otherwise hold 100,000 small strings beside the text they are joined into.
+    Tags: I an input, O an output, T a traced input.
     """
     slices = [
         "\0".join(
             [f"{tag}\0{p}\0{m}\0{s}\0{i}\0{c}\0{o}\0{d}" for p, ((m, s, i, c, o), d) in part]
         )
-        for tag, files in (("I", inputs), ("O", outputs))
+        for tag, files in (("I", inputs), ("O", outputs), ("T", traced or {}))
         for part in _slices(files)
     ]
     return "\0".join(slices)
@@ -104,17 +118,26 @@ def _slices(files: dict[str, Fingerprint]) -> Iterator[list[tuple[str, Fingerpri
 
 
 _SLICE_FILES = 8192  # files encoded or decoded at a time
-_FIELDS = 8  # per file: I or O, path, mtime_ns, size, inode, ctime_ns, mode, hash
+_FIELDS = 8  # per file: I, O or T, path, mtime_ns, size, inode, ctime_ns, mode, hash
 
 
 def decode_files(text: str) -> tuple[dict[str, Fingerprint], dict[str, Fingerprint]]:
-    """encode_files backwards; raises ValueError or IndexError on damaged text.
+    """The declared inputs and outputs of a record's text (see decode_record)."""
+    inputs, outputs, _ = decode_record(text)
+    return inputs, outputs
+
+
+def decode_record(text: str) -> Files:
+    """encode_files backwards: (inputs, outputs, traced inputs); raises ValueError or
+    IndexError on damaged text.
 
     Split a slice of files at a time, so that decoding 100,000 files never holds
     600,000 field strings at once (~40 MB).
     """
     inputs: dict[str, Fingerprint] = {}
     outputs: dict[str, Fingerprint] = {}
+    traced: dict[str, Fingerprint] = {}
+    by_tag = {"I": inputs, "O": outputs, "T": traced}
     limit = _FIELDS * _SLICE_FILES
     rest = text
     while rest:
@@ -126,10 +149,12 @@ def decode_files(text: str) -> tuple[dict[str, Fingerprint], dict[str, Fingerpri
         else:  # the last slice (exactly `limit` fields is a whole record: 8,192 files)
             rest = ""
         for i in range(0, len(f), _FIELDS):
-            target = inputs if f[i] == "I" else outputs
+            target = by_tag.get(f[i])
+            if target is None:
+                raise ValueError(f"damaged record: tag {f[i]!r}")
             stat = (int(f[i + 2]), int(f[i + 3]), int(f[i + 4]), int(f[i + 5]), int(f[i + 6]))
             target[f[i + 1]] = (stat, f[i + 7])
-    return inputs, outputs
+    return inputs, outputs, traced
 
 
 def read_snapshot(directory: Path) -> bytes | None:
@@ -412,9 +437,10 @@ class StateDB:
         outputs: dict[str, Fingerprint],
         duration: float,
         stamp: int,
+        traced: dict[str, Fingerprint] | None = None,
     ) -> None:
         """Record a success; `stamp` is the rebuilder's digest of these files' stats."""
-        self._write(name, 1, action, encode_files(inputs, outputs), stamp, duration)
+        self._write(name, 1, action, encode_files(inputs, outputs, traced), stamp, duration)
 
     def save_failure(self, name: str, action: str, duration: float) -> None:
         self._write(name, 0, action, "", 0, duration)

@@ -55,7 +55,7 @@ class Task:
         self.inputs, self.outputs, self.deps, self.where = inputs, outputs, deps, where
         self._extra = _DEFAULTS
         if log is not None or timeout is not None or retries != 0 or cache is not True:
-            self._extra = (log, timeout, retries, cache, True, (), False)
+            self._extra = (log, timeout, retries, cache, *_DEFAULTS[4:])
 
     @property
     def action(self) -> Action:
@@ -95,21 +95,35 @@ class Task:
         return self._extra[4]
 
     @property
+    def trace(self) -> bool:
+        """Trace its runs and record the files they read as its inputs (tracing.py)."""
+        return self._extra[6]
+
+    @property
+    def depfile(self) -> str | None:
+        """A Makefile-syntax file it writes listing what it read (gcc -MD -MF)."""
+        return self._extra[7]
+
+    @property
     def always(self) -> bool:
         """Runs on every build (a phony target), whatever its files say."""
-        return self._extra[6]
+        return self._extra[8]
 
     def _set_limits(self, timeout: float | None, retries: int, cache: bool) -> None:
         """Set the run limits (checked by the caller)."""
         self._extra = (self.log, timeout, retries, cache, *self._extra[4:])
 
     def _set_always(self) -> None:
-        self._extra = (*self._extra[:6], True)
+        self._extra = (*self._extra[:8], True)
 
     def _set_implicit(self, allowed: bool, found: tuple[str, ...] = ()) -> None:
         """While loading: whether to look for implicit inputs, and those found."""
-        self._extra = (*self._extra[:4], allowed, found, self._extra[6])
+        self._extra = (*self._extra[:4], allowed, found, *self._extra[6:])
         self.inputs += found
+
+    def _set_discovery(self, trace: bool, depfile: str | None) -> None:
+        """While loading: trace=True and depfile= (checked by the caller)."""
+        self._extra = (*self._extra[:6], trace, depfile, self._extra[8])
 
     def depends_on(self, *tasks: Task | str) -> Task:
         """Run after `tasks` even though no file links them; returns self for chaining."""
@@ -120,8 +134,9 @@ class Task:
         return f"<Task {self.name}>"
 
 
-# log, timeout, retries, cache, implicit inputs allowed, implicit inputs, always
-_DEFAULTS = (None, None, 0, True, True, (), False)
+# log, timeout, retries, cache, implicit inputs allowed, implicit inputs of most tasks,
+# trace, depfile, always
+_DEFAULTS = (None, None, 0, True, True, (), False, None, False)
 
 
 class Registry:
@@ -242,6 +257,8 @@ def task(
     cache: bool = True,
     implicit_inputs: bool = True,
     always: bool = False,
+    trace: bool = False,
+    depfile: PathLike | None = None,
 ) -> Task:
     """Declare a task of the Taskfile being loaded and return it.
 
@@ -252,6 +269,8 @@ def task(
     is False (see implicit.py). `{inputs}`, `{outputs}`, `{inputs[0]}` and, when
     inputs or outputs are given as a dict, `{inputs.NAME}` in a command expand to
     the paths, shell-quoted (see placeholders.py). `always`: run on every build.
+    is False (see implicit.py). `trace`: record the files its runs read as its
+    inputs (tracing.py); `depfile`: record those its depfile lists (depfile.py).
     """
     registry = _loading.get() or _registry()
     frame = sys._getframe(1)
@@ -273,6 +292,8 @@ def task(
         and implicit_inputs is True
         and always is False
         and "{" not in action
+        and trace is False
+        and depfile is None
         and name
         and "\0" not in name
         and action
@@ -291,6 +312,8 @@ def task(
                 new._set_always()
             if type(new._action) is CallableAction:
                 registry.unsigned.append(new)
+            if trace is not False or depfile is not None:
+                new._set_discovery(*_check_discovery(registry.root, new, trace, depfile))
         except (TypeError, ValueError) as exc:
             raise TaskfileError(str(exc), *_split_where(where)) from None
     if registry.tasks.setdefault(name, new) is not new:
@@ -458,6 +481,19 @@ def _check_limits(
     if not isinstance(retries, int) or retries < 0:
         raise ValueError(f"task {name!r}: retries must be a whole number >= 0")
     return (float(timeout) if timeout is not None else None), retries, bool(cache)
+
+
+def _check_discovery(
+    root: Path, t: Task, trace: object, depfile: PathLike | None
+) -> tuple[bool, str | None]:
+    if not isinstance(trace, bool):
+        raise TypeError(f"task {t.name!r}: trace must be True or False, not {trace!r}")
+    if depfile is None:
+        return trace, None
+    path = _normalize(root, depfile, t.name, "depfile")
+    if path in t.inputs or path in t.outputs or path == t.log:
+        raise ValueError(f"task {t.name!r}: depfile {path!r} is also one of its files")
+    return trace, path
 
 
 def _as_list(value: object, name: str, what: str) -> list[Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..access import Access
 from ..action import Action
 
 
@@ -38,6 +39,7 @@ class Completion:
     timed_out: bool = False
     error: str | None = None  # why it could not start or was killed, in words
     full_log: str | None = None  # the file holding all its output (see capture.py)
+    access: Access | None = None  # the files it touched, when traced (see tracing.py)
 
 
 class Executor(Protocol):

@@ -158,7 +158,8 @@ class _ShownCall(CallableAction):
     __slots__ = ("shown",)
 
     def __init__(self, made: CallableAction, shown: str) -> None:
-        super().__init__(made.function, made.signature, made.cacheable, made.wants, made.bound)
+        super().__init__(made.function, made.wants, made.bound, made.order)
+        self._signature = made._signature  # (signed already, or signed with the others)
         self.shown = shown
 
     def describe(self) -> str:
