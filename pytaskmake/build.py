@@ -23,11 +23,13 @@ from . import events as ev
 from . import snapshot
 from .action import ShellAction
 from .cache import CorruptEntry, RunCache, cache_key
+from .critical import Estimates, remaining_paths
 from .dirty import dirty_everywhere, dirty_past_snapshot
 from .executors.base import Completion, Executor, Job
 from .fingerprint import FileCache, Fingerprint, stat_of
 from .graph import BuildGraph
 from .outputs import OutputKeeper
+from .resources import ONE, Demand, Limits, Pool, available_memory, demands_of
 from .scheduler import Scheduler
 from .stale import FORCED, Rebuilder, Verdict, record_stamp
 from .state import StateDB
@@ -41,6 +43,8 @@ class BuildOptions:
     keep_going: bool = False
     always: bool = False
     cache: RunCache | None = None
+    mem: int | None = None  # bytes tasks may hold at once; None: available now; 0: no limit
+    resources: tuple[tuple[str, float], ...] = ()  # limits of named resources (gpu=2)
 
 
 class Build:
@@ -85,6 +89,7 @@ class Build:
         self._interrupts = 0
         self._seen_interrupts = 0
         self._stopped_by: int = 0  # SIGTERM or SIGHUP: stop everything now
+        self._demands: dict[str, Demand] = {}  # what tasks hold when not ONE (resources.py)
 
     def run(self) -> ev.BuildFinished:
         """Build; returns the closing event (also emitted). Ctrl-C is handled inside."""
@@ -96,13 +101,14 @@ class Build:
             self.names if self.known is None else affected, exists
         )
         self._notice_lost_records()
-        expected = self.state.durations(affected) if affected else {}
+        recorded = self.state.durations(affected) if affected else {}
+        if affected:  # before anything runs: a task that can never fit is an error
+            self.scheduler = self._scheduler(affected, recorded)
         emit = self.observer.handle
-        emit(ev.BuildStarted(len(affected), self.executor.jobs, tuple(affected), expected))
+        emit(self._started_event(affected, recorded))
         previous = self._catch_signals()
         try:
             if affected:
-                self.scheduler = Scheduler(affected, self.graph.upstream, self.graph.dependants)
                 self._block_missing()
                 self._loop()
         finally:
@@ -121,6 +127,36 @@ class Build:
         )
         emit(finished)
         return finished
+
+    def _scheduler(self, affected: list[str], recorded: dict[str, float]) -> Scheduler:
+        """The ready queue of this build: what each task holds (ResourceError if one
+        can never fit), and the critical path by expected durations as its order."""
+        graph, tasks, options = self.graph, self.graph.tasks, self.options
+        mem = available_memory() if options.mem is None else options.mem
+        limits = Limits(self.executor.jobs, mem, dict(options.resources))
+        self._demands = demands_of(tasks, affected, self.state.peaks(affected), limits)
+        self.estimate = Estimates(tasks, recorded)
+        levels = remaining_paths(affected, graph.upstream, graph.dependants, self.estimate)
+        priority = lambda name: (-tasks[name].priority, -levels.pop(name))  # noqa: E731
+        demand = lambda name: self._demands.get(name, ONE)  # noqa: E731
+        pool, estimate = Pool(limits), self.estimate
+        return Scheduler(
+            affected, graph.upstream, graph.dependants, priority, demand, pool, estimate
+        )
+
+    def _started_event(self, affected: list[str], recorded: dict[str, float]) -> ev.BuildStarted:
+        """What the reporter needs for its status line and ETA: the same expected
+        durations and resources the scheduler goes by."""
+        if not affected:
+            return ev.BuildStarted(0, self.executor.jobs)
+        estimate = self.estimate
+        expected = {n: estimate(n) for n in affected} if estimate.recorded else recorded
+        cpus = {n: d.cpus for n, d in self._demands.items() if d.cpus > 1}
+        pool = self.scheduler.pool
+        mem = pool.limits.mem if pool is not None and self._demands else 0
+        return ev.BuildStarted(
+            len(affected), self.executor.jobs, tuple(affected), expected, cpus, mem
+        )
 
     def _block_missing(self) -> None:
         """Tasks reading a source file that does not exist fail at once, with what
@@ -284,19 +320,21 @@ class Build:
             self.executor.terminate()
 
     def _dispatch(self) -> None:
-        """While a slot is free, take the most urgent ready task: finish it on the spot
-        when clean or restored (releasing what waits on it), else start it.
+        """While the scheduler admits a ready task (the most urgent one that fits the
+        free slots, memory and resources), finish it on the spot when clean or
+        restored (releasing what waits on it), else start it.
 
-        Nothing is checked ahead of a free slot: the scheduler's order is the order
-        tasks start in (priorities hold), the executor alone counts capacity, and a
-        task's inputs are fingerprinted at its turn, not long before it runs.
+        Nothing is checked ahead of free room: the scheduler's order is the order
+        tasks start in (priorities hold), and a task's inputs are fingerprinted at
+        its turn, not long before it runs.
         """
-        executor = self.executor
-        while not self._stopping and executor.running() < executor.jobs:
-            name = self.scheduler.pop()
+        scheduler = self.scheduler
+        while not self._stopping:
+            name = scheduler.admit(time.monotonic())
             if name is None:
                 break
             if name in self._blocked:
+                scheduler.release(name)
                 continue
             verdict = self._verdict(name)
             if verdict is None or self._restored(name, verdict):
@@ -402,7 +440,11 @@ class Build:
         if name not in self._inputs:
             self._inputs[name] = self.rebuilder.current_inputs(task)
         attempt = self._attempts[name] = self._attempts.get(name, 0) + 1
-        job = Job(name, task.action, task.inputs, task.outputs, task.log, task.timeout, attempt)
+        d = self._demands.get(name, ONE)
+        job = Job(
+            name, task.action, task.inputs, task.outputs, task.log, task.timeout, attempt,
+            d.cpus, d.mem, d.named,
+        )  # fmt: skip
         started = time.time()
         try:
             self._prepare_outputs(task)  # every attempt: a retry must not see the last output
@@ -413,7 +455,9 @@ class Build:
             self._fail(task, failed, f"could not start: {exc.strerror}{where}")
             return
         self.observer.handle(
-            ev.TaskStarted(name, task.action.describe(), verdict.reason, attempt, slot, started)
+            ev.TaskStarted(
+                name, task.action.describe(), verdict.reason, attempt, slot, started, d.cpus, d.mem
+            )
         )
 
     def _prepare_outputs(self, task: Task) -> None:
@@ -444,6 +488,9 @@ class Build:
     def _finish(self, c: Completion) -> None:
         task = self.graph.tasks[c.name]
         failure = _failure_reason(task, c)
+        self.state.save_usage(
+            c.name, task.action.digest, c.duration, c.cpu_seconds, c.max_rss, failure is None
+        )
         outputs: dict[str, Fingerprint] = {}
         if failure is None:
             for path in task.outputs:

@@ -51,6 +51,8 @@ class EngineOptions:
     cache_dir: Path | None = None  # default: <root>/.pytaskmake/cache
     cache_limit: int = 10 << 30  # bytes: least-recently-used entries pruned past it
     state_dir: Path | None = None  # default: <root>/.pytaskmake
+    mem: int | None = None  # bytes running tasks may hold at once; None: available; 0: no limit
+    resources: tuple[tuple[str, float], ...] = ()  # limits of named resources, (("gpu", 2.0),)
 
 
 @dataclass(frozen=True)
@@ -272,7 +274,8 @@ class Engine:
         executor = self._executor_factory(self.jobs, self.state_dir)
         cache = self._run_cache()
         try:
-            options = BuildOptions(self.options.keep_going, always, cache)
+            o = self.options
+            options = BuildOptions(o.keep_going, always, cache, o.mem, o.resources)
             build = Build(
                 graph, names, state, executor, self.observer, options, self.state_dir, files, known
             )

@@ -43,3 +43,17 @@ class LockedError(PytaskmakeError):
             f"another pytaskmake ({who}) is running here; wait for it or stop it "
             f"(lock: {lock_path})"
         )
+
+
+class ResourceError(PytaskmakeError):
+    """A task asks for more of a resource than the build may ever hand out."""
+
+    def __init__(
+        self, task: str, where: str, resource: str, wants: object, limit: object, option: str
+    ) -> None:
+        self.task, self.where, self.resource = task, where, resource
+        at = f"{where}: " if where else ""
+        super().__init__(
+            f"{at}task {task!r} asks for {resource}={wants}, more than the whole limit "
+            f"{limit} ({option}); nothing was run"
+        )

@@ -19,6 +19,7 @@ from typing import Any
 
 from .action import Action, CallableAction, ShellAction, make_action
 from .errors import TaskfileError
+from .resources import AUTO, parse_cpus, parse_mem, parse_named
 
 PathLike = str | os.PathLike[str]
 
@@ -53,7 +54,7 @@ class Task:
         self.inputs, self.outputs, self.deps, self.where = inputs, outputs, deps, where
         self._extra = _DEFAULTS
         if log is not None or timeout is not None or retries != 0 or cache is not True:
-            self._extra = (log, timeout, retries, cache, True, ())
+            self._extra = (log, timeout, retries, cache, True, (), None)
 
     @property
     def action(self) -> Action:
@@ -92,13 +93,48 @@ class Task:
     def implicit_allowed(self) -> bool:
         return self._extra[4]
 
+    @property
+    def scheduling(self) -> tuple[int, int, tuple[tuple[str, float], ...], float] | None:
+        """(cpus, mem, resources, priority) when it declared any, else None."""
+        return self._extra[6]
+
+    @property
+    def cpus(self) -> int:
+        """Slots of -j it holds while it runs (see resources.py)."""
+        sched = self._extra[6]
+        return 1 if sched is None else sched[0]
+
+    @property
+    def mem(self) -> int:
+        """Bytes of memory it declared, or resources.AUTO: its recorded peak."""
+        sched = self._extra[6]
+        return AUTO if sched is None else sched[1]
+
+    @property
+    def resources(self) -> tuple[tuple[str, float], ...]:
+        """Named resources it holds while it runs, as sorted (name, amount) pairs."""
+        sched = self._extra[6]
+        return () if sched is None else sched[2]
+
+    @property
+    def priority(self) -> float:
+        """Higher starts first among ready tasks (before the critical path decides)."""
+        sched = self._extra[6]
+        return 0 if sched is None else sched[3]
+
+    def _set_scheduling(
+        self, cpus: int, mem: int, resources: tuple[tuple[str, float], ...], priority: float
+    ) -> None:
+        """Set what it holds and its priority (checked by the caller)."""
+        self._extra = (*self._extra[:6], (cpus, mem, resources, priority))
+
     def _set_limits(self, timeout: float | None, retries: int, cache: bool) -> None:
         """Set the run limits (checked by the caller)."""
         self._extra = (self.log, timeout, retries, cache, *self._extra[4:])
 
     def _set_implicit(self, allowed: bool, found: tuple[str, ...] = ()) -> None:
         """While loading: whether to look for implicit inputs, and those found."""
-        self._extra = (*self._extra[:4], allowed, found)
+        self._extra = (*self._extra[:4], allowed, found, self._extra[6])
         self.inputs += found
 
     def depends_on(self, *tasks: Task | str) -> Task:
@@ -110,8 +146,9 @@ class Task:
         return f"<Task {self.name}>"
 
 
-# log, timeout, retries, cache, implicit inputs allowed, implicit inputs of most tasks
-_DEFAULTS = (None, None, 0, True, True, ())
+# log, timeout, retries, cache, implicit inputs allowed, implicit inputs of most tasks,
+# scheduling (cpus, mem, resources, priority) or None: one slot, memory learned, priority 0
+_DEFAULTS = (None, None, 0, True, True, (), None)
 
 
 class Registry:
@@ -201,6 +238,10 @@ def task(
     retries: int = 0,
     cache: bool = True,
     implicit_inputs: bool = True,
+    cpus: int = 1,
+    mem: int | str | None = None,
+    resources: dict[str, float] | None = None,
+    priority: float = 0,
 ) -> Task:
     """Declare a task of the Taskfile being loaded and return it.
 
@@ -208,7 +249,9 @@ def task(
     may accept `inputs` and `outputs` keyword arguments). Paths are relative to
     the Taskfile's directory; output directories are created before the task runs.
     Project files its command line names are inputs too, unless `implicit_inputs`
-    is False (see implicit.py).
+    is False (see implicit.py). `cpus`, `mem` ("4G"; default: its recorded peak)
+    and `resources` ({"gpu": 1}) are what it holds while it runs; among ready
+    tasks a higher `priority` starts first (see scheduler.py).
     """
     registry = _loading.get() or _registry()
     frame = sys._getframe(1)
@@ -228,6 +271,10 @@ def task(
         and retries == 0
         and cache is True
         and implicit_inputs is True
+        and cpus == 1
+        and mem is None
+        and resources is None
+        and priority == 0
         and name
         and "\0" not in name
         and action
@@ -242,6 +289,8 @@ def task(
                 new._set_limits(*_check_limits(name, timeout, retries, cache))
             if implicit_inputs is not True:
                 new._set_implicit(bool(implicit_inputs))
+            if cpus != 1 or mem is not None or resources is not None or priority != 0:
+                new._set_scheduling(*_check_scheduling(name, cpus, mem, resources, priority))
         except (TypeError, ValueError) as exc:
             raise TaskfileError(str(exc), *_split_where(where)) from None
     if registry.tasks.setdefault(name, new) is not new:
@@ -375,6 +424,19 @@ def _check_limits(
     if not isinstance(retries, int) or retries < 0:
         raise ValueError(f"task {name!r}: retries must be a whole number >= 0")
     return (float(timeout) if timeout is not None else None), retries, bool(cache)
+
+
+def _check_scheduling(
+    name: str, cpus: object, mem: object, resources: object, priority: object
+) -> tuple[int, int, tuple[tuple[str, float], ...], float]:
+    if isinstance(priority, bool) or not isinstance(priority, (int, float)):
+        raise TypeError(f"task {name!r}: priority must be a number, not {priority!r}")
+    return (
+        parse_cpus(cpus, name),
+        parse_mem(mem, name),
+        parse_named(resources, name),
+        priority,
+    )
 
 
 def _as_list(value: object, name: str, what: str) -> list[Any]:
