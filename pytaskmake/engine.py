@@ -33,7 +33,7 @@ from .graph import BuildGraph
 from .lock import BuildLock, holder_alive, last_holder
 from .plan import plan
 from .stale import Verdict, record_stamp
-from .state import StateDB, read_snapshot
+from .state import StateDB, Usage, read_snapshot
 from .taskfile import Registry, Task, load_taskfile
 
 STATE_DIR = ".pytaskmake"
@@ -397,6 +397,14 @@ class Engine:
             finally:
                 state.close()
             return {name: verdicts[name] for name in names}  # in declaration order
+
+    def usage(self, names: Sequence[str]) -> dict[str, Usage]:
+        """What the recorded runs of `names` measured (wall, CPU, peak memory), for -l."""
+        state = StateDB(self.state_dir, readonly=True)
+        try:
+            return state.usage(list(names))
+        finally:
+            state.close()
 
     def select(self, targets: Sequence[str] = ()) -> list[str]:
         """The names of `targets` and all they need, in declaration order."""
