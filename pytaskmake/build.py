@@ -23,13 +23,12 @@ from . import events as ev
 from . import snapshot
 from .action import ShellAction
 from .cache import CorruptEntry, RunCache, cache_key
-from .critical import Estimates, remaining_paths
 from .dirty import dirty_everywhere, dirty_past_snapshot
 from .executors.base import Completion, Executor, Job
 from .fingerprint import FileCache, Fingerprint, stat_of
 from .graph import BuildGraph
 from .outputs import OutputKeeper
-from .resources import ONE, Demand, Limits, Pool, available_memory, demands_of
+from .resources import Limits, available_memory
 from .scheduler import Scheduler
 from .stale import FORCED, Rebuilder, Verdict, record_stamp
 from .state import StateDB
@@ -89,7 +88,6 @@ class Build:
         self._interrupts = 0
         self._seen_interrupts = 0
         self._stopped_by: int = 0  # SIGTERM or SIGHUP: stop everything now
-        self._demands: dict[str, Demand] = {}  # what tasks hold when not ONE (resources.py)
 
     def run(self) -> ev.BuildFinished:
         """Build; returns the closing event (also emitted). Ctrl-C is handled inside."""
@@ -129,19 +127,13 @@ class Build:
         return finished
 
     def _scheduler(self, affected: list[str], recorded: dict[str, float]) -> Scheduler:
-        """The ready queue of this build: what each task holds (ResourceError if one
-        can never fit), and the critical path by expected durations as its order."""
-        graph, tasks, options = self.graph, self.graph.tasks, self.options
+        """The ready queue of this build (ResourceError if a task can never fit)."""
+        graph, options = self.graph, self.options
         mem = available_memory() if options.mem is None else options.mem
         limits = Limits(self.executor.jobs, mem, dict(options.resources))
-        self._demands = demands_of(tasks, affected, self.state.peaks(affected), limits)
-        self.estimate = Estimates(tasks, recorded)
-        levels = remaining_paths(affected, graph.upstream, graph.dependants, self.estimate)
-        priority = lambda name: (-tasks[name].priority, -levels.pop(name))  # noqa: E731
-        demand = lambda name: self._demands.get(name, ONE)  # noqa: E731
-        pool, estimate = Pool(limits), self.estimate
-        return Scheduler(
-            affected, graph.upstream, graph.dependants, priority, demand, pool, estimate
+        peaks = self.state.peaks(affected)
+        return Scheduler.for_build(
+            graph.tasks, affected, graph.upstream, graph.dependants, limits, recorded, peaks
         )
 
     def _started_event(self, affected: list[str], recorded: dict[str, float]) -> ev.BuildStarted:
@@ -149,11 +141,12 @@ class Build:
         durations and resources the scheduler goes by."""
         if not affected:
             return ev.BuildStarted(0, self.executor.jobs)
-        estimate = self.estimate
+        estimate, demands = self.scheduler.estimates, self.scheduler.demands
+        assert estimate is not None
         expected = {n: estimate(n) for n in affected} if estimate.recorded else recorded
-        cpus = {n: d.cpus for n, d in self._demands.items() if d.cpus > 1}
+        cpus = {n: d.cpus for n, d in demands.items() if d.cpus > 1}
         pool = self.scheduler.pool
-        mem = pool.limits.mem if pool is not None and self._demands else 0
+        mem = pool.limits.mem if pool is not None and demands else 0
         return ev.BuildStarted(
             len(affected), self.executor.jobs, tuple(affected), expected, cpus, mem
         )
@@ -440,7 +433,7 @@ class Build:
         if name not in self._inputs:
             self._inputs[name] = self.rebuilder.current_inputs(task)
         attempt = self._attempts[name] = self._attempts.get(name, 0) + 1
-        d = self._demands.get(name, ONE)
+        d = self.scheduler.demand(name)
         job = Job(
             name, task.action, task.inputs, task.outputs, task.log, task.timeout, attempt,
             d.cpus, d.mem, d.named,

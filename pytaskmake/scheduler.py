@@ -18,7 +18,9 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .resources import ONE, Demand, Pool
+from .critical import Estimates, remaining_paths
+from .resources import ONE, Demand, Limits, Pool, demands_of
+from .taskfile import Task
 
 Entry = tuple[Any, int, str]  # (priority key, declaration position, name): lower first
 
@@ -48,11 +50,13 @@ class Scheduler:
         # (a dict of 200,000 positions cost ~15 MB)
         self._rank: dict[str, int] = {}
         self._priority = priority
-        self._demand = demand or (lambda name: ONE)
+        self.demand: Callable[[str], Demand] = demand or (lambda name: ONE)
         self.pool = pool
         self._estimate = estimate or (lambda name: 1.0)
         self._ready: dict[Demand, list[Entry]] = {}  # one heap per demand: a sweep has a few
         self._running: dict[str, tuple[float, Demand]] = {}  # admitted: (start, demand)
+        self.demands: dict[str, Demand] = {}  # for_build: the tasks not holding ONE
+        self.estimates: Estimates | None = None  # for_build: expected seconds of each task
         for position, name in enumerate(order):
             ups = upstream[name]
             count = len(ups) if everything else sum(1 for up in ups if up in selected)
@@ -65,11 +69,35 @@ class Scheduler:
             heapq.heapify(heap)
         self.total = len(order)
 
+    @classmethod
+    def for_build(
+        cls,
+        tasks: dict[str, Task],
+        names: list[str],
+        upstream: dict[str, tuple[str, ...]],
+        dependants: dict[str, tuple[str, ...]],
+        limits: Limits,
+        recorded: dict[str, float],
+        peaks: dict[str, int],
+    ) -> Scheduler:
+        """The ready queue of a build of `names`: what each holds (declared, or memory
+        learned from its recorded `peaks`; ResourceError if one can never fit in
+        `limits`), ordered by `priority=`, then the critical path weighed by the
+        `recorded` durations (see critical.py)."""
+        demands = demands_of(tasks, names, peaks, limits)
+        estimate = Estimates(tasks, recorded)
+        levels = remaining_paths(names, upstream, dependants, estimate)
+        priority = lambda name: (-tasks[name].priority, -levels.pop(name))  # noqa: E731
+        demand = lambda name: demands.get(name, ONE)  # noqa: E731
+        made = cls(names, upstream, dependants, priority, demand, Pool(limits), estimate)
+        made.demands, made.estimates = demands, estimate
+        return made
+
     def _key(self, name: str) -> Any:
         return 0 if self._priority is None else self._priority(name)
 
     def _heap(self, name: str) -> list[Entry]:
-        demand = self._demand(name)
+        demand = self.demand(name)
         heap = self._ready.get(demand)
         if heap is None:
             heap = self._ready[demand] = []

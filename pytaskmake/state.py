@@ -438,8 +438,12 @@ class StateDB:
     def peaks(self, names: list[str]) -> dict[str, int]:
         """The largest recorded peak (bytes) of each of `names` that has one (most
         tasks of a sweep have none: a peak below pytaskmake's own is not told)."""
+        query = "SELECT name, peak FROM usage WHERE peak > 0"
         try:
-            rows = self._db.execute("SELECT name, peak FROM usage WHERE peak > 0").fetchall()
+            if len(names) <= 500:  # a few tasks to run among many: no pass over the table
+                marks = ",".join("?" * len(names))
+                return dict(self._db.execute(f"{query} AND name IN ({marks})", names))
+            rows = self._db.execute(query).fetchall()
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
                 return {}
