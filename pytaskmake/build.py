@@ -103,7 +103,7 @@ class Build:
         if affected:  # before anything runs: a task that can never fit is an error
             self.scheduler = self._scheduler(affected, recorded)
         emit = self.observer.handle
-        emit(self._started_event(affected, recorded))
+        emit(self._started_event(affected))
         previous = self._catch_signals()
         try:
             if affected:
@@ -136,14 +136,14 @@ class Build:
             graph.tasks, affected, graph.upstream, graph.dependants, limits, recorded, peaks
         )
 
-    def _started_event(self, affected: list[str], recorded: dict[str, float]) -> ev.BuildStarted:
+    def _started_event(self, affected: list[str]) -> ev.BuildStarted:
         """What the reporter needs for its status line and ETA: the same expected
         durations and resources the scheduler goes by."""
         if not affected:
             return ev.BuildStarted(0, self.executor.jobs)
         estimate, demands = self.scheduler.estimates, self.scheduler.demands
         assert estimate is not None
-        expected = {n: estimate(n) for n in affected} if estimate.recorded else recorded
+        expected = estimate.completed(affected)  # the same dict, filled in
         cpus = {n: d.cpus for n, d in demands.items() if d.cpus > 1}
         pool = self.scheduler.pool
         mem = pool.limits.mem if pool is not None and demands else 0

@@ -44,17 +44,20 @@ class Estimates:
     mean of all recorded, else 1."""
 
     def __init__(self, tasks: dict[str, Task], recorded: dict[str, float]) -> None:
+        """`recorded`: last durations by name (0: --touch, --clean: unknown); kept, not
+        copied (a sweep's is 200,000 entries)."""
         self._tasks = tasks
-        self.recorded = {n: d for n, d in recorded.items() if d > 0}  # 0: --touch, --clean
+        self.recorded = recorded
         self._families: dict[str, float] | None = None  # computed when first needed
-        values = self.recorded.values()
-        self.default = sum(values) / len(values) if values else 1.0
+        known = [d for d in recorded.values() if d > 0]
+        self.known = bool(known)
+        self.default = sum(known) / len(known) if known else 1.0
 
     def __call__(self, name: str) -> float:
         found = self.recorded.get(name)
-        if found is not None:
+        if found is not None and found > 0:
             return found
-        if not self.recorded:
+        if not self.known:
             return 1.0
         if self._families is None:
             self._families = self._family_means()
@@ -64,11 +67,20 @@ class Estimates:
         sums: dict[str, list[float]] = {}
         for name, seconds in self.recorded.items():
             task = self._tasks.get(name)
-            if task is not None:
+            if task is not None and seconds > 0:
                 total = sums.setdefault(family(task), [0.0, 0.0])
                 total[0] += seconds
                 total[1] += 1
         return {f: s / n for f, (s, n) in sums.items()}
+
+
+    def completed(self, names: list[str]) -> dict[str, float]:
+        """`recorded` with the estimate of each of `names` it lacks (for ETAs), when
+        there is any history to estimate from; else as it is."""
+        if self.known:
+            missing = {n: self(n) for n in names if self.recorded.get(n, 0.0) <= 0}
+            self.recorded.update(missing)
+        return self.recorded
 
 
 def remaining_paths(

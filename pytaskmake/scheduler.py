@@ -145,9 +145,10 @@ class Scheduler:
         assert self.pool is not None
         free = self.pool.copy()
         ends = sorted(
-            (max(now, start + self._estimate(name)), demand)
-            for name, (start, demand) in self._running.items()
-        )
+            ((max(now, start + self._estimate(name)), demand) for name, (start, demand) in
+             self._running.items()),
+            key=lambda end: end[0],
+        )  # fmt: skip
         for end, demand in ends:
             free.give(demand)
             if free.fits(head):

@@ -224,13 +224,32 @@ def test_a_task_that_does_not_fit_is_passed_over_by_one_that_ends_in_time() -> N
 
 def test_a_task_waiting_for_room_is_never_starved_by_later_ones() -> None:
     names = ["first", "wide", *[f"late{i}" for i in range(5)]]
-    s = admitting(names, {"wide": Demand(cpus=2)}, Limits(2), {"first": 1.0, "wide": 1.0}
-                  | {f"late{i}": 5.0 for i in range(5)})
+    s = admitting(
+        names,
+        {"wide": Demand(cpus=2)},
+        Limits(2),
+        {"first": 1.0, "wide": 1.0} | {f"late{i}": 5.0 for i in range(5)},
+    )
     assert s.admit(0.0) == "first"
     assert s.admit(0.0) is None, "a 5 s task would hold wide past its reservation (1 s)"
     s.succeeded("first")
     assert s.admit(1.0) == "wide"
     assert s.admit(1.0) is None
+
+
+def test_running_tasks_ending_at_once_with_different_demands() -> None:
+    """The reservation sorts running tasks by their expected end only (two ending at
+    the same moment once made it compare their demands, which have no order)."""
+    gpu = Demand(named=(("gpu", 1.0),))
+    s = admitting(
+        ["plain", "card", "wide"],
+        {"card": gpu, "wide": Demand(cpus=3)},
+        Limits(3, 0, {"gpu": 1.0}),
+        {},
+    )
+    assert s.admit(0.0) == "plain"
+    assert s.admit(0.0) == "card"
+    assert s.admit(0.0) is None, "wide waits for both, which end at the same time"
 
 
 def test_a_task_fitting_beside_the_reserved_one_is_started() -> None:
