@@ -87,10 +87,10 @@ def remaining_paths(
     names: list[str],
     upstream: dict[str, tuple[str, ...]],
     dependants: dict[str, tuple[str, ...]],
-    weight: Callable[[str], float],
+    weight: Callable[[str], float] | None,
 ) -> dict[str, float]:
     """For each of `names` (a selection closed under what it needs), the longest path
-    of weights from it to the end of the build, itself included: O(V+E)."""
+    of weights (None: 1 each) from it to the end of the build, itself included: O(V+E)."""
     everything = len(names) == len(upstream)
     selected: Iterable[str] | set[str] = upstream if everything else set(names)
     if everything:
@@ -99,14 +99,15 @@ def remaining_paths(
         below = {n: sum(1 for c in dependants[n] if c in selected) for n in names}
     stack = [n for n, count in below.items() if not count]
     level: dict[str, float] = {}
+    get = level.get
     while stack:
         name = stack.pop()
         longest = 0.0
         for child in dependants[name]:
-            after = level.get(child)
+            after = get(child)
             if after is not None and after > longest:
                 longest = after
-        level[name] = weight(name) + longest
+        level[name] = (1.0 if weight is None else weight(name)) + longest
         for up in upstream[name]:
             count = below.get(up)
             if count is not None:

@@ -183,16 +183,21 @@ class Pool:
             return False
         if d.mem and self.limits.mem and d.mem > self.mem:
             return False
-        return all(self.named.get(k, 0.0) >= v - 1e-9 for k, v in d.named)
+        if d.named:
+            return all(self.named.get(k, 0.0) >= v - 1e-9 for k, v in d.named)
+        return True
 
     def take(self, d: Demand) -> None:
-        self._add(d, -1)
+        self.slots -= d.cpus
+        if d.mem or d.named:
+            self._add(d, -1)
 
     def give(self, d: Demand) -> None:
-        self._add(d, 1)
+        self.slots += d.cpus
+        if d.mem or d.named:
+            self._add(d, 1)
 
     def _add(self, d: Demand, sign: int) -> None:
-        self.slots += sign * d.cpus
         if self.limits.mem:
             self.mem += sign * d.mem
         for k, v in d.named:

@@ -50,6 +50,7 @@ class Scheduler:
         # (a dict of 200,000 positions cost ~15 MB)
         self._rank: dict[str, int] = {}
         self._priority = priority
+        self._uniform = demand is None  # every task holds ONE: no lookup per task
         self.demand: Callable[[str], Demand] = demand or (lambda name: ONE)
         self.pool = pool
         self._estimate = estimate or (lambda name: 1.0)
@@ -86,9 +87,13 @@ class Scheduler:
         `recorded` durations (see critical.py)."""
         demands = demands_of(tasks, names, peaks, limits)
         estimate = Estimates(tasks, recorded)
-        levels = remaining_paths(names, upstream, dependants, estimate)
-        priority = lambda name: (-tasks[name].priority, -levels.pop(name))  # noqa: E731
-        demand = lambda name: demands.get(name, ONE)  # noqa: E731
+        levels = remaining_paths(names, upstream, dependants, estimate if estimate.known else None)
+        pop = levels.pop
+        if any(tasks[name].priority for name in demands):  # (declared ones are all there)
+            priority = lambda name: (-tasks[name].priority, -pop(name))  # noqa: E731
+        else:  # the usual case: the critical path alone
+            priority = lambda name: -pop(name)  # noqa: E731
+        demand = (lambda name: demands.get(name, ONE)) if demands else None
         made = cls(names, upstream, dependants, priority, demand, Pool(limits), estimate)
         made.demands, made.estimates = demands, estimate
         return made
@@ -97,7 +102,7 @@ class Scheduler:
         return 0 if self._priority is None else self._priority(name)
 
     def _heap(self, name: str) -> list[Entry]:
-        demand = self.demand(name)
+        demand = ONE if self._uniform else self.demand(name)
         heap = self._ready.get(demand)
         if heap is None:
             heap = self._ready[demand] = []
@@ -124,6 +129,9 @@ class Scheduler:
         pool = self.pool
         if pool is None:
             return self.pop()
+        if self._uniform:  # one heap: its most urgent task, if a slot is free
+            heap = self._ready.get(ONE)
+            return self._take(ONE, now) if heap and pool.fits(ONE) else None
         classes = self._classes()
         if not classes:
             return None
