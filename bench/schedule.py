@@ -109,14 +109,17 @@ def argv(tool: str, jobs: int, forced: bool, extra: tuple[str, ...] = ()) -> lis
         )
     if tool == "make":
         return ["make", "-s", f"-j{jobs}"] + (["-B"] if forced else [])
-    return ["ninja", f"-j{jobs}"]
+    return [NINJAS.get(tool, "ninja"), f"-j{jobs}"]
+
+
+NINJAS: dict[str, str] = {}  # "ninja 1.13.2" -> its binary (--ninja)
 
 
 def run(ws: Path, cmd: list[str]) -> float:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     if (ws / "events.log").exists():
         (ws / "events.log").unlink()
-    if cmd[0] == "ninja":  # ninja has no -B: its outputs go, its log stays
+    if Path(cmd[0]).name == "ninja":  # ninja has no -B: its outputs go, its log stays
         for f in (ws / "out").iterdir():
             f.unlink()
     start = time.perf_counter()
@@ -214,9 +217,21 @@ def main() -> None:
     p.add_argument("--tools", default="pytaskmake,make,ninja")
     p.add_argument("--out", default=str(REPO / "bench" / "results-schedule.md"))
     p.add_argument("--keep", action="store_true", help="leave the workspaces behind")
+    p.add_argument(
+        "--ninja",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="another ninja binary to time too (pip install --target DIR ninja: 1.13)",
+    )
     args = p.parse_args()
     tools = [t for t in args.tools.split(",") if t == "pytaskmake" or shutil.which(t)]
+    for path in args.ninja:
+        name = "ninja " + version([path, "--version"]).split(".git")[0]
+        NINJAS[name] = path
+        tools.append(name)
     root = Path(tempfile.mkdtemp(prefix="schedule-bench-"))
+    load = os.getloadavg()[0]
     try:
         rows = timing("chain", chain_last(), tools, args.repeat, root)
         rows += timing("long-last", long_last(), tools, args.repeat, root)
@@ -224,18 +239,18 @@ def main() -> None:
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
-    report(Path(args.out), rows, mem_rows, args.repeat)
+    report(Path(args.out), rows, mem_rows, args.repeat, load)
 
 
-def report(out: Path, rows: list[str], mem_rows: list[str], repeat: int) -> None:
+def report(out: Path, rows: list[str], mem_rows: list[str], repeat: int, load: float) -> None:
     when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     text = [
         "# Scheduling: makespan against the lower bound, and memory held at once",
         "",
         f"{when}; {os.cpu_count()} cores; {platform.platform()}; Python "
         f"{platform.python_version()}; {version(['make', '--version'])}; ninja "
-        f"{version(['ninja', '--version'])}. `python bench/schedule.py` "
-        "(`pytaskmake bench-schedule`).",
+        f"{version(['ninja', '--version'])}; load average {load:.1f} at the start (the",
+        "machine is shared). `python bench/schedule.py` (`pytaskmake bench-schedule`).",
         "",
         "Every task sleeps; each tool built the DAG once (pytaskmake records durations),",
         f"then every task is forced to run again, -j2, median of {repeat}, tools taking turns.",
