@@ -25,6 +25,17 @@ from .taskfile import Task
 Entry = tuple[Any, int, str]  # (priority key, declaration position, name): lower first
 
 
+_SHORT = 0.1  # seconds: paths this short are all alike (our own latency is that order)
+_PER_STEP = 1 / math.log(1.1)  # longer paths: alike within a step of 10%
+
+
+def _rounded(length: float) -> int:
+    """A remaining path's length as a step of 10% above 0.1 s: paths alike but for
+    the noise of measured durations tie, and then declaration order decides (a sweep
+    of alike simulations runs in the order it was declared)."""
+    return 0 if length < _SHORT else 1 + int(math.log(length / _SHORT) * _PER_STEP)
+
+
 class Scheduler:
     """Tracks which selected tasks are waiting, ready, running, done, failed or skipped."""
 
@@ -90,9 +101,9 @@ class Scheduler:
         levels = remaining_paths(names, upstream, dependants, estimate if estimate.known else None)
         pop = levels.pop
         if any(tasks[name].priority for name in demands):  # (declared ones are all there)
-            priority = lambda name: (-tasks[name].priority, -pop(name))  # noqa: E731
+            priority = lambda name: (-tasks[name].priority, -_rounded(pop(name)))  # noqa: E731
         else:  # the usual case: the critical path alone
-            priority = lambda name: -pop(name)  # noqa: E731
+            priority = lambda name: -_rounded(pop(name))  # noqa: E731
         demand = (lambda name: demands.get(name, ONE)) if demands else None
         made = cls(names, upstream, dependants, priority, demand, Pool(limits), estimate)
         made.demands, made.estimates = demands, estimate

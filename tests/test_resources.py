@@ -224,6 +224,7 @@ def test_each_run_is_measured_and_an_older_state_file_opens(project: Project) ->
         conn.execute("DROP TABLE usage")  # as a state file of the previous release
     conn.close()
     assert runs == 1 and wall > 0 and 0 < cpu <= wall * 2
+    assert build(project, "-l").stdout == "spin  (up to date)\n", "read-only: no table, no runs"
     build(project, "-B")
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT runs FROM usage").fetchone() == (1,)

@@ -375,10 +375,10 @@ def test_critical_path_order_follows_recorded_durations(project: Project) -> Non
     durations are recorded, the long task declared last does."""
     project.taskfile(
         """
-        task("short1", "echo short1 >> runs.log; sleep 0.05; touch s1", outputs=["s1"])
-        task("short2", "echo short2 >> runs.log; sleep 0.05", inputs=["s1"])
+        task("short1", "echo short1 >> runs.log; sleep 0.25; touch s1", outputs=["s1"])
+        task("short2", "echo short2 >> runs.log; sleep 0.25", inputs=["s1"])
         task("quick", "echo quick >> runs.log")
-        task("long", "echo long >> runs.log; sleep 0.5")
+        task("long", "echo long >> runs.log; sleep 1")
         """
     )
     build(project, "-j", "1")
