@@ -66,6 +66,7 @@ class Scheduler:
         self.pool = pool
         self._estimate = estimate or (lambda name: 1.0)
         self._ready: dict[Demand, list[Entry]] = {}  # one heap per demand: a sweep has a few
+        self._one: list[Entry] = self._ready.setdefault(ONE, [])  # (hashing a Demand costs)
         self._running: dict[str, tuple[float, Demand]] = {}  # admitted: (start, demand)
         self.demands: dict[str, Demand] = {}  # for_build: the tasks not holding ONE
         self.estimates: Estimates | None = None  # for_build: expected seconds of each task
@@ -113,7 +114,9 @@ class Scheduler:
         return 0 if self._priority is None else self._priority(name)
 
     def _heap(self, name: str) -> list[Entry]:
-        demand = ONE if self._uniform else self.demand(name)
+        if self._uniform:
+            return self._one
+        demand = self.demand(name)
         heap = self._ready.get(demand)
         if heap is None:
             heap = self._ready[demand] = []
@@ -141,8 +144,12 @@ class Scheduler:
         if pool is None:
             return self.pop()
         if self._uniform:  # one heap: its most urgent task, if a slot is free
-            heap = self._ready.get(ONE)
-            return self._take(ONE, now) if heap and pool.fits(ONE) else None
+            if not self._one or pool.slots < 1:
+                return None
+            name = heapq.heappop(self._one)[2]
+            pool.slots -= 1  # (pool.take(ONE))
+            self._running[name] = (now, ONE)
+            return name
         classes = self._classes()
         if not classes:
             return None
