@@ -146,7 +146,8 @@ class Build:
         expected = estimate.completed(affected)  # the same dict, filled in
         cpus = {n: d.cpus for n, d in demands.items() if d.cpus > 1}
         pool = self.scheduler.pool
-        mem = pool.limits.mem if pool is not None and demands else 0
+        held = pool is not None and any(d.mem for d in demands.values())
+        mem = pool.limits.mem if held and pool is not None else 0  # shown when tasks hold some
         return ev.BuildStarted(
             len(affected), self.executor.jobs, tuple(affected), expected, cpus, mem
         )

@@ -42,13 +42,6 @@ class Demand:
     mem: int = 0  # bytes; 0: not counted (unknown)
     named: tuple[tuple[str, float], ...] = ()
 
-    def describe(self) -> str:
-        parts = [f"cpus={self.cpus}"]
-        if self.mem:
-            parts.append(f"mem={format_size(self.mem)}")
-        parts += [f"{k}={v:g}" for k, v in self.named]
-        return " ".join(parts)
-
 
 ONE = Demand()  # what a task declaring nothing holds: one slot
 

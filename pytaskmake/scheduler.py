@@ -195,9 +195,6 @@ class Scheduler:
         if held is not None and self.pool is not None:
             self.pool.give(held[1])
 
-    def running(self) -> int:
-        return len(self._running)
-
     def succeeded(self, name: str) -> None:
         """`name` is done (ran, restored or up to date): release what waited on it."""
         self.release(name)
