@@ -73,7 +73,6 @@ class Estimates:
                 total[1] += 1
         return {f: s / n for f, (s, n) in sums.items()}
 
-
     def completed(self, names: list[str]) -> dict[str, float]:
         """`recorded` with the estimate of each of `names` it lacks (for ETAs), when
         there is any history to estimate from; else as it is."""
