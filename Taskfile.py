@@ -65,3 +65,11 @@ task(  # Taskfile edits at 100,000 points against ninja: two 6-minute set-up bui
     log=".pytaskmake/logs/bench-edits-100k.log",
     cache=False,
 )
+task(  # about 2 minutes: two DAGs of sleeps and a memory scenario, against make and ninja
+    "bench-schedule",
+    "python bench/schedule.py --repeat 3 --out bench/results-schedule.md",
+    inputs=sources + ["bench/schedule.py"],
+    outputs=["bench/results-schedule.md"],
+    log=".pytaskmake/logs/bench-schedule.log",
+    cache=False,
+)

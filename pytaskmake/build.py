@@ -30,6 +30,7 @@ from .fingerprint import FileCache, Fingerprint, stat_of
 from .graph import BuildGraph
 from .hashing import BIG, BackgroundHasher, Hashed
 from .outputs import OutputKeeper
+from .resources import Limits, available_memory
 from .scheduler import Scheduler
 from .stale import FORCED, Rebuilder, Verdict, record_stamp
 from .state import StateDB
@@ -47,6 +48,8 @@ class BuildOptions:
     cache: RunCache | None = None
     rerun: frozenset[str] = frozenset()  # tasks forced to run (--rerun)
     discovery: Discovery | None = None  # trace=True, --trace-deps, depfiles
+    mem: int | None = None  # bytes tasks may hold at once; None: available now; 0: no limit
+    resources: tuple[tuple[str, float], ...] = ()  # limits of named resources (gpu=2)
 
 
 class Build:
@@ -105,13 +108,14 @@ class Build:
             self.names if self.known is None else affected, exists
         )
         self._notice_lost_records()
-        expected = self.state.durations(affected) if affected else {}
+        recorded = self.state.durations(affected) if affected else {}
+        if affected:  # before anything runs: a task that can never fit is an error
+            self.scheduler = self._scheduler(affected, recorded)
         emit = self.observer.handle
-        emit(ev.BuildStarted(len(affected), self.executor.jobs, tuple(affected), expected))
+        emit(self._started_event(affected))
         previous = self._catch_signals()
         try:
             if affected:
-                self.scheduler = Scheduler(affected, self.graph.upstream, self.graph.dependants)
                 self._block_missing()
                 self._loop()
         finally:
@@ -130,6 +134,32 @@ class Build:
         )
         emit(finished)
         return finished
+
+    def _scheduler(self, affected: list[str], recorded: dict[str, float]) -> Scheduler:
+        """The ready queue of this build (ResourceError if a task can never fit)."""
+        graph, options = self.graph, self.options
+        mem = available_memory() if options.mem is None else options.mem
+        limits = Limits(self.executor.jobs, mem, dict(options.resources))
+        peaks = self.state.peaks(affected)
+        return Scheduler.for_build(
+            graph.tasks, affected, graph.upstream, graph.dependants, limits, recorded, peaks
+        )
+
+    def _started_event(self, affected: list[str]) -> ev.BuildStarted:
+        """What the reporter needs for its status line and ETA: the same expected
+        durations and resources the scheduler goes by."""
+        if not affected:
+            return ev.BuildStarted(0, self.executor.jobs)
+        estimate, demands = self.scheduler.estimates, self.scheduler.demands
+        assert estimate is not None
+        expected = estimate.completed(affected)  # the same dict, filled in
+        cpus = {n: d.cpus for n, d in demands.items() if d.cpus > 1}
+        pool = self.scheduler.pool
+        held = pool is not None and any(d.mem for d in demands.values())
+        mem = pool.limits.mem if held and pool is not None else 0  # shown when tasks hold some
+        return ev.BuildStarted(
+            len(affected), self.executor.jobs, tuple(affected), expected, cpus, mem
+        )
 
     def _block_missing(self) -> None:
         """Tasks reading a source file that does not exist fail at once, with what
@@ -306,19 +336,21 @@ class Build:
             self.executor.terminate()
 
     def _dispatch(self) -> None:
-        """While a slot is free, take the most urgent ready task: finish it on the spot
-        when clean or restored (releasing what waits on it), else start it.
+        """While the scheduler admits a ready task (the most urgent one that fits the
+        free slots, memory and resources), finish it on the spot when clean or
+        restored (releasing what waits on it), else start it.
 
-        Nothing is checked ahead of a free slot: the scheduler's order is the order
-        tasks start in (priorities hold), the executor alone counts capacity, and a
-        task's inputs are fingerprinted at its turn, not long before it runs.
+        Nothing is checked ahead of free room: the scheduler's order is the order
+        tasks start in (priorities hold), and a task's inputs are fingerprinted at
+        its turn, not long before it runs.
         """
-        executor = self.executor
-        while not self._stopping and executor.running() < executor.jobs:
-            name = self.scheduler.pop()
+        scheduler = self.scheduler
+        while not self._stopping:
+            name = scheduler.admit(time.monotonic())
             if name is None:
                 break
             if name in self._blocked:
+                scheduler.release(name)
                 continue
             verdict = self._verdict(name)
             if verdict is None or self._restored(name, verdict):
@@ -433,7 +465,11 @@ class Build:
         task = self.graph.tasks[name]
         self._inputs_of(task)
         attempt = self._attempts[name] = self._attempts.get(name, 0) + 1
-        job = Job(name, task.action, task.inputs, task.outputs, task.log, task.timeout, attempt)
+        d = self.scheduler.demand(name)
+        job = Job(
+            name, task.action, task.inputs, task.outputs, task.log, task.timeout, attempt,
+            d.cpus, d.mem, d.named,
+        )  # fmt: skip
         started = time.time()
         try:
             self._prepare_outputs(task)  # every attempt: a retry must not see the last output
@@ -444,7 +480,9 @@ class Build:
             self._fail(task, failed, f"could not start: {exc.strerror}{where}")
             return
         self.observer.handle(
-            ev.TaskStarted(name, task.action.describe(), verdict.reason, attempt, slot, started)
+            ev.TaskStarted(
+                name, task.action.describe(), verdict.reason, attempt, slot, started, d.cpus, d.mem
+            )
         )
 
     def _prepare_outputs(self, task: Task) -> None:
@@ -476,6 +514,9 @@ class Build:
         """A job ended: hash its outputs (big ones beside the loop), then conclude."""
         task = self.graph.tasks[c.name]
         failure = _failure_reason(task, c)
+        self.state.save_usage(
+            c.name, task.action.digest, c.duration, c.cpu_seconds, c.max_rss, failure is None
+        )
         outputs: dict[str, Fingerprint] = {}
         if failure is None and self._hash_later(task, c):
             return

@@ -59,6 +59,20 @@ def parser() -> argparse.ArgumentParser:
         help="run at most N tasks at once (default: number of CPUs)",
     )
     p.add_argument(
+        "--mem",
+        metavar="SIZE",
+        default=None,
+        help="never start tasks whose memory (declared mem=, else recorded peak) adds up "
+        "past SIZE (default: the memory available now; 0: no limit)",
+    )
+    p.add_argument(
+        "--resource",
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="how much of a named resource tasks may hold at once (gpu=2); repeatable",
+    )
+    p.add_argument(
         "-n", "--dry-run", action="store_true", help="list what would run and why, touching nothing"
     )
     p.add_argument(
@@ -225,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 SUBCOMMANDS = ("why", "cache")
 _TAKES_VALUE = frozenset(
     ("-j", "--jobs", "-f", "--file", "-C", "--directory", "--color", "--colour", "--trace")
-    + ("--cache-dir", "--prune", "--cache-limit", "--lint-ignore")
+    + ("--cache-dir", "--prune", "--cache-limit", "--lint-ignore", "--mem", "--resource")
 )
 
 

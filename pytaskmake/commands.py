@@ -19,6 +19,7 @@ from .params import split_assignments
 from .plan import group_reasons
 from .report import ConsoleReporter, use_colour
 from .stale import UPSTREAM
+from .state import Usage
 from .taskfile import load_taskfile
 
 
@@ -36,6 +37,8 @@ def run_command(args: argparse.Namespace, taskfile: Path) -> int:
         lint=args.lint,
         trace_deps=args.trace_deps,
         trace_ignore=_trace_ignore(args),
+        mem=_mem_limit(args),
+        resources=_resource_limits(args),
     )
     if args.watch:
         from .watch import Watcher
@@ -166,6 +169,31 @@ def _cache_limit(args: argparse.Namespace) -> int:
         raise UsageError(f"--cache-limit: {exc}") from None
 
 
+def _mem_limit(args: argparse.Namespace) -> int | None:
+    """--mem SIZE in bytes; None (not given): the memory available when a build starts."""
+    from .cache import parse_size
+
+    if args.mem is None:
+        return None
+    try:
+        return parse_size(args.mem)
+    except ValueError as exc:
+        raise UsageError(f"--mem: {exc}") from None
+
+
+def _resource_limits(args: argparse.Namespace) -> tuple[tuple[str, float], ...]:
+    from .resources import parse_limit
+
+    limits: dict[str, float] = {}
+    for text in args.resource:
+        try:
+            name, amount = parse_limit(text)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        limits[name] = amount
+    return tuple(limits.items())
+
+
 def cache_directory(args: argparse.Namespace, root: Path | None = None) -> Path:
     """--cache-dir, else $PYTASKMAKE_CACHE_DIR, else .pytaskmake/cache beside the Taskfile."""
     chosen = args.cache_dir or os.environ.get("PYTASKMAKE_CACHE_DIR")
@@ -180,10 +208,14 @@ def _report_plan(args: argparse.Namespace, engine: Engine) -> int:
     out = sys.stdout
     colour = use_colour(args.color, out)
     if args.list:
+        measured = engine.usage(names)
         for name in names:
             v = verdicts[name]
             mark = ("stale: " + v.reason) if v.stale else "up to date"
-            out.write(f"{name}  ({_dim(mark, colour) if not v.stale else mark})\n")
+            line = f"{name}  ({_dim(mark, colour) if not v.stale else mark})"
+            if name in measured:
+                line += "  " + _dim(_measured(measured[name]), colour)
+            out.write(line + "\n")
         return 0
     stale = [n for n in names if verdicts[n].stale]
     if args.explain:
@@ -207,6 +239,19 @@ def _report_plan(args: argparse.Namespace, engine: Engine) -> int:
         out.write(f", {maybe} more may run (if their inputs change)")
     out.write(f" ({restorable} restored from the run cache)\n" if restorable else "\n")
     return 0
+
+
+def _measured(u: Usage) -> str:
+    """`[last run 1m02s, cpu 3m58s, peak 1.2 GiB; 4 runs]`: what -l shows of a task's runs."""
+    from .report import format_bytes, format_seconds
+
+    peak = format_bytes(u.rss) if u.rss else "-"
+    runs = f"; {u.runs} runs" if u.runs > 1 else ""
+    failed = "" if u.ok else " (failed)"
+    return (
+        f"[last run {format_seconds(u.wall)}{failed}, cpu {format_seconds(u.cpu)}, "
+        f"peak {peak}{runs}]"
+    )
 
 
 def _dim(text: str, colour: bool) -> str:

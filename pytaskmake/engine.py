@@ -38,7 +38,7 @@ from .lint import LintReport
 from .lock import BuildLock, holder_alive, last_holder
 from .plan import plan
 from .stale import Verdict, record_stamp
-from .state import StateDB, read_snapshot
+from .state import StateDB, Usage, read_snapshot
 from .taskfile import Registry, Task, load_taskfile
 
 STATE_DIR = ".pytaskmake"
@@ -71,6 +71,8 @@ class EngineOptions:
     trace_deps: bool = False  # trace every task that runs; record its reads as inputs
     trace_ignore: tuple[str, ...] | None = None  # folders outside the project that
     # traces ignore (None: access.default_ignored(): the OS, Python, temp, ~/.*)
+    mem: int | None = None  # bytes running tasks may hold at once; None: available; 0: no limit
+    resources: tuple[tuple[str, float], ...] = ()  # limits of named resources, (("gpu", 2.0),)
 
 
 @dataclass(frozen=True)
@@ -320,8 +322,15 @@ class Engine:
         try:
             executor = self._traced(executor, names)
             discovery = Discovery(self._scope(), self.options.trace_deps)
+            o = self.options
             options = BuildOptions(
-                self.options.keep_going, always, cache, rerun or frozenset(), discovery
+                o.keep_going,
+                always,
+                cache,
+                rerun=rerun or frozenset(),
+                discovery=discovery,
+                mem=o.mem,
+                resources=o.resources,
             )
             build = Build(
                 graph, names, state, executor, self.observer, options, self.state_dir, files, known
@@ -478,6 +487,14 @@ class Engine:
             finally:
                 state.close()
             return {name: verdicts[name] for name in names}  # in declaration order
+
+    def usage(self, names: Sequence[str]) -> dict[str, Usage]:
+        """What the recorded runs of `names` measured (wall, CPU, peak memory), for -l."""
+        state = StateDB(self.state_dir, readonly=True)
+        try:
+            return state.usage(list(names))
+        finally:
+            state.close()
 
     def select(self, targets: Sequence[str] = ()) -> list[str]:
         """The names of `targets` and all they need, in declaration order."""

@@ -64,6 +64,8 @@ class UnstableValueError(TaskfileError):
     def of_task(self, task: str, where: str) -> UnstableValueError:
         """The same error, naming the task and where it was declared."""
         return UnstableValueError(self.what, self.reason, task, where)
+
+
 class MissingTool(PytaskmakeError):
     """A program that what was asked needs is not installed (strace for --lint)."""
 
@@ -72,4 +74,18 @@ class MissingTool(PytaskmakeError):
         super().__init__(
             f"{needed_by} needs {tool}, which is not installed (not found on PATH); "
             f"install it (Debian, Ubuntu: apt-get install {tool})"
+        )
+
+
+class ResourceError(PytaskmakeError):
+    """A task asks for more of a resource than the build may ever hand out."""
+
+    def __init__(
+        self, task: str, where: str, resource: str, wants: object, limit: object, option: str
+    ) -> None:
+        self.task, self.where, self.resource = task, where, resource
+        at = f"{where}: " if where else ""
+        super().__init__(
+            f"{at}task {task!r} asks for {resource}={wants}, more than the whole limit "
+            f"{limit} ({option}); nothing was run"
         )

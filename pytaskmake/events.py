@@ -24,6 +24,8 @@ class BuildStarted:
     jobs: int
     names: tuple[str, ...] = ()
     expected: dict[str, float] = field(default_factory=dict)  # past durations, for ETAs
+    cpus: dict[str, int] = field(default_factory=dict)  # tasks holding more than one slot
+    mem_limit: int = 0  # bytes tasks may hold at once, when any declares or learned memory
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,8 @@ class TaskStarted:
     attempt: int = 1
     slot: int = 0
     started: float = 0.0
+    cpus: int = 1  # slots of -j it holds
+    mem: int = 0  # bytes of memory it holds (0: not counted)
 
 
 @dataclass(frozen=True, slots=True)

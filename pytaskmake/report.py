@@ -17,6 +17,7 @@ from typing import TextIO
 from colorama import Fore, Style
 
 from . import events as ev
+from .resources import format_size
 
 TAIL_LINES = 20
 _REDRAW_SECONDS = 0.1
@@ -71,6 +72,9 @@ class ConsoleReporter:
         self.total = self.done = self.failed = self.jobs = 0
         self.failed_names: list[str] = []
         self.running: dict[str, float] = {}
+        self._holding: dict[str, tuple[int, int]] = {}  # running: (cpus, mem) each holds
+        self._cpus: dict[str, int] = {}  # tasks holding more than one slot
+        self._mem_limit = 0
         self._expected: dict[str, float] = {}
         self._remaining_known = 0.0
         self._unknown_left = 0
@@ -107,15 +111,19 @@ class ConsoleReporter:
         self.done = self.failed = 0
         self.failed_names = []
         self.running.clear()
+        self._holding.clear()
         self.total, self.jobs = e.total, e.jobs
-        self._expected = e.expected
-        self._unknown_left = e.total
-        known = [e.expected[n] for n in e.names if n in e.expected]
+        self._expected, self._cpus, self._mem_limit = e.expected, e.cpus, e.mem_limit
+        # work left in slot-seconds: a task holding 4 slots for 10 s is 40 of them
+        weight = e.cpus.get
+        known = [e.expected[n] * weight(n, 1) for n in e.names if n in e.expected]
         self._remaining_known = sum(known)
-        self._unknown_left = e.total - len(known)
+        wide = sum(c - 1 for n, c in e.cpus.items() if n not in e.expected)
+        self._unknown_left = e.total - len(known) + wide
 
     def _task_started(self, e: ev.TaskStarted) -> None:
         self.running[e.name] = time.monotonic()
+        self._holding[e.name] = (e.cpus, e.mem)
         if self.verbosity > 0:
             self._print(self._paint(f"$ {e.command}", Style.DIM) + f"    # {e.name}: {e.reason}")
         self._draw(force=True)
@@ -123,6 +131,7 @@ class ConsoleReporter:
     def _task_done(self, e: ev.TaskDone) -> None:
         self.done += 1
         self.running.pop(e.name, None)
+        self._holding.pop(e.name, None)
         self._account_eta(e)
         if e.outcome == ev.FAILED:
             self.failed += 1
@@ -136,16 +145,18 @@ class ConsoleReporter:
 
     def _account_eta(self, e: ev.TaskDone) -> None:
         past = self._expected.get(e.name)
+        cpus = self._cpus.get(e.name, 1)
         if past is None:
-            self._unknown_left -= 1
+            self._unknown_left -= cpus
         else:
-            self._remaining_known -= past
+            self._remaining_known -= past * cpus
         if e.outcome == ev.RAN:
             self._ran_time += e.duration
             self._ran_count += 1
 
     def eta(self) -> float | None:
-        """Seconds left: past durations of the remaining tasks, else this run's mean."""
+        """Seconds left: the remaining tasks' expected durations (as the scheduler
+        expects them), else this run's mean, times the slots each holds, over all slots."""
         mean = self._ran_time / self._ran_count if self._ran_count else None
         unknown = self._unknown_left * mean if mean is not None else 0.0
         if mean is None and self._unknown_left and not self._remaining_known:
@@ -254,7 +265,8 @@ class ConsoleReporter:
         """`[done/total] pct% running:N failed:N ETA 3m12s  current-task`, fitted to the width."""
         pct = 100 * self.done // self.total if self.total else 100
         eta = self.eta()
-        text = f"[{self.done}/{self.total}] {pct}% running:{len(self.running)} failed:{self.failed}"
+        text = f"[{self.done}/{self.total}] {pct}% running:{len(self.running)}"
+        text += self._in_use() + f" failed:{self.failed}"
         if eta is not None and self.running:
             text += f" ETA {format_seconds(eta)}"
         if self.running:
@@ -263,6 +275,16 @@ class ConsoleReporter:
         if self.failed and self.colour:
             failed = f"failed:{self.failed}"
             text = text.replace(failed, self._paint(failed, Fore.RED), 1)
+        return text
+
+    def _in_use(self) -> str:
+        """` cpus:3/4 mem:12G/30G`: shown when tasks hold more than a slot or memory."""
+        text = ""
+        if self._cpus:
+            text += f" cpus:{sum(c for c, _ in self._holding.values())}/{self.jobs}"
+        if self._mem_limit:
+            held = sum(m for _, m in self._holding.values())
+            text += f" mem:{format_size(held)}/{format_size(self._mem_limit)}"
         return text
 
     def _width(self) -> int:

@@ -1,73 +1,225 @@
-"""In what order: the ready queue over the selected part of the graph.
+"""In what order, and when: the ready queue over the selected part of the graph,
+and admission of ready tasks into the free resources.
 
-Pure bookkeeping in memory (no I/O, no processes), so ordering, keep-going and
-failure propagation are tested without running anything. The order among ready
-tasks is a policy: a priority function, declaration order by default.
+Pure bookkeeping in memory (no I/O, no processes), so ordering, admission,
+keep-going and failure propagation are tested without running anything. The order
+among ready tasks is a policy (a priority key, declaration order by default).
+Admission starts the most urgent ready task that fits what is free; one that does
+not fit is passed over without blocking the queue, yet never starved: the most
+urgent task waiting for room gets a reservation, and a task passed ahead of it
+must either end (by its expected duration) before the reservation is due, or
+leave room for it (EASY backfilling, as batch schedulers do).
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable, Iterable
+from typing import Any
+
+from .critical import Estimates, remaining_paths
+from .resources import ONE, Demand, Limits, Pool, demands_of
+from .taskfile import Task
+
+Entry = tuple[Any, int, str]  # (priority key, declaration position, name): lower first
+
+
+_SHORT = 0.1  # seconds: paths this short are all alike (our own latency is that order)
+_PER_STEP = 1 / math.log(1.1)  # longer paths: alike within a step of 10%
+
+
+def _rounded(length: float) -> int:
+    """A remaining path's length as a step of 10% above 0.1 s: paths alike but for
+    the noise of measured durations tie, and then declaration order decides (a sweep
+    of alike simulations runs in the order it was declared)."""
+    return 0 if length < _SHORT else 1 + int(math.log(length / _SHORT) * _PER_STEP)
 
 
 class Scheduler:
-    """Tracks which selected tasks are waiting, ready, done, failed or skipped."""
+    """Tracks which selected tasks are waiting, ready, running, done, failed or skipped."""
 
     def __init__(
         self,
         names: Iterable[str],
         upstream: dict[str, tuple[str, ...]] | dict[str, list[str]],
         dependants: dict[str, tuple[str, ...]] | dict[str, list[str]],
-        priority: Callable[[str], float] | None = None,
+        priority: Callable[[str], Any] | None = None,
+        demand: Callable[[str], Demand] | None = None,
+        pool: Pool | None = None,
+        estimate: Callable[[str], float] | None = None,
     ) -> None:
+        """`priority(name)`: a sort key, lower first (ties: declaration order);
+        `demand(name)`: what a task holds while it runs; `pool`: what is free (None:
+        no limit but the caller's); `estimate(name)`: its expected seconds."""
         order = list(names)
         everything = len(order) == len(upstream)  # the usual case: no set of 200,000 names
         selected = upstream if everything else set(order)
         self._dependants = dependants
         self._waiting: dict[str, int] = {}
-        # by default the declaration position; kept only for tasks still waiting, and
-        # dropped as each is released (a dict of 200,000 positions cost ~15 MB)
-        rank: dict[str, int] = {}
-        self._ready: list[tuple[float, str]] = []
+        # declaration positions of the tasks still waiting, dropped as each is released
+        # (a dict of 200,000 positions cost ~15 MB)
+        self._rank: dict[str, int] = {}
+        self._priority = priority
+        self._uniform = demand is None  # every task holds ONE: no lookup per task
+        self.demand: Callable[[str], Demand] = demand or (lambda name: ONE)
+        self.pool = pool
+        self._estimate = estimate or (lambda name: 1.0)
+        self._ready: dict[Demand, list[Entry]] = {}  # one heap per demand: a sweep has a few
+        self._one: list[Entry] = self._ready.setdefault(ONE, [])  # (hashing a Demand costs)
+        self._running: dict[str, tuple[float, Demand]] = {}  # admitted: (start, demand)
+        self.demands: dict[str, Demand] = {}  # for_build: the tasks not holding ONE
+        self.estimates: Estimates | None = None  # for_build: expected seconds of each task
         for position, name in enumerate(order):
             ups = upstream[name]
             count = len(ups) if everything else sum(1 for up in ups if up in selected)
             if count:
                 self._waiting[name] = count
-                if priority is None:
-                    rank[name] = position
+                self._rank[name] = position
             else:
-                self._ready.append((position if priority is None else priority(name), name))
-        self._priority: Callable[[str], float] = priority or rank.pop
-        heapq.heapify(self._ready)
+                self._heap(name).append((self._key(name), position, name))
+        for heap in self._ready.values():
+            heapq.heapify(heap)
         self.total = len(order)
 
+    @classmethod
+    def for_build(
+        cls,
+        tasks: dict[str, Task],
+        names: list[str],
+        upstream: dict[str, tuple[str, ...]],
+        dependants: dict[str, tuple[str, ...]],
+        limits: Limits,
+        recorded: dict[str, float],
+        peaks: dict[str, int],
+    ) -> Scheduler:
+        """The ready queue of a build of `names`: what each holds (declared, or memory
+        learned from its recorded `peaks`; ResourceError if one can never fit in
+        `limits`), ordered by `priority=`, then the critical path weighed by the
+        `recorded` durations (see critical.py)."""
+        demands = demands_of(tasks, names, peaks, limits)
+        estimate = Estimates(tasks, recorded)
+        levels = remaining_paths(names, upstream, dependants, estimate if estimate.known else None)
+        pop = levels.pop
+        if any(tasks[name].priority for name in demands):  # (declared ones are all there)
+            priority = lambda name: (-tasks[name].priority, -_rounded(pop(name)))  # noqa: E731
+        else:  # the usual case: the critical path alone
+            priority = lambda name: -_rounded(pop(name))  # noqa: E731
+        demand = (lambda name: demands.get(name, ONE)) if demands else None
+        made = cls(names, upstream, dependants, priority, demand, Pool(limits), estimate)
+        made.demands, made.estimates = demands, estimate
+        return made
+
+    def _key(self, name: str) -> Any:
+        return 0 if self._priority is None else self._priority(name)
+
+    def _heap(self, name: str) -> list[Entry]:
+        if self._uniform:
+            return self._one
+        demand = self.demand(name)
+        heap = self._ready.get(demand)
+        if heap is None:
+            heap = self._ready[demand] = []
+        return heap
+
+    def _push(self, name: str, position: int) -> None:
+        heapq.heappush(self._heap(name), (self._key(name), position, name))
+
+    def _classes(self) -> list[Demand]:
+        """The demands with ready tasks, their most urgent task first."""
+        ready = self._ready
+        if len(ready) == 1:
+            return [d for d, heap in ready.items() if heap]
+        return sorted((d for d, heap in ready.items() if heap), key=lambda d: ready[d][0])
+
     def pop(self) -> str | None:
-        """The most urgent ready task, or None when nothing is ready now."""
-        return heapq.heappop(self._ready)[1] if self._ready else None
+        """The most urgent ready task regardless of resources, or None when nothing is ready."""
+        classes = self._classes()
+        return heapq.heappop(self._ready[classes[0]])[2] if classes else None
+
+    def admit(self, now: float) -> str | None:
+        """The most urgent ready task that may start now, its resources taken from the
+        pool; None when none may (wait for a running task to end)."""
+        pool = self.pool
+        if pool is None:
+            return self.pop()
+        if self._uniform:  # one heap: its most urgent task, if a slot is free
+            if not self._one or pool.slots < 1:
+                return None
+            name = heapq.heappop(self._one)[2]
+            pool.slots -= 1  # (pool.take(ONE))
+            self._running[name] = (now, ONE)
+            return name
+        classes = self._classes()
+        if not classes:
+            return None
+        head = classes[0]
+        if pool.fits(head):
+            return self._take(head, now)
+        shadow, spare = self._reservation(head, now)
+        for demand in classes[1:]:
+            if not pool.fits(demand):
+                continue
+            name = self._ready[demand][0][2]
+            if now + self._estimate(name) <= shadow or spare.fits(demand):
+                return self._take(demand, now)
+        return None
+
+    def _reservation(self, head: Demand, now: float) -> tuple[float, Pool]:
+        """When the running tasks, ending as expected, leave room for `head`; and
+        what would then be left beside it."""
+        assert self.pool is not None
+        free = self.pool.copy()
+        ends = sorted(
+            ((max(now, start + self._estimate(name)), demand) for name, (start, demand) in
+             self._running.items()),
+            key=lambda end: end[0],
+        )  # fmt: skip
+        for end, demand in ends:
+            free.give(demand)
+            if free.fits(head):
+                free.take(head)
+                return end, free
+        return math.inf, free  # never fits (limits are checked before the build)
+
+    def _take(self, demand: Demand, now: float) -> str:
+        name = heapq.heappop(self._ready[demand])[2]
+        assert self.pool is not None
+        self.pool.take(demand)
+        self._running[name] = (now, demand)
+        return name
+
+    def release(self, name: str) -> None:
+        """An admitted task no longer holds its resources (ended, or found up to date)."""
+        held = self._running.pop(name, None)
+        if held is not None and self.pool is not None:
+            self.pool.give(held[1])
 
     def succeeded(self, name: str) -> None:
         """`name` is done (ran, restored or up to date): release what waited on it."""
+        self.release(name)
         waiting = self._waiting
         for child in self._dependants[name]:
             if child in waiting:
                 waiting[child] -= 1
                 if not waiting[child]:
                     del waiting[child]
-                    heapq.heappush(self._ready, (self._priority(child), child))
+                    self._push(child, self._rank.pop(child))
 
     def failed(self, name: str) -> list[str]:
         """`name` failed: every selected task downstream can no longer run; returns them."""
+        self.release(name)
         skipped: list[str] = []
         stack = list(self._dependants[name])
         while stack:
             child = stack.pop()
             if self._waiting.pop(child, None) is not None:
+                self._rank.pop(child, None)
                 skipped.append(child)
                 stack.extend(self._dependants[child])
         return skipped
 
     def blocked(self) -> list[str]:
         """Tasks still waiting when the build stops (never reached)."""
-        return [n for _, n in self._ready] + list(self._waiting)
+        ready = [n for heap in self._ready.values() for _, _, n in heap]
+        return ready + list(self._waiting)

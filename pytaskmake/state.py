@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from itertools import islice
 from pathlib import Path
+from typing import NamedTuple
 
 from .fingerprint import Fingerprint
 
@@ -38,12 +39,47 @@ CREATE TABLE IF NOT EXISTS meta (
     value BLOB NOT NULL
 ) WITHOUT ROWID;
 """
+# Measurements of each task's runs (scheduling, -l): a table of its own, created when
+# missing, so that a state file of an older release opens as it was
+_USAGE = """
+CREATE TABLE IF NOT EXISTS usage (
+    name TEXT PRIMARY KEY,
+    runs INTEGER NOT NULL,
+    wall REAL NOT NULL,
+    cpu REAL NOT NULL,
+    rss INTEGER NOT NULL,
+    peak INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    ok INTEGER NOT NULL,
+    finished REAL NOT NULL
+) WITHOUT ROWID
+"""
+_SAVE_USAGE = """
+INSERT INTO usage VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET
+    runs = runs + 1, wall = excluded.wall, cpu = excluded.cpu, rss = excluded.rss,
+    peak = CASE WHEN action = excluded.action THEN max(peak, excluded.rss) ELSE excluded.rss END,
+    action = excluded.action, ok = excluded.ok, finished = excluded.finished
+"""
 _SNAPSHOT = "snapshot"  # meta key of the no-op snapshot (see snapshot.py)
 CLEANED = "cleaned"  # the action of a record --clean left: run it, never restore it
 
 
 class OlderFormat(sqlite3.DatabaseError):
     """A database of an older format, opened read-only: it cannot be upgraded now."""
+
+
+class Usage(NamedTuple):
+    """What a task's runs measured: the last run's wall and CPU seconds and peak
+    resident memory (bytes; 0 unknown), and the largest peak of its runs since its
+    action last changed (what mem="auto" reserves, with a margin)."""
+
+    runs: int
+    wall: float
+    cpu: float
+    rss: int
+    peak: int
+    ok: bool
+    finished: float
 
 
 class TaskRecord:
@@ -229,6 +265,8 @@ class StateDB:
                 raise OlderFormat("written by an older pytaskmake; the next build upgrades it")
             elif version in _UPGRADABLE:
                 self._upgrade(db, version)
+            if not readonly and "usage" not in tables:
+                db.execute(_USAGE)
             if not readonly:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
@@ -279,6 +317,7 @@ class StateDB:
         finally:
             disk.close()
         self._upgrade(copy, copy.execute("PRAGMA user_version").fetchone()[0])
+        copy.execute(_USAGE)
         self.warning = None  # (the build will say it, when it upgrades the file)
         return copy
 
@@ -441,6 +480,47 @@ class StateDB:
     ) -> None:
         """Record a success; `stamp` is the rebuilder's digest of these files' stats."""
         self._write(name, 1, action, encode_files(inputs, outputs, traced), stamp, duration)
+
+    def save_usage(
+        self, name: str, action: str, wall: float, cpu: float, rss: int, ok: bool
+    ) -> None:
+        """Record what one run measured (in the open batch of records)."""
+        if not self._db.in_transaction:
+            self._db.execute("BEGIN")
+        self._db.execute(_SAVE_USAGE, (name, wall, cpu, rss, rss, action, int(ok), time.time()))
+
+    def usage(self, names: list[str] | None = None) -> dict[str, Usage]:
+        """The measurements of `names` (default: every task measured); a state file
+        from before they were kept has none."""
+        query = "SELECT name, runs, wall, cpu, rss, peak, ok, finished FROM usage"
+        try:
+            if names is None or len(names) > 500:
+                wanted = None if names is None else set(names)
+                rows = self._db.execute(query).fetchall()
+                return {r[0]: Usage(*r[1:]) for r in rows if wanted is None or r[0] in wanted}
+            marks = ",".join("?" * len(names))
+            rows = self._db.execute(f"{query} WHERE name IN ({marks})", names).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):  # read-only look at an older state file
+                return {}
+            raise
+        return {r[0]: Usage(*r[1:]) for r in rows}
+
+    def peaks(self, names: list[str]) -> dict[str, int]:
+        """The largest recorded peak (bytes) of each of `names` that has one (most
+        tasks of a sweep have none: a peak below pytaskmake's own is not told)."""
+        query = "SELECT name, peak FROM usage WHERE peak > 0"
+        try:
+            if len(names) <= 500:  # a few tasks to run among many: no pass over the table
+                marks = ",".join("?" * len(names))
+                return dict(self._db.execute(f"{query} AND name IN ({marks})", names))
+            rows = self._db.execute(query).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return {}
+            raise
+        wanted = set(names) if rows else ()
+        return {n: p for n, p in rows if n in wanted}
 
     def save_failure(self, name: str, action: str, duration: float) -> None:
         self._write(name, 0, action, "", 0, duration)

@@ -21,6 +21,7 @@ from .action import Action, CallableAction, ShellAction, make_action
 from .codeprint import CodePrinter
 from .errors import TaskfileError
 from .params import check_all_asked
+from .resources import AUTO, parse_cpus, parse_mem, parse_named
 
 PathLike = str | os.PathLike[str]
 
@@ -109,12 +110,47 @@ class Task:
         """Runs on every build (a phony target), whatever its files say."""
         return self._extra[8]
 
+    @property
+    def scheduling(self) -> tuple[int, int, tuple[tuple[str, float], ...], float] | None:
+        """(cpus, mem, resources, priority) when it declared any, else None."""
+        return self._extra[9]
+
+    @property
+    def cpus(self) -> int:
+        """Slots of -j it holds while it runs (see resources.py)."""
+        sched = self._extra[9]
+        return 1 if sched is None else sched[0]
+
+    @property
+    def mem(self) -> int:
+        """Bytes of memory it declared, or resources.AUTO: its recorded peak."""
+        sched = self._extra[9]
+        return AUTO if sched is None else sched[1]
+
+    @property
+    def resources(self) -> tuple[tuple[str, float], ...]:
+        """Named resources it holds while it runs, as sorted (name, amount) pairs."""
+        sched = self._extra[9]
+        return () if sched is None else sched[2]
+
+    @property
+    def priority(self) -> float:
+        """Higher starts first among ready tasks (before the critical path decides)."""
+        sched = self._extra[9]
+        return 0 if sched is None else sched[3]
+
+    def _set_scheduling(
+        self, cpus: int, mem: int, resources: tuple[tuple[str, float], ...], priority: float
+    ) -> None:
+        """Set what it holds and its priority (checked by the caller)."""
+        self._extra = (*self._extra[:9], (cpus, mem, resources, priority))
+
     def _set_limits(self, timeout: float | None, retries: int, cache: bool) -> None:
         """Set the run limits (checked by the caller)."""
         self._extra = (self.log, timeout, retries, cache, *self._extra[4:])
 
     def _set_always(self) -> None:
-        self._extra = (*self._extra[:8], True)
+        self._extra = (*self._extra[:8], True, *self._extra[9:])
 
     def _set_implicit(self, allowed: bool, found: tuple[str, ...] = ()) -> None:
         """While loading: whether to look for implicit inputs, and those found."""
@@ -123,7 +159,7 @@ class Task:
 
     def _set_discovery(self, trace: bool, depfile: str | None) -> None:
         """While loading: trace=True and depfile= (checked by the caller)."""
-        self._extra = (*self._extra[:6], trace, depfile, self._extra[8])
+        self._extra = (*self._extra[:6], trace, depfile, *self._extra[8:])
 
     def depends_on(self, *tasks: Task | str) -> Task:
         """Run after `tasks` even though no file links them; returns self for chaining."""
@@ -135,8 +171,9 @@ class Task:
 
 
 # log, timeout, retries, cache, implicit inputs allowed, implicit inputs of most tasks,
-# trace, depfile, always
-_DEFAULTS = (None, None, 0, True, True, (), False, None, False)
+# trace, depfile, always, scheduling (cpus, mem, resources, priority) or None: one
+# slot, memory learned, priority 0
+_DEFAULTS = (None, None, 0, True, True, (), False, None, False, None)
 
 
 class Registry:
@@ -259,6 +296,10 @@ def task(
     always: bool = False,
     trace: bool = False,
     depfile: PathLike | None = None,
+    cpus: int = 1,
+    mem: int | str | None = None,
+    resources: dict[str, float] | None = None,
+    priority: float = 0,
 ) -> Task:
     """Declare a task of the Taskfile being loaded and return it.
 
@@ -269,8 +310,10 @@ def task(
     is False (see implicit.py). `{inputs}`, `{outputs}`, `{inputs[0]}` and, when
     inputs or outputs are given as a dict, `{inputs.NAME}` in a command expand to
     the paths, shell-quoted (see placeholders.py). `always`: run on every build.
-    is False (see implicit.py). `trace`: record the files its runs read as its
-    inputs (tracing.py); `depfile`: record those its depfile lists (depfile.py).
+    `trace`: record the files its runs read as its inputs (tracing.py); `depfile`:
+    record those its depfile lists (depfile.py). `cpus`, `mem` ("4G"; default: its
+    recorded peak) and `resources` ({"gpu": 1}) are what it holds while it runs;
+    among ready tasks a higher `priority` starts first (see scheduler.py).
     """
     registry = _loading.get() or _registry()
     frame = sys._getframe(1)
@@ -294,6 +337,10 @@ def task(
         and "{" not in action
         and trace is False
         and depfile is None
+        and cpus == 1
+        and mem is None
+        and resources is None
+        and priority == 0
         and name
         and "\0" not in name
         and action
@@ -314,6 +361,8 @@ def task(
                 registry.unsigned.append(new)
             if trace is not False or depfile is not None:
                 new._set_discovery(*_check_discovery(registry.root, new, trace, depfile))
+            if cpus != 1 or mem is not None or resources is not None or priority != 0:
+                new._set_scheduling(*_check_scheduling(name, cpus, mem, resources, priority))
         except (TypeError, ValueError) as exc:
             raise TaskfileError(str(exc), *_split_where(where)) from None
     if registry.tasks.setdefault(name, new) is not new:
@@ -494,6 +543,17 @@ def _check_discovery(
     if path in t.inputs or path in t.outputs or path == t.log:
         raise ValueError(f"task {t.name!r}: depfile {path!r} is also one of its files")
     return trace, path
+def _check_scheduling(
+    name: str, cpus: object, mem: object, resources: object, priority: object
+) -> tuple[int, int, tuple[tuple[str, float], ...], float]:
+    if isinstance(priority, bool) or not isinstance(priority, (int, float)):
+        raise TypeError(f"task {name!r}: priority must be a number, not {priority!r}")
+    return (
+        parse_cpus(cpus, name),
+        parse_mem(mem, name),
+        parse_named(resources, name),
+        priority,
+    )
 
 
 def _as_list(value: object, name: str, what: str) -> list[Any]:

@@ -449,6 +449,19 @@ def test_status_line_shows_eta_only_while_something_runs(clock: FakeClock) -> No
     assert "ETA 6m24s" in rep.status_text()
 
 
+def test_eta_and_status_line_count_the_slots_and_memory_tasks_hold(clock: FakeClock) -> None:
+    """A task holding 4 of 4 slots for 10 s is 10 s of the ETA, not 2.5."""
+    rep = ConsoleReporter(io.StringIO(), status_line=True)
+    expected = {"wide": 10.0, "a": 10.0}
+    rep.handle(ev.BuildStarted(2, 4, ("wide", "a"), expected, {"wide": 4}, 8 << 30))
+    assert rep.eta() == pytest.approx((10.0 * 4 + 10.0) / 4)
+    rep.handle(ev.TaskStarted("wide", "cmd", "never run", cpus=4, mem=3 << 29))
+    assert "running:1 cpus:4/4 mem:1.5G/8G failed:0" in rep.status_text()
+    rep.handle(ev.TaskDone("wide", ev.RAN, duration=10.0))
+    assert rep.eta() == pytest.approx(10.0 / 4)
+    assert "cpus:0/4 mem:0/8G" in rep.status_text()
+
+
 # --------------------------------------------------------------------------- the real CLI
 
 TWO_TASKS = """

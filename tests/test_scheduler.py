@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import random
 
+import pytest
+from conftest import Project, build
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pytaskmake.critical import Estimates, family, remaining_paths
+from pytaskmake.resources import ONE, Demand, Limits, Pool
 from pytaskmake.scheduler import Scheduler
+from pytaskmake.taskfile import Task
 
 Edges = list[tuple[str, str]]
 Dag = tuple[list[str], Edges]
@@ -180,3 +185,203 @@ def test_failure_skips_the_descendants_and_nothing_else(dag: Dag, data: st.DataO
         s.succeeded(name)
         ready += drain(s)
     assert finished | descendants == set(names)
+
+
+# --- admission: the most urgent ready task that fits, never starved --------------------
+
+
+def admitting(
+    names: list[str],
+    demand: dict[str, Demand],
+    limits: Limits,
+    estimate: dict[str, float],
+    priority: dict[str, float] | None = None,
+) -> Scheduler:
+    upstream, dependants = relations([], names)
+    key = None if priority is None else (lambda n: -priority.get(n, 0))
+    return Scheduler(
+        names,
+        upstream,
+        dependants,
+        key,
+        lambda n: demand.get(n, ONE),
+        Pool(limits),
+        lambda n: estimate.get(n, 1.0),
+    )
+
+
+def test_a_task_that_does_not_fit_is_passed_over_by_one_that_ends_in_time() -> None:
+    s = admitting(
+        ["long", "wide", "quick"],
+        {"wide": Demand(cpus=2)},
+        Limits(2),
+        {"long": 10.0, "quick": 1.0},
+    )
+    assert s.admit(0.0) == "long"
+    assert s.admit(0.0) == "quick", "wide waits for 2 slots; quick ends before long does"
+    assert s.admit(0.0) is None
+
+
+def test_a_task_waiting_for_room_is_never_starved_by_later_ones() -> None:
+    names = ["first", "wide", *[f"late{i}" for i in range(5)]]
+    s = admitting(
+        names,
+        {"wide": Demand(cpus=2)},
+        Limits(2),
+        {"first": 1.0, "wide": 1.0} | {f"late{i}": 5.0 for i in range(5)},
+    )
+    assert s.admit(0.0) == "first"
+    assert s.admit(0.0) is None, "a 5 s task would hold wide past its reservation (1 s)"
+    s.succeeded("first")
+    assert s.admit(1.0) == "wide"
+    assert s.admit(1.0) is None
+
+
+def test_running_tasks_ending_at_once_with_different_demands() -> None:
+    """The reservation sorts running tasks by their expected end only (two ending at
+    the same moment once made it compare their demands, which have no order)."""
+    gpu = Demand(named=(("gpu", 1.0),))
+    s = admitting(
+        ["plain", "card", "wide"],
+        {"card": gpu, "wide": Demand(cpus=3)},
+        Limits(3, 0, {"gpu": 1.0}),
+        {},
+    )
+    assert s.admit(0.0) == "plain"
+    assert s.admit(0.0) == "card"
+    assert s.admit(0.0) is None, "wide waits for both, which end at the same time"
+
+
+def test_a_task_fitting_beside_the_reserved_one_is_started() -> None:
+    G = 1 << 30
+    demand = {"hog": Demand(mem=6 * G), "huge": Demand(mem=8 * G), "lean": Demand(mem=2 * G)}
+    s = admitting(["hog", "huge", "lean"], demand, Limits(4, 10 * G), {"lean": 50.0})
+    assert s.admit(0.0) == "hog"
+    assert s.admit(0.0) == "lean", "2 GB still leave room for huge when hog ends"
+    assert s.admit(0.0) is None
+    s.succeeded("hog")
+    assert s.admit(2.0) == "huge"
+
+
+def test_priority_decides_across_demands() -> None:
+    s = admitting(
+        ["a", "b", "c"],
+        {"b": Demand(cpus=2)},
+        Limits(4),
+        {},
+        priority={"a": 1, "b": 3, "c": 2},
+    )
+    assert [s.admit(0.0), s.admit(0.0), s.admit(0.0)] == ["b", "c", "a"]
+
+
+@st.composite
+def loads(draw: st.DrawFn) -> tuple[Dag, dict[str, Demand], dict[str, float]]:
+    names, edges = draw(dags())
+    demand = {
+        n: Demand(
+            draw(st.integers(1, 3)),
+            draw(st.sampled_from([0, 1, 2, 3])),
+            draw(st.sampled_from([(), (("gpu", 1.0),)])),
+        )
+        for n in names
+    }
+    estimate = {n: draw(st.floats(0.1, 5.0)) for n in names}
+    return (names, edges), demand, estimate
+
+
+@settings(max_examples=60, deadline=None)
+@given(loads(), st.randoms(use_true_random=False))
+def test_limits_hold_and_every_task_runs(load: tuple, rnd: random.Random) -> None:
+    (names, edges), demand, estimate = load
+    upstream, dependants = relations(edges, names)
+    limits = Limits(3, 4, {"gpu": 1.0})
+    pool = Pool(limits)
+    s = Scheduler(names, upstream, dependants, None, demand.__getitem__, pool, estimate.get)
+    running: list[str] = []
+    done: list[str] = []
+    now = 0.0
+    while len(done) < len(names):
+        while (name := s.admit(now)) is not None:
+            running.append(name)
+            held = [demand[n] for n in running]
+            assert sum(d.cpus for d in held) <= 3
+            assert sum(d.mem for d in held) <= 4
+            assert sum(dict(d.named).get("gpu", 0) for d in held) <= 1
+        assert running, "nothing runs, yet tasks are left: starved or stuck"
+        finished = running.pop(rnd.randrange(len(running)))
+        now += rnd.random()
+        s.succeeded(finished)
+        done.append(finished)
+    assert pool.in_use() == (0, 0)
+
+
+# --- the critical path -----------------------------------------------------------------
+
+
+def test_the_remaining_path_weighs_each_task_by_its_duration() -> None:
+    #  a -> b -> d ; c -> d ; e alone
+    names = ["a", "b", "c", "d", "e"]
+    upstream, dependants = relations([("a", "b"), ("b", "d"), ("c", "d")], names)
+    weight = {"a": 1.0, "b": 2.0, "c": 10.0, "d": 0.5, "e": 4.0}
+    level = remaining_paths(names, upstream, dependants, weight.__getitem__)
+    assert level == {"d": 0.5, "b": 2.5, "a": 3.5, "c": 10.5, "e": 4.0}
+    selected = remaining_paths(["a", "b"], upstream, dependants, weight.__getitem__)
+    assert selected == {"b": 2.0, "a": 3.0}, "only the selection counts"
+
+
+def test_unknown_durations_are_their_familys_mean_else_everyones() -> None:
+    tasks = {
+        n: Task(n, cmd, (), ())
+        for n, cmd in [
+            ("s1", "netsim -b 1"),
+            ("s2", "netsim -b 2"),
+            ("s3", "netsim -b 3"),
+            ("p1", "python3 parse.py 1"),
+            ("p2", "python3 parse.py 2"),
+            ("x", "other"),
+        ]
+    }
+    est = Estimates(tasks, {"s1": 10.0, "s2": 20.0, "p1": 1.0})
+    assert est("s3") == 15.0
+    assert est("p2") == 1.0
+    assert est("x") == pytest.approx(31.0 / 3)
+    assert Estimates(tasks, {})("x") == 1.0
+    assert family(tasks["p1"]) == "python3 parse.py"
+
+
+# --- order in a real build --------------------------------------------------------------
+
+
+def order_of(project: Project) -> list[str]:
+    names = project.read("runs.log").split()
+    (project.root / "runs.log").unlink()
+    return names
+
+
+def test_priority_order_is_the_start_order_with_one_job(project: Project) -> None:
+    project.taskfile(
+        """
+        for name, p in [("low", -1), ("plain", 0), ("urgent", 10), ("soon", 5)]:
+            task(name, f"echo {name} >> runs.log", priority=p)
+        task("after", "echo after >> runs.log", deps=["low"], priority=100)
+        """
+    )
+    build(project, "-j", "1")
+    assert order_of(project) == ["urgent", "soon", "plain", "low", "after"]
+
+
+def test_critical_path_order_follows_recorded_durations(project: Project) -> None:
+    """Without history every task weighs 1, so the two-task chain goes first; once
+    durations are recorded, the long task declared last does."""
+    project.taskfile(
+        """
+        task("short1", "echo short1 >> runs.log; sleep 0.25; touch s1", outputs=["s1"])
+        task("short2", "echo short2 >> runs.log; sleep 0.25", inputs=["s1"])
+        task("quick", "echo quick >> runs.log")
+        task("long", "echo long >> runs.log; sleep 1")
+        """
+    )
+    build(project, "-j", "1")
+    assert order_of(project) == ["short1", "short2", "quick", "long"]
+    build(project, "-j", "1", "-B")
+    assert order_of(project) == ["long", "short1", "short2", "quick"]

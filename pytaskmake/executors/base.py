@@ -24,6 +24,9 @@ class Job:
     log: str | None = None
     timeout: float | None = None
     attempt: int = 1  # a retry appends to the log instead of replacing it
+    cpus: int = 1  # slots of -j this job holds (scheduling)
+    mem: int = 0  # bytes it may use at its peak; 0 = unknown (scheduling)
+    resources: tuple[tuple[str, float], ...] = ()  # named resources held, e.g. (("gpu", 1.0),)
 
 
 @dataclass(slots=True)
@@ -40,6 +43,8 @@ class Completion:
     error: str | None = None  # why it could not start or was killed, in words
     full_log: str | None = None  # the file holding all its output (see capture.py)
     access: Access | None = None  # the files it touched, when traced (see tracing.py)
+    cpu_seconds: float = 0.0  # user+system CPU time of the job's processes (rusage)
+    max_rss: int = 0  # peak resident set size in bytes (rusage; 0 = unknown)
 
 
 class Executor(Protocol):

@@ -3,13 +3,15 @@
 Commands start through posix_spawn (the cheapest fork+exec Python has), Python
 callables in a forked child. One selector waits on every child's pidfd and output
 pipe at once, so there are no reader threads, output never interleaves, and a
-timeout or Ctrl-C can kill a task's whole process group.
+timeout or Ctrl-C can kill a task's whole process group. Each child is reaped
+with wait4, whose rusage gives the task's CPU time and peak memory for free.
 """
 
 from __future__ import annotations
 
 import heapq
 import os
+import resource
 import selectors
 import signal
 import sys
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..action import ArgvAction, CallableAction, ShellAction
+from ..resources import thread_environment
 from .base import Completion, Job
 from .capture import Capture, log_path
 from .orphans import ProcessJournal
@@ -41,6 +44,7 @@ class _Running:
     kill_at: float | None = None  # monotonic time to send SIGKILL
     error: str | None = None
     timed_out: bool = False
+    floor: int = 0  # our own peak RSS when it started: its rusage cannot tell less
 
 
 class LocalExecutor:
@@ -68,7 +72,8 @@ class LocalExecutor:
         self._old_wakeup = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._use_pidfd = hasattr(os, "pidfd_open")
-        self._env = dict(os.environ)  # os.environ re-encodes itself on every spawn
+        # os.environ re-encodes itself on every spawn; one copy per thread count
+        self._envs: dict[int, dict[str, str]] = {}
         self._journal = journal
 
     def running(self) -> int:
@@ -93,6 +98,7 @@ class LocalExecutor:
         spill = log_path(self._logs_dir, job.name) if self._logs_dir and pipe_r else None
         capture = Capture(spill, job.attempt)
         proc = _Running(job, pid, slot, started, mono, self._pidfd(pid), pipe_r, capture)
+        proc.floor = _own_peak()
         if job.timeout is not None:
             proc.deadline = mono + job.timeout
         self._running[pid] = proc
@@ -124,12 +130,13 @@ class LocalExecutor:
             (os.POSIX_SPAWN_DUP2, out_fd, 2),
         ]
         options = {"file_actions": files, "setpgroup": 0, "setsigdef": _RESET_SIGNALS}
+        env = self._envs.get(job.cpus)
+        if env is None:
+            env = self._envs[job.cpus] = thread_environment(os.environ, job.cpus)
         if isinstance(action, ShellAction):
-            return os.posix_spawn(
-                "/bin/sh", ["/bin/sh", "-c", action.command], self._env, **options
-            )
+            return os.posix_spawn("/bin/sh", ["/bin/sh", "-c", action.command], env, **options)
         assert isinstance(action, ArgvAction)
-        return os.posix_spawnp(action.argv[0], list(action.argv), self._env, **options)
+        return os.posix_spawnp(action.argv[0], list(action.argv), env, **options)
 
     def _pidfd(self, pid: int) -> int | None:
         if not self._use_pidfd:
@@ -172,7 +179,8 @@ class LocalExecutor:
         if kind == "out":
             self._read_output(proc)
         else:
-            self._reap(proc, os.waitpid(pid, 0)[1])
+            _, status, usage = os.wait4(pid, 0)
+            self._reap(proc, status, usage)
 
     def _drain_wakeups(self) -> None:
         try:
@@ -198,11 +206,11 @@ class LocalExecutor:
 
     def _poll_exits(self) -> None:
         for pid, proc in list(self._running.items()):
-            done, status = os.waitpid(pid, os.WNOHANG)
+            done, status, usage = os.wait4(pid, os.WNOHANG)
             if done:
-                self._reap(proc, status)
+                self._reap(proc, status, usage)
 
-    def _reap(self, proc: _Running, status: int) -> None:
+    def _reap(self, proc: _Running, status: int, usage: resource.struct_rusage) -> None:
         """The child exited: collect what is left of its output and report it."""
         while proc.pipe is not None:
             read = self._read_output(proc)
@@ -227,6 +235,8 @@ class LocalExecutor:
                 slot=proc.slot,
                 timed_out=proc.timed_out,
                 error=proc.error,
+                cpu_seconds=usage.ru_utime + usage.ru_stime,
+                max_rss=_peak_above(usage.ru_maxrss, proc.floor),
             )
         )
 
@@ -276,6 +286,20 @@ class LocalExecutor:
                 pass
 
 
+_RSS_UNIT = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+
+
+def _own_peak() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _peak_above(maxrss: int, floor: int) -> int:
+    """A child's peak RSS in bytes, or 0 when it cannot be told: Linux starts a
+    child's high-water mark at its parent's (posix_spawn shares our memory until the
+    exec; fork copies it), so a peak at or below ours at spawn may be ours."""
+    return maxrss * _RSS_UNIT if maxrss > floor else 0
+
+
 def _not_started(job: Job, slot: int, started: float, exc: OSError) -> Completion:
     """posix_spawnp could not find or execute the program: report like a shell would."""
     code = 127 if isinstance(exc, FileNotFoundError) else 126
@@ -306,6 +330,7 @@ def _fork_callable(job: Job, action: CallableAction, out_fd: int) -> int:
         os.dup2(out_fd, 1)
         os.dup2(out_fd, 2)
         os.closerange(3, 1 << 16)  # the build lock, the state DB: not the task's to hold
+        os.environ.update(thread_environment({}, job.cpus))
         late = action.late_bound()
         if late is not None:
             print(f"pytaskmake: not run: {late}", file=sys.stderr)
