@@ -6,10 +6,12 @@ cluster are interchangeable and the loop never knows which one runs its jobs.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
 from ..action import Action
+from ..fingerprint import Fingerprint
 
 
 @dataclass(slots=True)
@@ -23,6 +25,9 @@ class Job:
     log: str | None = None
     timeout: float | None = None
     attempt: int = 1  # a retry appends to the log instead of replacing it
+    cpus: int = 1  # slots of -j this job holds (scheduling)
+    mem: int = 0  # bytes it may use at its peak; 0 = unknown (scheduling)
+    resources: tuple[tuple[str, float], ...] = ()  # named resources held, e.g. (("gpu", 1.0),)
 
 
 @dataclass(slots=True)
@@ -36,12 +41,22 @@ class Completion:
     duration: float
     slot: int
     timed_out: bool = False
+    # its outputs as hashed where it ran (a Dask worker; a missing one is absent), or
+    # None: the build loop hashes them itself
+    fingerprints: dict[str, Fingerprint] | None = None
     error: str | None = None  # why it could not start or was killed, in words
     full_log: str | None = None  # the file holding all its output (see capture.py)
+    cpu_seconds: float = 0.0  # user+system CPU time of the job's processes (rusage)
+    max_rss: int = 0  # peak resident set size in bytes (rusage; 0 = unknown)
 
 
 class Executor(Protocol):
     jobs: int
+
+    def check(self, jobs: Iterable[Job]) -> None:
+        """Before anything runs: raise ExecutorError naming the first job that this
+        executor can never run (a resource no worker has). May leave `jobs` unread."""
+        ...
 
     def submit(self, job: Job) -> int:
         """Start `job` now (the caller keeps at most `jobs` running); returns its slot."""
