@@ -65,3 +65,11 @@ task(  # Taskfile edits at 100,000 points against ninja: two 6-minute set-up bui
     log=".pytaskmake/logs/bench-edits-100k.log",
     cache=False,
 )
+task(  # 2,001 trivial tasks on a 2-worker LocalCluster against the local executor
+    "bench-dask",
+    "python bench/dask_overhead.py --points 1000 --repeat 3 --out bench/results-dask.md",
+    inputs=sources + ["bench/dask_overhead.py", "bench/workload.py", "bench/run.py"],
+    outputs=["bench/results-dask.md"],
+    log=".pytaskmake/logs/bench-dask.log",
+    cache=False,
+)

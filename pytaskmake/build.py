@@ -97,6 +97,9 @@ class Build:
         )
         self._notice_lost_records()
         expected = self.state.durations(affected) if affected else {}
+        # a task no worker can ever run is an error before anything runs (lazily:
+        # an executor that can run anything never builds these jobs)
+        self.executor.check(self._job(name) for name in affected if name not in self._blocked)
         emit = self.observer.handle
         emit(ev.BuildStarted(len(affected), self.executor.jobs, tuple(affected), expected))
         previous = self._catch_signals()
@@ -375,6 +378,16 @@ class Build:
         self.files.forget(path)
         return self.files.fingerprint(path)
 
+    def _produced(self, path: str, c: Completion) -> Fingerprint | None:
+        """An output a job just wrote: as hashed where it ran when the executor says
+        (a Dask worker; here it would be read again over NFS, through a stale
+        attribute cache), else stat'ed and hashed here."""
+        if c.fingerprints is None:
+            return self._refreshed(path)
+        fp = c.fingerprints.get(path)
+        self.files.learn(path, fp)
+        return fp
+
     def _flush_refresh(self) -> None:
         """Re-record tasks found clean after a touch, so the next no-op skips hashing."""
         if not self._refresh:
@@ -402,7 +415,7 @@ class Build:
         if name not in self._inputs:
             self._inputs[name] = self.rebuilder.current_inputs(task)
         attempt = self._attempts[name] = self._attempts.get(name, 0) + 1
-        job = Job(name, task.action, task.inputs, task.outputs, task.log, task.timeout, attempt)
+        job = self._job(name, attempt)
         started = time.time()
         try:
             self._prepare_outputs(task)  # every attempt: a retry must not see the last output
@@ -415,6 +428,10 @@ class Build:
         self.observer.handle(
             ev.TaskStarted(name, task.action.describe(), verdict.reason, attempt, slot, started)
         )
+
+    def _job(self, name: str, attempt: int = 1) -> Job:
+        task = self.graph.tasks[name]
+        return Job(name, task.action, task.inputs, task.outputs, task.log, task.timeout, attempt)
 
     def _prepare_outputs(self, task: Task) -> None:
         """Set the old outputs aside (so a task that skips one is caught, and a failure
@@ -447,7 +464,7 @@ class Build:
         outputs: dict[str, Fingerprint] = {}
         if failure is None:
             for path in task.outputs:
-                fp = self._refreshed(path)
+                fp = self._produced(path, c)
                 if fp is None:
                     failure = f"did not produce declared output {path}"
                     break

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from . import events as ev
-from .engine import STATE_DIR, Engine, EngineOptions, start_prefetch
+from .engine import STATE_DIR, Engine, EngineOptions, ExecutorFactory, start_prefetch
 from .errors import UsageError
 from .plan import group_reasons
 from .report import ConsoleReporter, use_colour
@@ -21,6 +21,18 @@ from .taskfile import load_taskfile
 
 
 def run_command(args: argparse.Namespace, taskfile: Path) -> int:
+    if args.executor != "dask":
+        return _run_command(args, taskfile, None)
+    from .executors.dask import DaskCluster
+
+    cluster = DaskCluster(args.scheduler, args.scheduler_file, args.jobs)
+    try:  # (connected by the first build that runs a task, if any)
+        return _run_command(args, taskfile, cluster.executor)
+    finally:
+        cluster.close()
+
+
+def _run_command(args: argparse.Namespace, taskfile: Path, executor: ExecutorFactory | None) -> int:
     looking = args.graph or args.dry_run or args.explain or args.list or args.question
     building = not (looking or args.clean or args.touch)
     options = EngineOptions(
@@ -38,8 +50,8 @@ def run_command(args: argparse.Namespace, taskfile: Path) -> int:
         )
         return watcher.run()
     if building and not args.targets and not args.always:
-        return _build_with_prefetch(taskfile, options, _observers(args, True))
-    engine = Engine.from_taskfile(taskfile, options, _observers(args, building))
+        return _build_with_prefetch(taskfile, options, _observers(args, True), executor)
+    engine = Engine.from_taskfile(taskfile, options, _observers(args, building), executor)
     if not engine.tasks:
         print(f"pytaskmake: warning: {taskfile} declares no tasks", file=sys.stderr)
     if building:
@@ -61,7 +73,10 @@ def run_command(args: argparse.Namespace, taskfile: Path) -> int:
 
 
 def _build_with_prefetch(
-    taskfile: Path, options: EngineOptions, observers: list[ev.Observer]
+    taskfile: Path,
+    options: EngineOptions,
+    observers: list[ev.Observer],
+    executor: ExecutorFactory | None = None,
 ) -> int:
     """A whole build: the snapshot's files are statted while the Taskfile loads."""
     early = start_prefetch(taskfile)
@@ -73,7 +88,8 @@ def _build_with_prefetch(
         raise
     if not registry.tasks:
         print(f"pytaskmake: warning: {taskfile} declares no tasks", file=sys.stderr)
-    return Engine(registry, options=options, observers=observers).build(prefetch=early).exit_code
+    engine = Engine(registry, options=options, observers=observers, executor=executor)
+    return engine.build(prefetch=early).exit_code
 
 
 def _observers(args: argparse.Namespace, building: bool) -> list[ev.Observer]:

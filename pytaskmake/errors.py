@@ -43,3 +43,12 @@ class LockedError(PytaskmakeError):
             f"another pytaskmake ({who}) is running here; wait for it or stop it "
             f"(lock: {lock_path})"
         )
+
+
+class ExecutorError(PytaskmakeError):
+    """The executor cannot run this build: its cluster is unreachable or unusable, or
+    no worker can ever run one of the tasks (`task` names it)."""
+
+    def __init__(self, message: str, task: str | None = None) -> None:
+        self.task = task
+        super().__init__(message)

@@ -143,6 +143,10 @@ class FileCache:
         self._known[path] = _STAT.pack(*st) + bytes.fromhex(digest)
         return (st, digest)
 
+    def learn(self, path: str, fp: Fingerprint | None) -> None:
+        """What another host found of a file it just wrote (None: it is missing)."""
+        self._known[path] = None if fp is None else _STAT.pack(*fp[0]) + bytes.fromhex(fp[1])
+
     def read_hash(self, path: str) -> str:
         return hash_file(path)
 
