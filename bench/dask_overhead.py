@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import workload  # bench/ is on sys.path when this file is run as a script
 from run import pytaskmake_env, timed_run
@@ -85,6 +86,7 @@ def main() -> None:
         variants[f"dask -j {depth}"] = [*base, "--scheduler", address, "-j", depth]
     times: dict[str, list[float]] = {name: [] for name in variants}
     own: list[float] = []
+    load = [os.getloadavg()[0]]
     try:
         for rep in range(args.repeat + 1):  # the first is a warm-up
             for name, argv in variants.items():
@@ -94,37 +96,50 @@ def main() -> None:
                     times[name].append(seconds)
             if rep:
                 own.append(dask_own_overhead(client, tasks, WORKERS))
+            load.append(os.getloadavg()[0])
     finally:
         client.close()
         cluster.close()
         shutil.rmtree(work, ignore_errors=True)
-    report = _table(times, own, tasks, args)
+    report = _table(times, own, load, tasks, args)
     print(report)
     if args.out:
         args.out.write_text(report)
 
 
-def _table(times: dict[str, list[float]], own: list[float], tasks: int, args: object) -> str:
+def _table(
+    times: dict[str, list[float]], own: list[float], load: list[float], tasks: int, args: Any
+) -> str:
     local = statistics.median(times["local -j 2"])
+    dask_own = statistics.median(own)
     lines = [
         f"# Dask per-task overhead ({datetime.date.today()})",
         "",
-        f"{tasks:,} trivial tasks (bench/workload.py, N = {args.points:,}), a 2-worker "  # type: ignore[attr-defined]
+        f"{tasks:,} trivial tasks (bench/workload.py, N = {args.points:,}), a 2-worker "
         f"LocalCluster (1 thread each) against the local executor (-j 2), alternating, "
-        f"median of {args.repeat} after a warm-up. {platform.node()}, {os.cpu_count()} CPUs, "  # type: ignore[attr-defined]
-        f"Python {platform.python_version()}.",
+        f"median of {args.repeat} after a warm-up. {platform.node()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}; load average (1 min) during the run: "
+        f"{min(load):.1f} to {max(load):.1f}.",
         "",
-        "| executor | wall | per task | overhead per task vs local |",
-        "|---|---:|---:|---:|",
+        "| executor | wall | per task | overhead per task vs local | of which Dask's own |",
+        "|---|---:|---:|---:|---:|",
     ]
     for name, values in times.items():
         wall = statistics.median(values)
-        extra = "" if name.startswith("local") else f"{(wall - local) / tasks * 1e3:+.2f} ms"
-        lines.append(f"| {name} | {wall:.2f} s | {wall / tasks * 1e3:.2f} ms | {extra} |")
+        extra = mine = ""
+        if not name.startswith("local"):
+            extra = f"{(wall - local) / tasks * 1e3:+.2f} ms"
+            mine = f"{dask_own * 1e3:.2f} ms"
+        per_task = wall / tasks * 1e3
+        lines.append(f"| {name} | {wall:.2f} s | {per_task:.2f} ms | {extra} | {mine} |")
     lines += [
         "",
-        f"Dask's own cost per task (a no-op function, {WORKERS} in flight, same cluster): "
-        f"{statistics.median(own) * 1e3:.2f} ms.",
+        f"Dask's own cost per task: a no-op function through the same cluster, {WORKERS} in "
+        f"flight, each next one submitted when one completes: {dask_own * 1e3:.2f} ms (all runs: "
+        + ", ".join(f"{x * 1e3:.1f}" for x in own)
+        + " ms). All runs, seconds: "
+        + "; ".join(f"{n}: " + ", ".join(f"{x:.1f}" for x in v) for n, v in times.items())
+        + ".",
         "",
     ]
     return "\n".join(lines)

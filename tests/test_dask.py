@@ -149,33 +149,41 @@ task("victim",
 """
 
 
-def _kill_worker_mid_task(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
-    """Start a build of KILLABLE, SIGKILL the worker running the task, let it end."""
-    project.taskfile(KILLABLE)
+def _kill_worker_mid_task(
+    project: Project, *args: str, taskfile: str = KILLABLE, before: str = ""
+) -> tuple[subprocess.CompletedProcess[str], int]:
+    """Start a build of `taskfile`, SIGKILL the worker running its task (after writing
+    the file `before`, if given), let the build end; returns it and the action's pid."""
+    project.taskfile(taskfile)
     process = project.popen(*args)
     try:
         worker = int(_wait_for(project.root / "worker.pid"))
         action = int(_wait_for(project.root / "action.pid"))
         _wait_for_journal(project, action)
+        if before:
+            project.write(before, "")
         os.kill(worker, signal.SIGKILL)
         out, err = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 1, out + err
     assert "Traceback" not in err
-    assert "victim" in out and "its worker died while it ran" in out
+    assert not _alive(action)  # what the dead worker left running is stopped
+    return subprocess.CompletedProcess(args, process.returncode, out, err), action
+
+
+def _failed_once(result: subprocess.CompletedProcess[str], project: Project) -> None:
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "victim" in result.stdout and "its worker died while it ran" in result.stdout
     assert project.read("starts.log") == "started\n"  # never run a second time
     assert not project.exists("out.txt")
-    assert not _alive(action)  # what the dead worker left running is stopped
-    return subprocess.CompletedProcess(args, process.returncode, out, err)
 
 
 def test_a_worker_killed_mid_task_fails_it_once_and_the_next_build_reruns_it(
     cluster: Cluster, project: Project
 ) -> None:
     # a scheduler with default settings would run it again on the other worker
-    _kill_worker_mid_task(project, "--scheduler", cluster.address)
+    _failed_once(_kill_worker_mid_task(project, "--scheduler", cluster.address)[0], project)
     cluster.client.wait_for_workers(2, timeout=30)  # (its nanny restarts the worker)
     project.write("fast", "")
     assert ran(build(project, "--scheduler", cluster.address)) == ["victim"]
@@ -186,7 +194,20 @@ def test_a_worker_killed_mid_task_fails_it_once_and_the_next_build_reruns_it(
 def test_executor_dask_starts_its_own_cluster_where_a_lost_worker_fails_the_task(
     project: Project,
 ) -> None:
-    _kill_worker_mid_task(project, "--executor", "dask", "-j", "2")
+    _failed_once(_kill_worker_mid_task(project, "--executor", "dask", "-j", "2")[0], project)
+
+
+def test_a_task_whose_worker_died_is_retried_with_retries(
+    cluster: Cluster, project: Project
+) -> None:
+    retried = KILLABLE.replace('outputs=["out.txt"])', 'outputs=["out.txt"], retries=1)')
+    result, _ = _kill_worker_mid_task(
+        project, "--scheduler", cluster.address, taskfile=retried, before="fast"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "its worker died while it ran" in result.stdout  # said as the retry's reason
+    assert project.read("starts.log") == "started\nstarted\n"
+    assert project.read("out.txt") == "done\n"
 
 
 def test_resources_are_honoured_and_one_no_worker_has_is_an_error_before_running(

@@ -28,20 +28,9 @@ from typing import Any
 from ..action import CallableAction
 from ..errors import ExecutorError
 from .base import Completion, Job
+from .dask_resources import first_unsatisfiable, resources_of
 
 INSTALL = "pip install 'pytaskmake[dask]'"
-
-
-def resources_of(job: Job, cpus_everywhere: bool) -> dict[str, float]:
-    """The Dask worker resources a job holds while it runs: its named resources,
-    "mem" (bytes) when it says how much it needs, and "cpus" when it needs more than
-    one or when every worker declares "cpus" (then every job holds its share)."""
-    needs = dict(job.resources)
-    if job.cpus > 1 or cpus_everywhere:
-        needs["cpus"] = job.cpus
-    if job.mem > 0:
-        needs["mem"] = job.mem
-    return needs
 
 
 class DaskCluster:
@@ -111,7 +100,13 @@ def _local_cluster(jobs: int) -> Any:
     from distributed import LocalCluster
 
     memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+    settings = {
+        "distributed.scheduler.allowed-failures": 0,
+        # nobody reads its sampling profiler, which costs CPU on every task (measured
+        # here: 7.5-8 ms of worker CPU per trivial task without it, 9-13 ms with)
+        "distributed.worker.profile.enabled": False,
+    }
+    with dask.config.set(settings):
         return LocalCluster(
             n_workers=1,
             threads_per_worker=jobs,
@@ -153,7 +148,7 @@ class DaskExecutor:
                 f"the Dask workers cannot run pytaskmake ({exc}): {INSTALL}"
             ) from None
         self._futures: dict[str, Any] = {}  # key -> future, until collected
-        self._slot_of: dict[str, int] = {}
+        self._slot_of: dict[str, tuple[int, str]] = {}  # key -> (slot, task name)
         self._slots = list(range(jobs))
         self._finished: deque[Any] = deque()  # appended by Dask's callback thread
         self._pushed: deque[tuple[str, bytes]] = deque()  # appended by Dask's event loop
@@ -177,22 +172,20 @@ class DaskExecutor:
         from .dask_worker import sees
 
         for address, seen in self._client.run(sees, self._root, on_error="return").items():
+            if isinstance(seen, BaseException):
+                raise ExecutorError(
+                    f"Dask worker {address} cannot run pytaskmake "
+                    f"({type(seen).__name__}: {seen}): {INSTALL} where the workers run"
+                )
             if seen is not True:
                 raise ExecutorError(
                     f"Dask worker {address} does not see the project folder {self._root}: "
                     "the workers need it on a shared filesystem, at the same path"
                 )
         workers = self._worker_resources()
-        verdicts: dict[tuple[tuple[str, float], ...], bool] = {}
-        for job in jobs:
-            needs = resources_of(job, self._cpus())
-            if not needs:
-                continue
-            wanted = tuple(sorted(needs.items()))
-            if wanted not in verdicts:
-                verdicts[wanted] = any(_holds(have, needs) for have in workers.values())
-            if not verdicts[wanted]:
-                raise ExecutorError(_unsatisfiable(job.name, needs, workers), job.name)
+        refused = first_unsatisfiable(jobs, workers, self._cpus())
+        if refused is not None:
+            raise ExecutorError(refused[1], refused[0])
 
     def _worker_resources(self) -> dict[str, dict[str, float]]:
         info = self._client.scheduler_info(n_workers=-1)["workers"]
@@ -233,7 +226,7 @@ class DaskExecutor:
             resources=resources_of(job, self._cpus()) or None,
         )
         self._futures[key] = future
-        self._slot_of[key] = slot
+        self._slot_of[key] = (slot, job.name)
         future.add_done_callback(self._on_done)
         return slot
 
@@ -301,9 +294,9 @@ class DaskExecutor:
     def _completion(self, key: str, result: Any) -> Completion:
         from .dask_worker import LOST, WorkerResult
 
-        slot = self._release(key)
+        slot, name = self._release(key)
         if not isinstance(result, WorkerResult):
-            return self._lost_or_error(key, slot, result)
+            return self._lost_or_error(name, slot, result)
         completion = result.completion
         completion.slot = self._rows.setdefault((result.worker, result.thread), len(self._rows))
         if completion.error == LOST:
@@ -312,13 +305,16 @@ class DaskExecutor:
 
     def _failed(self, future: Any) -> Completion:
         """A future that erred (a KilledWorker: its worker died) or was cancelled."""
-        error: Any = "cancelled by Dask" if future.status == "cancelled" else future.exception()
-        return self._lost_or_error(future.key, self._release(future.key), error)
+        if future.status == "cancelled":
+            error: Any = "cancelled by Dask (its scheduler restarted, or is gone?)"
+        else:
+            error = future.exception()
+        slot, name = self._release(future.key)
+        return self._lost_or_error(name, slot, error)
 
-    def _lost_or_error(self, key: str, slot: int, error: Any) -> Completion:
+    def _lost_or_error(self, name: str, slot: int, error: Any) -> Completion:
         from distributed import KilledWorker
 
-        name = key.rsplit(" #", 1)[0]
         if isinstance(error, KilledWorker):
             self._kill_orphans()
             why = f"its worker died while it ran ({error.last_worker.address}); not run again"
@@ -328,12 +324,12 @@ class DaskExecutor:
             why = str(error)
         return Completion(name, 1, b"", time.time(), 0.0, slot, error=why)
 
-    def _release(self, key: str) -> int:
-        future = self._futures.pop(key)
-        future.release()
-        slot = self._slot_of.pop(key)
+    def _release(self, key: str) -> tuple[int, str]:
+        """Forget a collected future (Dask drops its result) and free its slot."""
+        self._futures.pop(key).release()
+        slot, name = self._slot_of.pop(key)
         heapq.heappush(self._slots, slot)
-        return slot
+        return slot, name
 
     def _kill_orphans(self) -> None:
         """A worker died: stop what it left running, if it ran on this host (a worker
@@ -380,19 +376,3 @@ def _unpicklable(job: Job) -> str | None:
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
-
-
-def _holds(have: dict[str, float], needs: dict[str, float]) -> bool:
-    return all(have.get(name, 0) >= amount for name, amount in needs.items())
-
-
-def _unsatisfiable(task: str, needs: dict[str, float], workers: dict[str, dict[str, float]]) -> str:
-    wanted = ", ".join(f"{k}={v:g}" for k, v in sorted(needs.items()))
-    offered = sorted(
-        {", ".join(f"{k}={v:g}" for k, v in sorted(r.items())) or "none" for r in workers.values()}
-    )
-    return (
-        f"task {task!r} needs {wanted}, which no Dask worker has (workers' resources: "
-        f"{'; '.join(offered) or 'no workers'}); start workers with "
-        "`dask worker ... --resources`"
-    )
