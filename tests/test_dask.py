@@ -60,6 +60,20 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         distributed.Client(local, set_as_default=False) as client,
     ):
         yield Cluster(local.scheduler_address, scheduler_file, client)
+    _stop_dask_threads()
+
+
+def _stop_dask_threads() -> None:
+    """Dask keeps two thread pools for the rest of a process (future callbacks and
+    offloading); the tests that follow fork, which pytaskmake does only in a process
+    without other threads (snapshot.Prefetch)."""
+    from distributed import utils
+
+    for owner, name in ((distributed.Future, "_cb_executor"), (utils, "_offload_executor")):
+        pool = getattr(owner, name, None)
+        if pool is not None:
+            pool.shutdown(wait=True)
+    distributed.Future._cb_executor = None
 
 
 def _alive(pid: int) -> bool:
