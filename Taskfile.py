@@ -73,3 +73,11 @@ task(  # about 2 minutes: two DAGs of sleeps and a memory scenario, against make
     log=".pytaskmake/logs/bench-schedule.log",
     cache=False,
 )
+task(  # 2,001 trivial tasks on a 2-worker LocalCluster against the local executor
+    "bench-dask",
+    "python bench/dask_overhead.py --points 1000 --repeat 3 --out bench/results-dask.md",
+    inputs=sources + ["bench/dask_overhead.py", "bench/workload.py", "bench/run.py"],
+    outputs=["bench/results-dask.md"],
+    log=".pytaskmake/logs/bench-dask.log",
+    cache=False,
+)

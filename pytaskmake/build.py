@@ -111,6 +111,9 @@ class Build:
         recorded = self.state.durations(affected) if affected else {}
         if affected:  # before anything runs: a task that can never fit is an error
             self.scheduler = self._scheduler(affected, recorded)
+            # so is a task no worker can ever run (lazily: an executor that can run
+            # anything never builds these jobs)
+            self.executor.check(self._job(n) for n in affected if n not in self._blocked)
         emit = self.observer.handle
         emit(self._started_event(affected))
         previous = self._catch_signals()
@@ -437,6 +440,16 @@ class Build:
         self.files.forget(path)
         return self.files.fingerprint(path)
 
+    def _produced(self, path: str, c: Completion) -> Fingerprint | None:
+        """An output a job just wrote: as hashed where it ran when the executor says
+        (a Dask worker; here it would be read again over NFS, through a stale
+        attribute cache), else stat'ed and hashed here."""
+        if c.fingerprints is None:
+            return self._refreshed(path)
+        fp = c.fingerprints.get(path)
+        self.files.learn(path, fp)
+        return fp
+
     def _flush_refresh(self) -> None:
         """Re-record tasks found clean after a touch, so the next no-op skips hashing."""
         if not self._refresh:
@@ -465,11 +478,7 @@ class Build:
         task = self.graph.tasks[name]
         self._inputs_of(task)
         attempt = self._attempts[name] = self._attempts.get(name, 0) + 1
-        d = self.scheduler.demand(name)
-        job = Job(
-            name, task.action, task.inputs, task.outputs, task.log, task.timeout, attempt,
-            d.cpus, d.mem, d.named,
-        )  # fmt: skip
+        job = self._job(name, attempt)
         started = time.time()
         try:
             self._prepare_outputs(task)  # every attempt: a retry must not see the last output
@@ -481,9 +490,23 @@ class Build:
             return
         self.observer.handle(
             ev.TaskStarted(
-                name, task.action.describe(), verdict.reason, attempt, slot, started, d.cpus, d.mem
+                name,
+                task.action.describe(),
+                verdict.reason,
+                attempt,
+                slot,
+                started,
+                job.cpus,
+                job.mem,
             )
         )
+
+    def _job(self, name: str, attempt: int = 1) -> Job:
+        task, d = self.graph.tasks[name], self.scheduler.demand(name)
+        return Job(
+            name, task.action, task.inputs, task.outputs, task.log, task.timeout, attempt,
+            d.cpus, d.mem, d.named,
+        )  # fmt: skip
 
     def _prepare_outputs(self, task: Task) -> None:
         """Set the old outputs aside (so a task that skips one is caught, and a failure
@@ -518,11 +541,11 @@ class Build:
             c.name, task.action.digest, c.duration, c.cpu_seconds, c.max_rss, failure is None
         )
         outputs: dict[str, Fingerprint] = {}
-        if failure is None and self._hash_later(task, c):
+        if failure is None and c.fingerprints is None and self._hash_later(task, c):
             return
         if failure is None:
             for path in task.outputs:
-                fp = self._refreshed(path)
+                fp = self._produced(path, c)
                 if fp is None:
                     failure = f"did not produce declared output {path}"
                     break

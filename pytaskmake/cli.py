@@ -186,6 +186,23 @@ def parser() -> argparse.ArgumentParser:
         help="a folder outside the project whose files traces ignore (besides the "
         "system's); repeatable",
     )
+    p.add_argument(
+        "--executor",
+        choices=("local", "dask"),
+        default=None,
+        help="where tasks run: local processes (default), or a Dask cluster (a LocalCluster "
+        "started here, or the one of --scheduler / --scheduler-file)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the tasks on the Dask scheduler at ADDRESS (tcp://HOST:PORT)",
+    )
+    p.add_argument(
+        "--scheduler-file",
+        metavar="FILE",
+        help="run the tasks on the Dask scheduler FILE names (dask scheduler --scheduler-file)",
+    )
     p.add_argument("--version", action="version", version=f"pytaskmake {__version__}")
     return p
 
@@ -240,6 +257,7 @@ SUBCOMMANDS = ("why", "cache")
 _TAKES_VALUE = frozenset(
     ("-j", "--jobs", "-f", "--file", "-C", "--directory", "--color", "--colour", "--trace")
     + ("--cache-dir", "--prune", "--cache-limit", "--lint-ignore", "--mem", "--resource")
+    + ("--executor", "--scheduler", "--scheduler-file")
 )
 
 
@@ -291,6 +309,20 @@ def _refuse_conflicts(args: argparse.Namespace) -> None:
         refused = [m for m in modes if not (m == "--watch" and flag == "--trace-deps")]
         if on and refused:
             raise UsageError(f"{flag} traces the tasks a build runs: not with {refused[0]}")
+    _refuse_executor_conflicts(args)
+
+
+def _refuse_executor_conflicts(args: argparse.Namespace) -> None:
+    """--scheduler and --scheduler-file mean --executor dask; one scheduler at a time."""
+    if args.scheduler and args.scheduler_file:
+        raise UsageError("--scheduler and --scheduler-file name two schedulers: give one")
+    given = "--scheduler" if args.scheduler else "--scheduler-file" if args.scheduler_file else ""
+    if given and args.executor == "local":
+        raise UsageError(f"--executor local and {given} ask for different things: give one")
+    if given:
+        args.executor = "dask"
+    if args.executor == "dask" and args.watch:
+        raise UsageError("--watch runs its tasks locally: leave out --executor dask")
 
 
 def _enter(args: argparse.Namespace) -> None:
@@ -339,6 +371,8 @@ def _run(args: argparse.Namespace) -> int:
         _check_writable(args.trace, "--trace")
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("-j must be at least 1")
+    if args.scheduler_file:  # relative to where the user stands
+        args.scheduler_file = os.path.abspath(args.scheduler_file)
     return run_command(args, find_taskfile(args.file))
 
 

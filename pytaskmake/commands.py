@@ -13,7 +13,14 @@ import sys
 from pathlib import Path
 
 from . import events as ev
-from .engine import STATE_DIR, BuildResult, Engine, EngineOptions, start_prefetch
+from .engine import (
+    STATE_DIR,
+    BuildResult,
+    Engine,
+    EngineOptions,
+    ExecutorFactory,
+    start_prefetch,
+)
 from .errors import UsageError
 from .params import split_assignments
 from .plan import group_reasons
@@ -24,6 +31,18 @@ from .taskfile import load_taskfile
 
 
 def run_command(args: argparse.Namespace, taskfile: Path) -> int:
+    if args.executor != "dask":
+        return _run_command(args, taskfile, None)
+    from .executors.dask import DaskCluster
+
+    cluster = DaskCluster(args.scheduler, args.scheduler_file, args.jobs)
+    try:  # (connected by the first build that runs a task, if any)
+        return _run_command(args, taskfile, cluster.executor)
+    finally:
+        cluster.close()
+
+
+def _run_command(args: argparse.Namespace, taskfile: Path, executor: ExecutorFactory | None) -> int:
     args.targets, params = split_assignments(args.targets)
     cleaning = args.clean or args.clean_dead
     looking = args.graph or args.dry_run or args.explain or args.list or args.question
@@ -55,8 +74,10 @@ def run_command(args: argparse.Namespace, taskfile: Path) -> int:
         return watcher.run()
     plain = not (args.targets or args.always or args.rerun or args.rerun_failed)
     if building and plain:
-        return _build_with_prefetch(taskfile, options, _observers(args, True), params)
-    engine = Engine.from_taskfile(taskfile, options, _observers(args, building), params=params)
+        return _build_with_prefetch(taskfile, options, _observers(args, True), params, executor)
+    engine = Engine.from_taskfile(
+        taskfile, options, _observers(args, building), executor, params=params
+    )
     if not engine.tasks:
         print(f"pytaskmake: warning: {taskfile} declares no tasks", file=sys.stderr)
     if cleaning:
@@ -103,7 +124,11 @@ def _clean(args: argparse.Namespace, engine: Engine) -> int:
 
 
 def _build_with_prefetch(
-    taskfile: Path, options: EngineOptions, observers: list[ev.Observer], params: dict[str, str]
+    taskfile: Path,
+    options: EngineOptions,
+    observers: list[ev.Observer],
+    params: dict[str, str],
+    executor: ExecutorFactory | None = None,
 ) -> int:
     """A whole build: the snapshot's files are statted while the Taskfile loads."""
     early = start_prefetch(taskfile)
@@ -115,7 +140,7 @@ def _build_with_prefetch(
         raise
     if not registry.tasks:
         print(f"pytaskmake: warning: {taskfile} declares no tasks", file=sys.stderr)
-    engine = Engine(registry, options=options, observers=observers)
+    engine = Engine(registry, options=options, observers=observers, executor=executor)
     return _finished(engine.build(prefetch=early))
 
 

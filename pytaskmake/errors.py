@@ -89,3 +89,12 @@ class ResourceError(PytaskmakeError):
             f"{at}task {task!r} asks for {resource}={wants}, more than the whole limit "
             f"{limit} ({option}); nothing was run"
         )
+
+
+class ExecutorError(PytaskmakeError):
+    """The executor cannot run this build: its cluster is unreachable or unusable, or
+    no worker can ever run one of the tasks (`task` names it)."""
+
+    def __init__(self, message: str, task: str | None = None) -> None:
+        self.task = task
+        super().__init__(message)

@@ -172,6 +172,10 @@ class FileCache:
         self._known[path] = _STAT.pack(*st) + bytes.fromhex(content)
         return (st, _with_kind(content, st))
 
+    def learn(self, path: str, fp: Fingerprint | None) -> None:
+        """What another host found of a file it just wrote (None: it is missing)."""
+        self._known[path] = None if fp is None else _STAT.pack(*fp[0]) + bytes.fromhex(fp[1])
+
     def read_hash(self, path: str) -> str:
         """The content hash (hex, 32 bytes) of the file at `path`."""
         return hash_file(path)

@@ -7,6 +7,7 @@ import gc
 import os
 import sys
 import weakref
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -179,3 +180,26 @@ def test_a_build_told_what_changed_never_vouches_for_what_it_did_not_look_at(
     engine.build()  # not told: a fresh look
     assert ran(recorder) == {"copy"}
     assert (tmp_path / "copy.txt").read_text() == "other\n"
+
+
+def test_a_job_the_executor_can_never_run_is_an_error_before_anything_runs(
+    tmp_path: Path,
+) -> None:
+    """The build asks its executor about every job that may run before starting one
+    (a Dask cluster where no worker has a task's resources)."""
+    from pytaskmake.errors import ExecutorError
+    from pytaskmake.executors.base import Job
+    from pytaskmake.executors.local import LocalExecutor
+
+    class Refusing(LocalExecutor):
+        def check(self, jobs: Iterable[Job]) -> None:
+            for job in jobs:
+                if job.name == "count":
+                    raise ExecutorError(f"task {job.name!r} needs gpu=1", job.name)
+
+    engine = Engine(pipeline(tmp_path), tmp_path, EngineOptions(jobs=2),
+                    executor=lambda jobs, state_dir: Refusing(jobs))  # fmt: skip
+    with pytest.raises(ExecutorError, match="task 'count' needs gpu=1"):
+        engine.build()
+    assert not (tmp_path / "up.txt").exists() and not (tmp_path / "copy.txt").exists()
+    assert engine.build(["copy"]).exit_code == 0  # without it, the rest builds

@@ -6,11 +6,13 @@ cluster are interchangeable and the loop never knows which one runs its jobs.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
 from ..access import Access
 from ..action import Action
+from ..fingerprint import Fingerprint
 
 
 @dataclass(slots=True)
@@ -40,6 +42,9 @@ class Completion:
     duration: float
     slot: int
     timed_out: bool = False
+    # its outputs as hashed where it ran (a Dask worker; a missing one is absent), or
+    # None: the build loop hashes them itself
+    fingerprints: dict[str, Fingerprint] | None = None
     error: str | None = None  # why it could not start or was killed, in words
     full_log: str | None = None  # the file holding all its output (see capture.py)
     access: Access | None = None  # the files it touched, when traced (see tracing.py)
@@ -49,6 +54,11 @@ class Completion:
 
 class Executor(Protocol):
     jobs: int
+
+    def check(self, jobs: Iterable[Job]) -> None:
+        """Before anything runs: raise ExecutorError naming the first job that this
+        executor can never run (a resource no worker has). May leave `jobs` unread."""
+        ...
 
     def submit(self, job: Job) -> int:
         """Start `job` now (the caller keeps at most `jobs` running); returns its slot."""

@@ -16,7 +16,7 @@ import selectors
 import signal
 import sys
 import time
-import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,10 +24,8 @@ from ..action import ArgvAction, CallableAction, ShellAction
 from ..resources import thread_environment
 from .base import Completion, Job
 from .capture import Capture, log_path
+from .job import GRACE_SECONDS, RESET_SIGNALS, fork_callable, not_started, open_output
 from .orphans import ProcessJournal
-
-GRACE_SECONDS = 5.0  # between SIGTERM and SIGKILL
-_RESET_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGQUIT)
 
 
 @dataclass(slots=True)
@@ -76,20 +74,23 @@ class LocalExecutor:
         self._envs: dict[int, dict[str, str]] = {}
         self._journal = journal
 
+    def check(self, jobs: Iterable[Job]) -> None:
+        """Every job can run here (`jobs` is not even read)."""
+
     def running(self) -> int:
         """Jobs submitted and not yet collected by wait() (a job that could not start counts)."""
         return len(self._running) + len(self._done)
 
     def submit(self, job: Job) -> int:
         slot = heapq.heappop(self._slots)
-        out_fd, pipe_r = self._output_fds(job)
+        out_fd, pipe_r = open_output(job)
         started, mono = time.time(), time.monotonic()
         try:
             pid = self._start(job, out_fd)
         except OSError as exc:
             heapq.heappush(self._slots, slot)
             self._close_quietly(pipe_r)
-            self._done.append(_not_started(job, slot, started, exc))
+            self._done.append(not_started(job, slot, started, exc))
             return slot
         finally:
             os.close(out_fd)
@@ -108,28 +109,16 @@ class LocalExecutor:
             self._selector.register(pipe_r, selectors.EVENT_READ, ("out", pid))
         return slot
 
-    def _output_fds(self, job: Job) -> tuple[int, int | None]:
-        """Where the child writes: its log file, or a pipe we read (task output is buffered)."""
-        if job.log is not None:
-            if job.attempt == 1:
-                return os.open(job.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), None
-            fd = os.open(job.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            os.write(fd, f"\n--- pytaskmake: attempt {job.attempt} ---\n".encode())
-            return fd, None
-        read_end, write_end = os.pipe()
-        os.set_blocking(read_end, False)
-        return write_end, read_end
-
     def _start(self, job: Job, out_fd: int) -> int:
         action = job.action
         if isinstance(action, CallableAction):
-            return _fork_callable(job, action, out_fd)
+            return fork_callable(job, action, out_fd)
         files = [
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
             (os.POSIX_SPAWN_DUP2, out_fd, 1),
             (os.POSIX_SPAWN_DUP2, out_fd, 2),
         ]
-        options = {"file_actions": files, "setpgroup": 0, "setsigdef": _RESET_SIGNALS}
+        options = {"file_actions": files, "setpgroup": 0, "setsigdef": RESET_SIGNALS}
         env = self._envs.get(job.cpus)
         if env is None:
             env = self._envs[job.cpus] = thread_environment(os.environ, job.cpus)
@@ -298,54 +287,3 @@ def _peak_above(maxrss: int, floor: int) -> int:
     child's high-water mark at its parent's (posix_spawn shares our memory until the
     exec; fork copies it), so a peak at or below ours at spawn may be ours."""
     return maxrss * _RSS_UNIT if maxrss > floor else 0
-
-
-def _not_started(job: Job, slot: int, started: float, exc: OSError) -> Completion:
-    """posix_spawnp could not find or execute the program: report like a shell would."""
-    code = 127 if isinstance(exc, FileNotFoundError) else 126
-    what = "command not found" if code == 127 else f"cannot execute ({exc.strerror})"
-    program = exc.filename or getattr(job.action, "argv", ("?",))[0]
-    return Completion(job.name, code, b"", started, 0.0, slot, error=f"{what}: {program}")
-
-
-def _fork_callable(job: Job, action: CallableAction, out_fd: int) -> int:
-    """Run a Python callable in a forked child with its output on `out_fd`."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid:
-        try:
-            os.setpgid(pid, pid)
-        except OSError:
-            pass  # the child already did it, or already exited
-        return pid
-    code = 1
-    try:
-        os.setpgid(0, 0)
-        signal.set_wakeup_fd(-1)
-        for sig in _RESET_SIGNALS:
-            signal.signal(sig, signal.SIG_DFL)
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.dup2(out_fd, 1)
-        os.dup2(out_fd, 2)
-        os.closerange(3, 1 << 16)  # the build lock, the state DB: not the task's to hold
-        os.environ.update(thread_environment({}, job.cpus))
-        late = action.late_bound()
-        if late is not None:
-            print(f"pytaskmake: not run: {late}", file=sys.stderr)
-            return 0  # (the finally exits with code 1)
-        kwargs = {name: list(getattr(job, name)) for name in action.wants}
-        result = action.function(**kwargs)
-        code = 1 if result is False else 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
-    return 0  # not reached
