@@ -21,11 +21,12 @@ from typing import Any
 
 from . import events as ev
 from . import snapshot
-from .action import ShellAction
+from .action import CallableAction, ShellAction
 from .cache import CorruptEntry, RunCache, cache_key, outputs_of
 from .dirty import dirty_everywhere, dirty_past_snapshot
 from .discovery import Discovery
 from .executors.base import Completion, Executor, Job
+from .executors.job import RETURNED_FALSE
 from .fingerprint import FileCache, Fingerprint, stat_of
 from .graph import BuildGraph
 from .hashing import BIG, BackgroundHasher, Hashed
@@ -691,4 +692,6 @@ def _failure_reason(task: Task, c: Completion) -> str | None:
             return f"killed by signal {-c.returncode}"
     if c.returncode == 127 and task.signature.startswith(ShellAction.PREFIX):
         return "command not found (exit 127)"
+    if c.returncode == RETURNED_FALSE and isinstance(task.action, CallableAction):
+        return "returned False"
     return f"exit code {c.returncode}"

@@ -429,3 +429,39 @@ def test_a_loop_variable_read_late_fails_the_task_with_the_fix(project: Project)
     assert project.read("late3.txt") == "3" and project.read("closure2.txt") == "2"
     assert not project.exists("late1.txt") and not project.exists("closure1.txt")
     assert project.read("bound1.txt") == "1" and project.read("bound2.txt") == "2"
+
+
+# --- issue 25: how a failing callable is reported -------------------------------------
+
+
+def test_a_callable_returning_false_is_reported_as_such(project: Project) -> None:
+    project.taskfile(
+        """
+        def check():
+            print("checking")
+            return False
+
+        task("check", check, always=True)
+        """
+    )
+    result = project.run()
+    assert result.returncode == 1
+    assert "FAILED check: returned False" in result.stdout
+
+
+def test_a_failing_callable_shows_its_traceback_without_pytaskmake_frames(
+    project: Project,
+) -> None:
+    project.taskfile(
+        """
+        def simulate():
+            raise ValueError("bad buffer size")
+
+        task("sim", simulate, always=True)
+        """
+    )
+    result = project.run()
+    assert result.returncode == 1
+    assert "ValueError: bad buffer size" in result.stdout
+    assert 'Taskfile.py", line 4, in simulate' in result.stdout
+    assert "pytaskmake/executors" not in result.stdout

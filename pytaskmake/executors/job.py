@@ -77,11 +77,11 @@ def fork_callable(job: Job, action: CallableAction, out_fd: int, cwd: str | None
             return 0  # (the finally exits with code 1)
         kwargs = {name: list(getattr(job, name)) for name in action.wants}
         result = action.function(**kwargs)
-        code = 1 if result is False else 0
+        code = RETURNED_FALSE if result is False else 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except BaseException:
-        traceback.print_exc()
+    except BaseException as exc:
+        _print_user_traceback(exc)
     finally:
         try:
             sys.stdout.flush()
@@ -89,6 +89,21 @@ def fork_callable(job: Job, action: CallableAction, out_fd: int, cwd: str | None
         finally:
             os._exit(code)
     return 0  # not reached
+
+
+RETURNED_FALSE = 121  # the exit status of a forked callable that returned False
+
+
+def _print_user_traceback(exc: BaseException) -> None:
+    """The traceback of a failing callable from the user's first frame on: the frames
+    of pytaskmake's own that called it say nothing about the user's mistake."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE):
+        tb = tb.tb_next
+    traceback.print_exception(type(exc), exc, tb or exc.__traceback__)
+
+
+_PACKAGE = str(Path(__file__).resolve().parent.parent) + os.sep
 
 
 def _child_setup(out_fd: int, cwd: str | None) -> None:
