@@ -75,6 +75,10 @@ class TracingExecutor:
             del self._pending[job.name]
             raise
 
+    def check(self, jobs: Iterable[Job]) -> None:
+        """The executor underneath says whether it can ever run these (see base.py)."""
+        self.inner.check(jobs)
+
     def running(self) -> int:
         return self.inner.running()
 
