@@ -48,6 +48,7 @@ class BuildOptions:
     always: bool = False
     cache: RunCache | None = None
     rerun: frozenset[str] = frozenset()  # tasks forced to run (--rerun)
+    stream: bool = False  # show task output as it comes (--stream)
     discovery: Discovery | None = None  # trace=True, --trace-deps, depfiles
     mem: int | None = None  # bytes tasks may hold at once; None: available now; 0: no limit
     resources: tuple[tuple[str, float], ...] = ()  # limits of named resources (gpu=2)
@@ -98,6 +99,9 @@ class Build:
         self._seen_interrupts = 0
         self._stopped_by: int = 0  # SIGTERM or SIGHUP: stop everything now
         self.hasher = BackgroundHasher()
+        stream = getattr(executor, "stream", None)
+        if stream is not None and options.stream:
+            stream(lambda name, data: observer.handle(ev.TaskOutput(name, data)))
 
     def run(self) -> ev.BuildFinished:
         """Build; returns the closing event (also emitted). Ctrl-C is handled inside."""

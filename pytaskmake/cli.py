@@ -142,6 +142,12 @@ def parser() -> argparse.ArgumentParser:
         help="say why each task that would run is stale, then stop",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="show each command as it starts")
+    p.add_argument(
+        "--stream",
+        action="store_true",
+        help="show each task's output line by line as it comes, prefixed by its name "
+        "(unprefixed with -j1); default: each task's output in one block at its end",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="print only failures and the summary")
     p.add_argument("--color", "--colour", choices=("auto", "always", "never"), default="auto")
     p.add_argument("--trace", metavar="FILE", help="write a Chrome/Perfetto trace of the run")

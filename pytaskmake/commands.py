@@ -56,6 +56,7 @@ def _run_command(args: argparse.Namespace, taskfile: Path, executor: ExecutorFac
         lint=args.lint,
         trace_deps=args.trace_deps,
         trace_ignore=_trace_ignore(args),
+        stream=args.stream,
         mem=_mem_limit(args),
         resources=_resource_limits(args),
     )

@@ -73,6 +73,7 @@ class EngineOptions:
     # traces ignore (None: access.default_ignored(): the OS, Python, temp, ~/.*)
     mem: int | None = None  # bytes running tasks may hold at once; None: available; 0: no limit
     resources: tuple[tuple[str, float], ...] = ()  # limits of named resources, (("gpu", 2.0),)
+    stream: bool = False  # show task output as it comes, line by line (--stream)
 
 
 @dataclass(frozen=True)
@@ -328,6 +329,7 @@ class Engine:
                 always,
                 cache,
                 rerun=rerun or frozenset(),
+                stream=o.stream,
                 discovery=discovery,
                 mem=o.mem,
                 resources=o.resources,

@@ -65,6 +65,14 @@ class TaskRetry:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskOutput:
+    """Output a running task just printed (--stream, or -j1): shown as it comes."""
+
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Notice:
     """A warning or note for the user (state DB rebuilt, Ctrl-C received...)."""
 
@@ -80,7 +88,7 @@ class BuildFinished:
     signal: int = 0  # SIGTERM or SIGHUP when one stopped the build
 
 
-Event = BuildStarted | TaskStarted | TaskDone | TaskRetry | Notice | BuildFinished
+Event = BuildStarted | TaskStarted | TaskDone | TaskRetry | TaskOutput | Notice | BuildFinished
 
 
 class Observer(Protocol):

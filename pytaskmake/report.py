@@ -7,6 +7,7 @@ finished task gets one plain line, so logs of CI and batch jobs read cleanly.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import sys
@@ -83,6 +84,8 @@ class ConsoleReporter:
         self._line_shown = False
         self._last_draw = 0.0
         self._shown = ""
+        self._streamed: set[str] = set()  # tasks whose output was shown as it came
+        self._partial: dict[str, bytes] = {}  # the unfinished last line of each
 
     def _paint(self, text: str, colour: str) -> str:
         return f"{colour}{text}{Style.RESET_ALL}" if self.colour else text
@@ -94,6 +97,8 @@ class ConsoleReporter:
             self._task_started(event)
         elif isinstance(event, ev.BuildStarted):
             self._build_started(event)
+        elif isinstance(event, ev.TaskOutput):
+            self._task_output(event)
         elif isinstance(event, ev.TaskRetry):
             self._print(
                 self._paint(
@@ -163,7 +168,27 @@ class ConsoleReporter:
             return None
         return max(0.0, self._remaining_known + unknown) / max(1, self.jobs)
 
+    def _task_output(self, e: ev.TaskOutput) -> None:
+        """Whole lines as they come, prefixed by the task's name when several may run."""
+        self._streamed.add(e.name)
+        data = self._partial.pop(e.name, b"") + e.data
+        lines = data.split(b"\n")
+        if lines[-1]:
+            self._partial[e.name] = lines[-1]
+        prefix = f"[{e.name}] " if self.jobs != 1 else ""
+        for line in lines[:-1]:
+            self._print(prefix + _decode(line))
+
+    def _flush_stream(self, name: str) -> None:
+        rest = self._partial.pop(name, b"")
+        if rest:
+            self._print(("" if self.jobs == 1 else f"[{name}] ") + _decode(rest))
+
     def _print_finished(self, e: ev.TaskDone) -> None:
+        if e.name in self._streamed:
+            self._flush_stream(e.name)
+            self._streamed.discard(e.name)
+            e = dataclasses.replace(e, output=b"")  # shown already, as it came
         if self.verbosity < 0:
             return
         word = "restored" if e.outcome == ev.RESTORED else "ran"
@@ -175,6 +200,9 @@ class ConsoleReporter:
         self._print(line + ("\n" + text if text else ""))
 
     def _print_failure(self, e: ev.TaskDone) -> None:
+        if e.name in self._streamed:  # (its last lines are shown again, below)
+            self._flush_stream(e.name)
+            self._streamed.discard(e.name)
         head = self._paint(f"FAILED {e.name}: {e.reason}", Fore.RED + Style.BRIGHT)
         command = shorten_command(e.command, self.verbosity > 0)
         lines = [f"[{self.done}/{self.total}] {head}", f"  command: {command}"]

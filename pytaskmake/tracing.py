@@ -75,6 +75,12 @@ class TracingExecutor:
             del self._pending[job.name]
             raise
 
+    def stream(self, on_output: Callable[[str, bytes], None]) -> None:
+        """Live output, when the executor underneath has it (see local.py)."""
+        inner = getattr(self.inner, "stream", None)
+        if inner is not None:
+            inner(on_output)
+
     def check(self, jobs: Iterable[Job]) -> None:
         """The executor underneath says whether it can ever run these (see base.py)."""
         self.inner.check(jobs)

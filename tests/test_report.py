@@ -800,3 +800,36 @@ def test_restored_tasks_have_their_own_row_in_the_trace(project: Project) -> Non
     rows = {e["args"]["name"] for e in trace if e["ph"] == "M"}
     assert rows == {"restored from cache"}
     assert [e["cat"] for e in trace if e["ph"] == "X"] == ["restored"]
+
+
+def test_stream_shows_output_as_it_comes_prefixed_by_the_task(project: Project) -> None:
+    """--stream: the first line is on the console while the task still runs."""
+    project.taskfile(
+        """
+        task("slow", "echo first; while [ ! -e go ]; do sleep 0.05; done; echo second",
+             always=True)
+        task("other", "echo other-line", always=True)
+        """
+    )
+    proc = project.popen("--stream", "-j2")
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line.rstrip("\\n"))
+        if line.startswith("[slow] first"):
+            break  # printed while "slow" waits for us: it came as it was written
+    (project.root / "go").write_text("")
+    rest, _ = proc.communicate(timeout=60)
+    lines = seen + rest.splitlines()
+    assert proc.returncode == 0
+    assert "[slow] second" in lines and "[other] other-line" in lines
+    assert lines.count("first") == 0 and sum("first" in x for x in lines) == 1  # once
+
+
+def test_stream_with_one_job_has_no_prefix(project: Project) -> None:
+    project.taskfile('task("t", "echo one; echo two", always=True)\n')
+    result = project.run("--stream", "-j1")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["one", "two"] and lines[2].startswith("[1/1] ran t (")
+    assert len(lines) == 4  # and not again under the "ran" line

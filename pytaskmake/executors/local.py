@@ -16,7 +16,7 @@ import selectors
 import signal
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,9 +73,14 @@ class LocalExecutor:
         # os.environ re-encodes itself on every spawn; one copy per thread count
         self._envs: dict[int, dict[str, str]] = {}
         self._journal = journal
+        self._on_output: Callable[[str, bytes], None] | None = None
 
     def check(self, jobs: Iterable[Job]) -> None:
         """Every job can run here (`jobs` is not even read)."""
+
+    def stream(self, on_output: Callable[[str, bytes], None]) -> None:
+        """Hand each task's output to `on_output` as it is read (--stream)."""
+        self._on_output = on_output
 
     def running(self) -> int:
         """Jobs submitted and not yet collected by wait() (a job that could not start counts)."""
@@ -187,6 +192,8 @@ class LocalExecutor:
             return False
         if chunk:
             proc.capture.add(chunk)
+            if self._on_output is not None:
+                self._on_output(proc.job.name, chunk)
         else:
             self._selector.unregister(proc.pipe)
             os.close(proc.pipe)
