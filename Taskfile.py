@@ -49,6 +49,13 @@ task(
     outputs=["bench/results-output.md"],
     cache=False,
 )
+task(  # 2 x 1 GiB outputs + 200 tiny tasks against make, and the hashes' speeds
+    "bench-big-files",
+    "python bench/big_files.py --repeat 3 --out bench/results-big-files.md",
+    inputs=sources + ["bench/big_files.py"],
+    outputs=["bench/results-big-files.md"],
+    cache=False,
+)
 task(
     "bench-watch",
     "python bench/watch_latency.py --sizes 100,10000 --out bench/results-watch.md",
