@@ -14,10 +14,12 @@ import os
 import shlex
 import types
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .codeprint import CodePrinter
 from .errors import UnstableValueError
+
+if TYPE_CHECKING:
+    from .codeprint import CodePrinter
 
 
 def digest_of(signature: str) -> str:
@@ -182,6 +184,8 @@ def make_action(value: object, task_name: str, sign: bool = True) -> Action:
     if callable(value):
         action = CallableAction(value, _wanted_parameters(value), _bound_values(value))
         if sign:
+            from .codeprint import CodePrinter  # (a shell-only Taskfile never needs it)
+
             action.sign(CodePrinter(os.getcwd()), task_name)
         return action
     raise TypeError(

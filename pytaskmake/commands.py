@@ -23,7 +23,6 @@ from .engine import (
 )
 from .errors import UsageError
 from .params import split_assignments
-from .plan import group_reasons
 from .report import ConsoleReporter, use_colour
 from .stale import UPSTREAM
 from .state import Usage
@@ -245,6 +244,8 @@ def _report_plan(args: argparse.Namespace, engine: Engine) -> int:
         return 0
     stale = [n for n in names if verdicts[n].stale]
     if args.explain:
+        from .plan import group_reasons
+
         for line in group_reasons(verdicts):
             out.write(line + "\n")
     else:

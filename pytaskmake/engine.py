@@ -22,24 +22,24 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from . import clean, snapshot, tracing
 from . import events as ev
-from .access import Access, Scope
-from .build import Build, BuildOptions
-from .cache import RunCache
-from .clean import Removal
-from .discovery import Discovery
+from . import snapshot
 from .errors import UsageError
 from .executors.base import Executor
 from .fingerprint import FileCache
 from .graph import BuildGraph
-from .lint import LintReport
 from .lock import BuildLock, holder_alive, last_holder
-from .plan import plan
 from .stale import Verdict, record_stamp
 from .state import StateDB, Usage, read_snapshot
 from .taskfile import Registry, Task, load_taskfile
+
+if TYPE_CHECKING:  # (imported where used: a no-op answered by the snapshot needs none)
+    from .access import Access, Scope
+    from .cache import RunCache
+    from .clean import Removal
+    from .lint import LintReport
 
 STATE_DIR = ".pytaskmake"
 DEFAULT_TASKFILE = "Taskfile.py"
@@ -316,6 +316,10 @@ class Engine:
             state.load()  # the full path reads every record; otherwise only the suspects'
         if state.warning:
             self.observer.handle(ev.Notice(state.warning))
+        from . import tracing
+        from .build import Build, BuildOptions
+        from .discovery import Discovery
+
         graph = self.graph
         names = graph.select(targets, self.base)
         executor = self._executor_factory(self.jobs, self.state_dir)
@@ -352,19 +356,23 @@ class Engine:
 
     def _scope(self) -> Scope:
         """Which files traces and depfiles keep (see access.py)."""
+        from .access import Scope
+
         return Scope(str(self.root), self.options.trace_ignore, (str(self.state_dir),))
 
     def _traced(self, executor: Executor, names: list[str]) -> Executor:
         """`executor`, tracing what --lint, --trace-deps or trace=True ask for."""
         which = "--lint" if self.options.lint else "--trace-deps" * self.options.trace_deps
         notice = lambda message: self.observer.handle(ev.Notice(message))  # noqa: E731
+        from . import tracing
+
         scope = self._scope()
         return tracing.wrap(executor, self.tasks, names, scope, self.state_dir, which, notice)
 
     def _lint(self, accesses: dict[str, Access], names: list[str]) -> LintReport:
         """What the traces of this build's runs say of the declarations."""
         from .depfile import listed
-        from .lint import lint
+        from .lint import LintReport, lint
 
         if not accesses:  # (the no-op answer builds no graph, and needs none for this)
             return LintReport((), (), len(set(names)))
@@ -463,11 +471,15 @@ class Engine:
         directory = self.options.cache_dir or self.state_dir / "cache"
         if not self.options.use_cache or not (directory / "index").is_dir():
             return None
+        from .cache import RunCache
+
         return RunCache(directory)
 
     def _run_cache(self) -> RunCache | None:
         if not self.options.use_cache:
             return None
+        from .cache import RunCache
+
         return RunCache(self.options.cache_dir or self.state_dir / "cache")
 
     # --- looking, cleaning -------------------------------------------------------------
@@ -483,6 +495,8 @@ class Engine:
             try:
                 if state.warning:
                     self.observer.handle(ev.Notice(state.warning))
+                from .plan import plan
+
                 verdicts = plan(
                     self.graph, names, state, FileCache(), always, self._peek_cache(), forced
                 )
@@ -539,6 +553,8 @@ class Engine:
     def clean(self, targets: Sequence[str] = (), dry_run: bool = False) -> Removal:
         """Remove the outputs and logs of the selected tasks and mark their records
         "cleaned" (they run next time, never restored); `dry_run`: only say what."""
+        from . import clean
+
         if dry_run:  # (touches nothing, not even the lock file)
             with self._inside():
                 return clean.of_tasks(self.tasks, self.graph.select(list(targets), self.base))
@@ -557,6 +573,8 @@ class Engine:
     def clean_dead(self, dry_run: bool = False) -> Removal:
         """Remove the recorded outputs and the records of tasks the Taskfile no longer
         declares (ninja -t cleandead); `dry_run`: only say what."""
+        from . import clean
+
         with contextlib.nullcontext() if dry_run else self.locked(), self._inside():
             state = StateDB(self.state_dir, readonly=dry_run)
             try:

@@ -15,7 +15,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .cache import parse_size
 from .errors import ResourceError
 
 if TYPE_CHECKING:
@@ -54,6 +53,8 @@ def parse_mem(value: object, task: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise TypeError(f"task {task!r}: mem must be a size like '4G' or 'auto', not {value!r}")
     try:
+        from .cache import parse_size  # (the cache module is not needed to load a Taskfile)
+
         size = parse_size(value) if isinstance(value, str) else int(value)
     except ValueError:
         raise ValueError(f"task {task!r}: mem={value!r} is not a size (try '4G', '500M')") from None

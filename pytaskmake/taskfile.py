@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from .action import Action, CallableAction, ShellAction, make_action
-from .codeprint import CodePrinter
 from .errors import TaskfileError
 from .params import check_all_asked
 from .resources import AUTO, parse_cpus, parse_mem, parse_named
@@ -232,6 +231,8 @@ class Registry:
         tasks, self.unsigned = self.unsigned, []
         if not tasks:
             return
+        from .codeprint import CodePrinter  # (only a Taskfile with callables needs it)
+
         printer = CodePrinter(self.root)
         for t in tasks:
             t._action.sign(printer, t.name, t.where)  # type: ignore[union-attr]

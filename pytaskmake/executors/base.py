@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from ..access import Access
 from ..action import Action
 from ..fingerprint import Fingerprint
+
+if TYPE_CHECKING:  # (only traced builds need it: tracing.py)
+    from ..access import Access
 
 
 @dataclass(slots=True)
