@@ -26,6 +26,7 @@ from stat import S_ISDIR
 from blake3 import blake3
 
 from .fingerprint import Fingerprint, content_of, hash_file
+from .sizes import parse_size  # noqa: F401 (its old home)
 
 PRINTED = "\0printed"  # an entry's key for what its run printed (no path holds a NUL)
 _FICLONE = 0x40049409  # Linux ioctl: share extents copy-on-write (btrfs, xfs)
@@ -446,17 +447,3 @@ def _blob_of(value: str) -> tuple[str, int | None]:
     """(content digest, mode or None) of an entry's value for an output."""
     digest, _, mode = value.partition(":")
     return digest, (int(mode, 8) if mode else None)
-
-
-def parse_size(text: str) -> int:
-    """'10G', '500M', '1.5k', '1024' -> bytes (powers of 1024)."""
-    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    t = text.strip().upper().removesuffix("B").removesuffix("I")
-    number, unit = (t[:-1], t[-1]) if t and t[-1] in units else (t, "")
-    try:
-        value = float(number)
-    except ValueError:
-        raise ValueError(f"not a size: {text!r} (try 10G, 500M, 1024)") from None
-    if value < 0:
-        raise ValueError(f"not a size: {text!r}")
-    return int(value * units[unit])

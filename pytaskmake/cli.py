@@ -340,9 +340,10 @@ def _enter(args: argparse.Namespace) -> None:
 
 
 def _cache(args: argparse.Namespace) -> int:
-    from .cache import RunCache, parse_size
+    from .cache import RunCache
     from .commands import cache_directory
     from .report import format_bytes
+    from .sizes import parse_size
 
     _enter(args)
     root = None

@@ -185,7 +185,7 @@ class _Warnings:
 
 def _cache_limit(args: argparse.Namespace) -> int:
     """--cache-limit, else $PYTASKMAKE_CACHE_LIMIT, else 10 GiB."""
-    from .cache import parse_size
+    from .sizes import parse_size
 
     text = args.cache_limit or os.environ.get("PYTASKMAKE_CACHE_LIMIT") or "10G"
     try:
@@ -196,7 +196,7 @@ def _cache_limit(args: argparse.Namespace) -> int:
 
 def _mem_limit(args: argparse.Namespace) -> int | None:
     """--mem SIZE in bytes; None (not given): the memory available when a build starts."""
-    from .cache import parse_size
+    from .sizes import parse_size
 
     if args.mem is None:
         return None

@@ -53,7 +53,7 @@ def parse_mem(value: object, task: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise TypeError(f"task {task!r}: mem must be a size like '4G' or 'auto', not {value!r}")
     try:
-        from .cache import parse_size  # (the cache module is not needed to load a Taskfile)
+        from .sizes import parse_size
 
         size = parse_size(value) if isinstance(value, str) else int(value)
     except ValueError:
