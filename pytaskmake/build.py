@@ -449,8 +449,8 @@ class Build:
         """An output a job just wrote: as hashed where it ran when the executor says
         (a Dask worker; here it would be read again over NFS, through a stale
         attribute cache), else stat'ed and hashed here."""
-        if c.fingerprints is None:
-            return self._refreshed(path)
+        if c.fingerprints is None:  # (_hash_later stat'ed it afresh: not again)
+            return self.files.fingerprint(path)
         fp = c.fingerprints.get(path)
         self.files.learn(path, fp)
         return fp
@@ -558,7 +558,9 @@ class Build:
         self._conclude(task, c, failure, outputs)
 
     def _hash_later(self, task: Task, c: Completion) -> bool:
-        """Hand outputs adding up to gigabytes to the hashing thread (see hashing.py)."""
+        """Hand outputs adding up to gigabytes to the hashing thread (see hashing.py).
+
+        Stats each output afresh (until a missing one), which _produced then uses."""
         size = 0
         for path in task.outputs:
             self.files.forget(path)

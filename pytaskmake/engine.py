@@ -147,6 +147,8 @@ class Engine:
         self._set_tasks(by_name)
         # the load's warnings, said once the graph is valid (a cycle is the news then)
         self._warnings = list(tasks.warnings) if isinstance(tasks, Registry) else []
+        if isinstance(tasks, Registry):  # (known from the load: no pass over 200,000 tasks)
+            self._always = tasks.has_always
 
     @classmethod
     def from_taskfile(
@@ -186,6 +188,8 @@ class Engine:
         last snapshot, so only tasks whose declarations or files changed are checked."""
         self._set_tasks(tasks.tasks if isinstance(tasks, Registry) else {t.name: t for t in tasks})
         self._warnings = list(tasks.warnings) if isinstance(tasks, Registry) else []
+        if isinstance(tasks, Registry):
+            self._always = tasks.has_always
 
     def reads(self, path: str) -> str | None:
         """The input a changed file counts for (itself, or an input folder holding it),

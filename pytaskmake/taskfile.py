@@ -198,6 +198,7 @@ class Registry:
         self.modules: set[str] = set()
         self.listed: set[str] | None = None
         self.warnings: list[str] = []  # said to the user; the load goes on
+        self.has_always = False  # a task says always=True (no snapshot can say "no-op")
         self.given: dict[str, str] = {}  # NAME=value from the command line (params.py)
         self.asked: dict[str, str] = {}  # names param() was called with -> where
 
@@ -358,6 +359,7 @@ def task(
                 new._set_implicit(bool(implicit_inputs))
             if always:
                 new._set_always()
+                registry.has_always = True
             if type(new._action) is CallableAction:
                 registry.unsigned.append(new)
             if trace is not False or depfile is not None:
