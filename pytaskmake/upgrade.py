@@ -55,7 +55,10 @@ def _carried(path: str, old: _OldFingerprint, files: FileCache) -> Fingerprint:
     (mtime, size, inode), digest = old
     now = stat_of(path)
     if now is not None and (now[:3] == (mtime, size, inode) or _old_hash(path) == digest):
-        fp = files.fingerprint(path)
+        try:
+            fp = files.fingerprint(path)
+        except OSError:  # unreadable now (permissions): the task reruns, as it would have
+            fp = None
         if fp is not None:
             return fp
     return ((mtime, size, inode, 0, 0), CHANGED)
