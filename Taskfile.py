@@ -88,3 +88,11 @@ task(  # 2,001 trivial tasks on a 2-worker LocalCluster against the local execut
     log=".pytaskmake/logs/bench-dask.log",
     cache=False,
 )
+task(  # about 10 s: the example sweep's no-op against `python -c pass`, alternating
+    "bench-startup",
+    "python bench/startup.py --out bench/results-startup.md",
+    inputs=sources + ["bench/startup.py"],
+    outputs=["bench/results-startup.md"],
+    log=".pytaskmake/logs/bench-startup.log",
+    cache=False,
+)

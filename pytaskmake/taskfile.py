@@ -20,6 +20,7 @@ from typing import Any
 from .action import Action, CallableAction, ShellAction, make_action
 from .errors import TaskfileError
 from .params import check_all_asked
+from .placeholders import expand_argv, expand_command, has_placeholder
 from .resources import AUTO, parse_cpus, parse_mem, parse_named
 
 PathLike = str | os.PathLike[str]
@@ -422,8 +423,6 @@ def _expanded(
     named_out: dict[str, str],
 ) -> object:
     """The action with {inputs}/{outputs} placeholders expanded (placeholders.py)."""
-    from .placeholders import expand_argv, expand_command, has_placeholder
-
     paths = {"inputs": ins, "outputs": outs}
     names = {"inputs": named_in, "outputs": named_out}
     if isinstance(action, str) and has_placeholder(action):
@@ -666,15 +665,20 @@ def load_taskfile(
     # no .pyc of the project's modules: one written now would hold an edit's old code
     # when the next edit keeps the size within the same second (the signature reads
     # the source, the run would use the bytecode)
-    old_dont_write, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    # (only while the Taskfile runs: pytaskmake's own modules imported after it, such
+    # as codeprint, keep their caches, or every load would compile them again)
+    old_dont_write = sys.dont_write_bytecode
     try:
         os.chdir(path.parent)  # the Taskfile's own relative paths (globs) mean its folder
-        _execute(source, path)
+        sys.dont_write_bytecode = True
+        try:
+            _execute(source, path)
+        finally:
+            sys.dont_write_bytecode = old_dont_write
         registry.finish()
         check_all_asked(registry.given, registry.asked, path.name)
     finally:
         _loading.reset(token)
-        sys.dont_write_bytecode = old_dont_write
         os.chdir(old_cwd)
         registry.modules = _forget_local_modules(modules, str(path.parent) + os.sep)
     return registry

@@ -457,3 +457,38 @@ def test_a_bad_parameter_is_a_one_line_error(project: Project, word: str, said: 
     project.taskfile(PARAMS)
     result = build(project, word, code=2)
     assert said in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_load_keeps_pytaskmakes_bytecode_but_writes_none_for_the_project(
+    tmp_path: Path,
+) -> None:
+    """Only the project's modules go without a .pyc (an edit within the same second
+    could run old bytecode); pytaskmake's own modules imported during a load (the
+    callable signer, the placeholders) keep theirs, or every run compiles them again."""
+    import shutil
+    import sys
+
+    import pytaskmake
+
+    package = tmp_path / "lib" / "pytaskmake"
+    shutil.copytree(
+        Path(pytaskmake.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "helpers.py").write_text("def double(x):\n    return 2 * x\n")
+    (project / "Taskfile.py").write_text(
+        "from pytaskmake import task\nimport helpers\n"
+        "task('shell', 'cp {inputs} {outputs}', inputs=['a.txt'], outputs=['b.txt'])\n"
+        "task('call', helpers.double, outputs=['c.txt'])\n"
+    )
+    (project / "a.txt").write_text("a\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPATH"] = str(tmp_path / "lib")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytaskmake", "-n"], cwd=project, env=env, capture_output=True
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    cached = {p.name.split(".")[0] for p in (package / "__pycache__").glob("*.pyc")}
+    assert {"taskfile", "placeholders", "codeprint", "implicit"} <= cached
+    assert not (project / "__pycache__").exists()
