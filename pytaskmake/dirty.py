@@ -65,14 +65,6 @@ def dirty_past_snapshot(
 
 def with_downstream(marked: set[str], names: list[str], graph: BuildGraph) -> set[str]:
     """`marked` and every selected task downstream of one of them."""
-    tasks = graph.tasks
     if marked and len(marked) < len(names):
-        selected = set(names) if len(names) < len(tasks) else tasks
-        dependants = graph.dependants
-        stack = list(marked)
-        while stack:
-            for child in dependants[stack.pop()]:
-                if child not in marked and child in selected:
-                    marked.add(child)
-                    stack.append(child)
+        graph.downstream(marked, set(names) if len(names) < len(graph.tasks) else None)
     return marked

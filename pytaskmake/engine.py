@@ -217,10 +217,27 @@ class Engine:
         """The validated graph (GraphError on a cycle, clash or unknown dep)."""
         if self._graph is None:
             self._graph = BuildGraph(self.tasks)
-            for warning in self._warnings:
-                self.observer.handle(ev.Notice(warning))
-            self._warnings = []
+            self._emit_warnings()
         return self._graph
+
+    def _graph_for(self, known: snapshot.Comparison | None) -> BuildGraph:
+        """The graph a build walks: past a snapshot comparison, only the part the build
+        reaches (localgraph.py: ~1 s less of an edit at 100,000 points), else the whole."""
+        if known is None or self._graph is not None:
+            return self.graph
+        from .localgraph import LocalGraph
+
+        chunks = known.chunks
+        changed = [t.name for j, i in enumerate(known.matched) if i < 0 for t in chunks.tasks_of(j)]
+        graph = LocalGraph(self.tasks, changed)
+        self._emit_warnings()
+        return graph
+
+    def _emit_warnings(self) -> None:
+        """The load's warnings, said once the declarations are known to be valid."""
+        for warning in self._warnings:
+            self.observer.handle(ev.Notice(warning))
+        self._warnings = []
 
     @property
     def jobs(self) -> int:
@@ -324,7 +341,7 @@ class Engine:
         from .build import Build, BuildOptions
         from .discovery import Discovery
 
-        graph = self.graph
+        graph = self._graph_for(known)
         names = graph.select(targets, self.base)
         executor = self._executor_factory(self.jobs, self.state_dir)
         cache = self._run_cache()

@@ -84,6 +84,18 @@ class BuildGraph:
             ups[dep] = None
         return tuple(ups)
 
+    def downstream(self, marked: set[str], selected: set[str] | None = None) -> set[str]:
+        """`marked` grown by every task downstream of one of them (of `selected`, when
+        given)."""
+        dependants = self.dependants
+        stack = list(marked)
+        while stack:
+            for child in dependants[stack.pop()]:
+                if child not in marked and (selected is None or child in selected):
+                    marked.add(child)
+                    stack.append(child)
+        return marked
+
     def missing_sources(
         self, names: Iterable[str], exists: Callable[[str], bool]
     ) -> dict[str, str]:
