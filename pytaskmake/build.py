@@ -265,8 +265,10 @@ class Build:
             return names
         moved = self.rebuilder.moved
         if self.known is not None:
+            known, files = self.known, self.files
+            seed = lambda j: known.seed(j, files)  # noqa: E731
             marked, self._checked_chunks = dirty_past_snapshot(
-                self.known, names, self.graph, moved, self.state.read_ahead
+                known, names, self.graph, moved, self.state.read_ahead, seed
             )
         else:
             marked = dirty_everywhere(names, self.graph, moved)

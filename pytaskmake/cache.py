@@ -18,7 +18,6 @@ import mmap
 import os
 import shutil
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISDIR
@@ -65,7 +64,7 @@ class RunCache:
         for d in (self.blobs, self.index, self.tmp):
             d.mkdir(parents=True, exist_ok=True)
         self._blobs_str, self._tmp_str = str(self.blobs), str(self.tmp)
-        self._token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._token = f"{os.getpid()}-{os.urandom(4).hex()}"
         self._counter = 0
         self._journal: int | None = None
         self._entries: dict[str, _Entry] | None = None
@@ -227,7 +226,7 @@ class RunCache:
         the output had (a linked program keeps its executable bit), renamed into place."""
         parent = os.path.dirname(path) or "."
         os.makedirs(parent, exist_ok=True)
-        temp = os.path.join(parent, f".{os.path.basename(path)}.restore-{uuid.uuid4().hex[:8]}")
+        temp = os.path.join(parent, f".{os.path.basename(path)}.restore-{os.urandom(4).hex()}")
         try:
             _clone_or_copy(blob, temp)
             if mode is not None:

@@ -31,6 +31,7 @@ def dirty_past_snapshot(
     graph: BuildGraph,
     moved: Callable[[Task], bool],
     read_ahead: Callable[[list[str]], None] = lambda names: None,
+    seed: Callable[[int], None] = lambda j: None,
 ) -> tuple[set[str], set[int]]:
     """The dirty set when a snapshot comparison names the chunks that changed; and the
     chunks checked whole.
@@ -54,6 +55,7 @@ def dirty_past_snapshot(
         for j in todo:
             tasks = chunks.tasks_of(j)
             read_ahead([t.name for t in tasks])  # their records, in a few queries
+            seed(j)  # their files' stats, when taken already (Comparison.seed)
             marked.update([t.name for t in tasks if moved(t)])
         checked |= todo
         marked = with_downstream(marked, names, graph)

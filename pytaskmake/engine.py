@@ -445,7 +445,10 @@ class Engine:
             chunks = self._chunks = snapshot.chunks_like(saved, list(self.tasks.values()))
             self._readers = None
         taken = prefetch.digests(value) if prefetch is not None else None
-        return snapshot.compare(saved, chunks, _stat_workers(), taken)
+        found = snapshot.compare(saved, chunks, _stat_workers(), taken)
+        if found is not None and taken is not None and prefetch is not None:
+            found.stats_of = prefetch.stats_of  # (the children serve until build() ends)
+        return found
 
     def _chunks_naming(self, paths: Iterable[str]) -> set[int]:
         """The chunks whose tasks read or write one of `paths` (files, as a watcher

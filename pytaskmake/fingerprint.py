@@ -135,6 +135,15 @@ def _with_kind(content: str, st: Stat) -> str:
     return content + EXECUTABLE if st[4] & 0o111 and S_ISREG(st[4]) else content
 
 
+_ABSENT = bytes(_STAT.size)  # a missing file among packed stats (no file has mode 0)
+
+
+def packed_stats(stats: list[Stat | None]) -> bytes:
+    """Stats as FileCache keeps them, one after the other; a missing file as _ABSENT."""
+    pack = _STAT.pack
+    return b"".join([_ABSENT if st is None else pack(*st) for st in stats])
+
+
 class FileCache:
     """Per-run memo of stats and hashes, so each file is stat'ed and hashed at most once.
 
@@ -171,6 +180,18 @@ class FileCache:
         content = self.read_hash(path)
         self._known[path] = _STAT.pack(*st) + bytes.fromhex(content)
         return (st, _with_kind(content, st))
+
+    def seed(self, paths: list[str], packed: bytes) -> None:
+        """Stats of `paths` taken a moment ago by another process (packed_stats: a
+        Prefetch's children, which stat the snapshot's files while the Taskfile loads);
+        a file already known here keeps what is known."""
+        known, size = self._known, _STAT.size
+        if len(packed) != size * len(paths):
+            return  # not about these paths: take nothing
+        for k, path in enumerate(paths):
+            if path not in known:
+                item = packed[k * size : (k + 1) * size]
+                known[path] = None if item == _ABSENT else item
 
     def learn(self, path: str, fp: Fingerprint | None) -> None:
         """What another host found of a file it just wrote (None: it is missing)."""

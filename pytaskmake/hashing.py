@@ -8,11 +8,13 @@ the spot: a thread hop costs more than hashing a few kilobytes.
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TYPE_CHECKING
 
 from .executors.base import Completion
 from .fingerprint import Stat, hash_file, stat_of
+
+if TYPE_CHECKING:  # (imported on first use: most builds write no big output)
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 BIG = 4 << 20  # outputs adding up to this many bytes are hashed on the thread
 
@@ -32,12 +34,16 @@ class BackgroundHasher:
 
     def submit(self, completion: Completion, paths: tuple[str, ...]) -> None:
         if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="pytaskmake-hash")
         self._pending.append((completion, self._pool.submit(_hash_all, paths)))
 
     def done(self, block: bool = False) -> list[tuple[Completion, Hashed]]:
         """The tasks whose hashes are in (`block`: wait for at least one)."""
         if block and self._pending:
+            from concurrent.futures import wait
+
             wait([f for _, f in self._pending], return_when="FIRST_COMPLETED")
         ready = [(c, f) for c, f in self._pending if f.done()]
         if not ready:
@@ -62,6 +68,8 @@ def _hash_all(paths: tuple[str, ...]) -> Hashed:
 
 
 def _result(future: Future[Hashed]) -> Hashed:
+    from concurrent.futures import TimeoutError as FutureTimeout
+
     try:
         return future.result(timeout=0)
     except (OSError, FutureTimeout):  # vanished while hashed: as if not produced
