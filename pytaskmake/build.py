@@ -270,6 +270,7 @@ class Build:
             marked, self._checked_chunks = dirty_past_snapshot(
                 known, names, self.graph, moved, self.state.read_ahead, seed
             )
+            known.let_go()  # every file this build checks is known now
         else:
             marked = dirty_everywhere(names, self.graph, moved)
         self.counts[ev.UP_TO_DATE] = len(names) - len(marked)

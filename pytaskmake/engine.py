@@ -446,8 +446,8 @@ class Engine:
             self._readers = None
         taken = prefetch.digests(value) if prefetch is not None else None
         found = snapshot.compare(saved, chunks, _stat_workers(), taken)
-        if found is not None and taken is not None and prefetch is not None:
-            found.stats_of = prefetch.stats_of  # (the children serve until build() ends)
+        if found is not None and taken is not None:
+            found.prefetch = prefetch  # (its children serve the stats until let go of)
         return found
 
     def _chunks_naming(self, paths: Iterable[str]) -> set[int]:

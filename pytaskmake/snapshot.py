@@ -204,16 +204,24 @@ class Comparison:
             for j, (i, d) in enumerate(zip(matched, digests, strict=True))
             if i < 0 or d != saved.digests[i]
         ]
-        # a saved chunk's files' stats as a Prefetch took them (see seed), when it did
-        self.stats_of: Callable[[int], bytes | None] | None = None
+        # the Prefetch whose children took the stats of the saved chunks' files, and
+        # hand them over (see seed) until let go of
+        self.prefetch: Prefetch | None = None
         self._seeded: set[int] = set()
+
+    def let_go(self) -> None:
+        """No more seeding: stop the Prefetch's children (a build may last for hours)."""
+        if self.prefetch is not None:
+            self.prefetch.close()
+            self.prefetch = None
 
     def seed(self, j: int, files: FileCache) -> None:
         """Before the tasks of current chunk `j` are checked: give `files` the stats the
         Prefetch's children took of them, so they are not taken again. A chunk whose
         declarations changed takes those of every saved chunk no current one repeats
         (its former self: the summary's 100,000 inputs, say)."""
-        if self.stats_of is None:
+        prefetch = self.prefetch
+        if prefetch is None:
             return
         i = self.matched[j]
         if i >= 0:
@@ -224,7 +232,7 @@ class Comparison:
         for k in sources:
             if k not in self._seeded:
                 self._seeded.add(k)
-                packed = self.stats_of(k)
+                packed = prefetch.stats_of(k)
                 if packed is not None:
                     files.seed(self.saved.paths_of(k), packed)
 

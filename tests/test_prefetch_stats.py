@@ -81,3 +81,18 @@ def test_the_childrens_stats_see_an_edit_made_before_the_run(
     assert "seven" in sweep.read("summary.txt")
     build(sweep)
     assert runs(sweep) == []
+
+
+PROBE = """
+task("probe", "n=0; for s in /proc/[0-9]*/status; do "
+     "grep -qs \\"^PPid:[[:space:]]*$PPID\\\\$\\" $s && n=$((n+1)); done; echo $n > probe.txt",
+     outputs=["probe.txt"])
+"""
+
+
+def test_the_children_are_gone_once_tasks_run(sweep: Project) -> None:
+    """They serve the stats while the build decides what to run, not for the hours the
+    tasks may take: a task started by the build finds itself the build's only child."""
+    sweep.write("Taskfile.py", TASKFILE.format(points=POINTS) + PROBE)
+    build(sweep, "-j1")
+    assert sweep.read("probe.txt").strip() == "1"
