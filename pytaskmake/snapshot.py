@@ -522,16 +522,16 @@ def _child_main(
         os.close(answers_r)
         if requests_w >= 0:
             os.close(requests_w)
-        digests, packed = array("q"), []
+        digests, kept = array("q"), []
         for j in group:
             stats = [stat_of(p) for p in saved.paths_of(j)]
             digests.append(hash(tuple([st or _MISSING for st in stats])))  # as paths_digest
             if requests_r >= 0:
-                packed.append(packed_stats(stats))  # (36 bytes a file, not a tuple of ints)
-        _write_all(answers_w, digests.tobytes())
+                kept.append(stats)
+        _write_all(answers_w, digests.tobytes())  # first: a no-op waits on nothing else
         if requests_r >= 0:
             while asked := _read_exact(requests_r, 4, eof_ok=True):
-                blob = packed[int.from_bytes(asked, "little")]
+                blob = packed_stats(kept[int.from_bytes(asked, "little")])
                 _write_all(answers_w, len(blob).to_bytes(8, "little") + blob)
         status = 0
     finally:
