@@ -224,17 +224,24 @@ class Comparison:
         if prefetch is None:
             return
         i = self.matched[j]
-        if i >= 0:
-            sources = [i]
-        else:
-            repeated = set(self.matched)
-            sources = [k for k in range(len(self.saved.digests)) if k not in repeated]
-        for k in sources:
-            if k not in self._seeded:
+        # the paths as the tasks spell them (the same strings: 100,000 copies of the
+        # summary's inputs as keys of `files` cost ~7 MB more)
+        ours = paths_of_tasks(self.chunks.tasks_of(j))
+        if i >= 0:  # the same declarations: the same paths, in the same order
+            if i not in self._seeded:
+                self._seeded.add(i)
+                packed = prefetch.stats_of(i)
+                if packed is not None:
+                    files.seed(ours, packed)
+            return
+        spelled = {p: p for p in ours}
+        repeated = set(self.matched)
+        for k in range(len(self.saved.digests)):
+            if k not in repeated and k not in self._seeded:
                 self._seeded.add(k)
                 packed = prefetch.stats_of(k)
                 if packed is not None:
-                    files.seed(self.saved.paths_of(k), packed)
+                    files.seed([spelled.get(p, p) for p in self.saved.paths_of(k)], packed)
 
     @property
     def same_declarations(self) -> bool:

@@ -189,9 +189,10 @@ class Registry:
         self.taskfile = str(root / "Taskfile.py")
         self.unchecked: list[Task] = []  # declared the common way: paths checked in bulk
         self.unsigned: list[Task] = []  # callable tasks: signed once the Taskfile has run
-        # code -> line -> "Taskfile.py:12": a loop declares thousands of tasks from one
-        # line; kept per load, so a reload (watch mode) does not pin old code objects
-        self.where: dict[types.CodeType, dict[int, str]] = {}
+        # id(a file's globals) -> (those globals, line -> "Taskfile.py:12"): a loop
+        # declares thousands of tasks from one line; emptied once the load is done,
+        # so that nothing of the Taskfile's is pinned
+        self.where: Lines = {}
         # called when the Taskfile may write a file while it loads (see _audit)
         self.on_write: Callable[[], None] | None = None
         # what the load read besides the Taskfile, for a watcher (load_taskfile(track=True)):
@@ -208,6 +209,7 @@ class Registry:
         declarations are final from here on)."""
         from .implicit import add_implicit_inputs
 
+        self.where = {}
         self.check_paths()
         self.sign_callables()
         add_implicit_inputs(list(self.tasks.values()), self.root)
@@ -320,8 +322,12 @@ def task(
     """
     registry = _loading.get() or _registry()
     frame = sys._getframe(1)
-    lines = registry.where.get(frame.f_code)  # a loop declares thousands of tasks from one line
-    where = lines.get(frame.f_lineno) if lines is not None else None
+    # a loop declares thousands of tasks from one line; keyed by the caller's globals
+    # (a file's), as reading frame.f_code is an audit event: with the prefetch's audit
+    # hook installed, one hook call per task cost ~0.3 s of a 100,000-point load
+    file = frame.f_globals
+    known = registry.where.get(id(file))
+    where = known[1].get(frame.f_lineno) if known is not None and known[0] is file else None
     if where is None:
         where = _caller_location(frame, registry.where)
     if (
@@ -602,13 +608,14 @@ def _registry() -> Registry:
 _HERE = os.path.dirname(__file__)
 
 
-def _caller_location(
-    frame: types.FrameType | None, memo: dict[types.CodeType, dict[int, str]] | None = None
-) -> str:
+Lines = dict[int, tuple[dict[str, Any], dict[int, str]]]  # see Registry.where
+
+
+def _caller_location(frame: types.FrameType | None, memo: Lines | None = None) -> str:
     """file:line of the Taskfile statement that called task() from `frame`, for messages.
 
-    Remembered per code object and line, when `frame` is the user's (not a helper
-    of pytaskmake's, which has many callers).
+    Remembered per file (its globals) and line, when `frame` is the user's (not a
+    helper of pytaskmake's, which has many callers).
     """
     first = frame
     while frame is not None and frame.f_code.co_filename.startswith(_HERE):
@@ -618,7 +625,11 @@ def _caller_location(
     code, line = frame.f_code, frame.f_lineno
     where = f"{os.path.basename(code.co_filename)}:{line}"
     if frame is first and memo is not None:
-        memo.setdefault(code, {})[line] = where
+        file = frame.f_globals
+        known = memo.get(id(file))
+        if known is None or known[0] is not file:
+            known = memo[id(file)] = (file, {})
+        known[1][line] = where
     return where
 
 
@@ -747,6 +758,8 @@ def _watch_writes() -> None:
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if event == "sys._getframe":  # once per task() (first: a load raises ~200,000)
+        return
     registry = _loading.get()
     if registry is None:
         return
