@@ -815,11 +815,14 @@ def test_stream_shows_output_as_it_comes_prefixed_by_the_task(project: Project) 
     assert proc.stdout is not None
     seen = []
     for line in proc.stdout:
-        seen.append(line.rstrip("\\n"))
+        seen.append(line.rstrip("\n"))
         if line.startswith("[slow] first"):
             break  # printed while "slow" waits for us: it came as it was written
     (project.root / "go").write_text("")
-    rest, _ = proc.communicate(timeout=60)
+    # (the rest through the same reader: communicate() reads the pipe itself, and would
+    # lose what this reader had buffered beyond the first line)
+    rest = proc.stdout.read()
+    proc.wait(timeout=60)
     lines = seen + rest.splitlines()
     assert proc.returncode == 0
     assert "[slow] second" in lines and "[other] other-line" in lines
