@@ -65,11 +65,20 @@ task(
 )
 task(  # Taskfile edits at 100,000 points against ninja: two 6-minute set-up builds first
     "bench-edits-100k",
-    "python bench/run.py --sizes 100000 --scenarios noop,add10,cmd,remove10 --repeat 3"
+    "python bench/run.py --sizes 100000 --scenarios noop,edit,add10,cmd,remove10 --repeat 3"
     " --tools pytaskmake,ninja --cache-revert '' --out bench/results-edits-100k.md",
     inputs=sources + bench,
     outputs=["bench/results-edits-100k.md"],
     log=".pytaskmake/logs/bench-edits-100k.log",
+    cache=False,
+)
+task(  # about 5 minutes: the same edits at 10,000 points
+    "bench-edits-10k",
+    "python bench/run.py --sizes 10000 --scenarios noop,edit,add10,cmd,remove10 --repeat 5"
+    " --tools pytaskmake,ninja --cache-revert '' --out bench/results-edits-10k.md",
+    inputs=sources + bench,
+    outputs=["bench/results-edits-10k.md"],
+    log=".pytaskmake/logs/bench-edits-10k.log",
     cache=False,
 )
 task(  # about 2 minutes: two DAGs of sleeps and a memory scenario, against make and ninja
