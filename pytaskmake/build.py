@@ -210,6 +210,8 @@ class Build:
             )
             for path in back:
                 self.files.forget(path)
+            if self.known is not None:  # its children's stats predate the putting back
+                self.known.let_go()
 
     def _is_recorded_output(self, path: str) -> bool:
         name = self.graph.producer.get(path)

@@ -167,6 +167,7 @@ class Engine:
     def _set_tasks(self, by_name: dict[str, Task]) -> None:
         self.tasks = by_name
         self._graph: BuildGraph | None = None
+        self._local: BuildGraph | None = None  # a LocalGraph of these tasks (see _graph_for)
         self._chunks: snapshot.Chunks | None = None
         self._files: FileCache | None = None  # kept between builds told what changed
         self._saved: snapshot.Saved | None = None  # what our last build saved
@@ -227,13 +228,16 @@ class Engine:
         reaches (localgraph.py: ~1 s less of an edit at 100,000 points), else the whole."""
         if known is None or self._graph is not None:
             return self.graph
-        from .localgraph import LocalGraph
+        if self._local is None:  # (kept across a watcher's builds: the same declarations)
+            from .localgraph import LocalGraph
 
-        chunks = known.chunks
-        changed = [t.name for j, i in enumerate(known.matched) if i < 0 for t in chunks.tasks_of(j)]
-        graph = LocalGraph(self.tasks, changed)
-        self._emit_warnings()
-        return graph
+            chunks = known.chunks
+            changed = [
+                t.name for j, i in enumerate(known.matched) if i < 0 for t in chunks.tasks_of(j)
+            ]
+            self._local = LocalGraph(self.tasks, changed)
+            self._emit_warnings()
+        return self._local
 
     def _emit_warnings(self) -> None:
         """The load's warnings, said once the declarations are known to be valid."""
