@@ -42,6 +42,17 @@ class Capture:
         self._tail = bytearray()
         self.attempt = attempt
 
+    def read_from(self, pipe: int) -> bytes | None:
+        """One read of a task's non-blocking output pipe, kept: the bytes read, b"" at
+        its end, None when it held nothing yet."""
+        try:
+            chunk = os.read(pipe, 1 << 16)
+        except BlockingIOError:
+            return None
+        if chunk:
+            self.add(chunk)
+        return chunk
+
     def add(self, chunk: bytes) -> None:
         self._size += len(chunk)
         if self._file is None:

@@ -287,14 +287,8 @@ class _Follow:
     def _read(self) -> bool | None:
         """One read of the pipe: False at its end (closed), None when it held nothing."""
         assert self.pipe is not None
-        try:
-            chunk = os.read(self.pipe, 1 << 16)
-        except BlockingIOError:
-            return None
-        if chunk:
-            self.capture.add(chunk)
-            return True
-        return False
+        chunk = self.capture.read_from(self.pipe)
+        return None if chunk is None else bool(chunk)
 
     def _close_pipe(self) -> None:
         if self.pipe is not None:

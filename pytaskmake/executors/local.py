@@ -186,12 +186,10 @@ class LocalExecutor:
     def _read_output(self, proc: _Running) -> bool:
         """Read what the pipe holds; False when it held nothing (yet)."""
         assert proc.pipe is not None
-        try:
-            chunk = os.read(proc.pipe, 1 << 16)
-        except BlockingIOError:
+        chunk = proc.capture.read_from(proc.pipe)
+        if chunk is None:
             return False
         if chunk:
-            proc.capture.add(chunk)
             if self._on_output is not None:
                 self._on_output(proc.job.name, chunk)
         else:
