@@ -635,9 +635,7 @@ class Build:
         self.observer.handle(self._done_event(task, c, ev.RAN, ""))
         self.scheduler.succeeded(task.name)
 
-    def _store(
-        self, task: Task, key: str, outputs: dict[str, Fingerprint], printed: bytes
-    ) -> bool:
+    def _store(self, task: Task, key: str, outputs: dict[str, Fingerprint], printed: bytes) -> bool:
         """Put the outputs in the run cache; False when that failed (a notice says why)."""
         assert self.options.cache is not None
         try:

@@ -54,6 +54,7 @@ def state_dir_for(taskfile: Path | str) -> Path:
     state = path.parent / STATE_DIR
     return state if path.name == DEFAULT_TASKFILE else state / f"taskfile-{path.name}"
 
+
 ExecutorFactory = Callable[[int, Path], Executor]  # (jobs, state folder) -> executor
 
 

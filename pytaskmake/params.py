@@ -58,8 +58,9 @@ def param(
         return convert(text)
     except (TypeError, ValueError) as exc:
         kind = getattr(convert, "__name__", "the given type")
-        raise TaskfileError(f"parameter {name}={text}: not a valid {kind} ({exc})",
-                            *_split_where(where)) from None
+        raise TaskfileError(
+            f"parameter {name}={text}: not a valid {kind} ({exc})", *_split_where(where)
+        ) from None
 
 
 def _converter(default: object) -> Callable[[str], Any]:

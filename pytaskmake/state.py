@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
@@ -60,6 +60,21 @@ INSERT INTO usage VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE
     peak = CASE WHEN action = excluded.action THEN max(peak, excluded.rss) ELSE excluded.rss END,
     action = excluded.action, ok = excluded.ok, finished = excluded.finished
 """
+# A record of more than one slice of files (a summary of 100,000 inputs) is kept a
+# slice a row: written as one 14 MB row, sqlite held three copies of it at once
+# (bound value, record, pages), the memory peak of a Taskfile edit at 100,000 points.
+# Its row in tasks then holds "P\0<count>" (no file list starts with P). A table of
+# its own, created when missing: an older release reads such a record as damaged, and
+# reruns that task.
+_PARTS = """
+CREATE TABLE IF NOT EXISTS parts (
+    name TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    files TEXT NOT NULL,
+    PRIMARY KEY (name, seq)
+) WITHOUT ROWID
+"""
+_PARTED = "P\0"
 _SNAPSHOT = "snapshot"  # meta key of the no-op snapshot (see snapshot.py)
 CLEANED = "cleaned"  # the action of a record --clean left: run it, never restore it
 
@@ -94,7 +109,12 @@ class TaskRecord:
     __slots__ = ("ok", "action", "stamp", "duration", "_files", "_decoded")
 
     def __init__(
-        self, ok: bool, action: str, files: Callable[[], str], stamp: int, duration: float
+        self,
+        ok: bool,
+        action: str,
+        files: Callable[[], Iterable[str]],
+        stamp: int,
+        duration: float,
     ) -> None:
         self.ok, self.action, self.stamp, self.duration = ok, action, stamp, duration
         self._files = files  # fetched only when the stamp differs: no-ops never read it
@@ -103,7 +123,7 @@ class TaskRecord:
     def _decode(self) -> Files:
         if self._decoded is None:
             try:
-                self._decoded = decode_record(self._files())
+                self._decoded = decode_parts(self._files())
             except (ValueError, IndexError, sqlite3.DatabaseError):  # damaged: trust none of it
                 self.ok = False
                 self._decoded = ({}, {}, {})
@@ -131,19 +151,23 @@ def encode_files(
     traced: dict[str, Fingerprint] | None = None,
 ) -> str:
     """Flat NUL-separated text: parsing 100,000 of these must take milliseconds.
+    Tags: I an input, O an output, T a traced input."""
+    return "\0".join(encode_parts(inputs, outputs, traced))
 
-    Encoded a slice of files at a time: a summary reading 100,000 files would
-    otherwise hold 100,000 small strings beside the text they are joined into.
-    Tags: I an input, O an output, T a traced input.
-    """
-    slices = [
-        "\0".join(
-            [f"{tag}\0{p}\0{m}\0{s}\0{i}\0{c}\0{o}\0{d}" for p, ((m, s, i, c, o), d) in part]
-        )
+
+def encode_parts(
+    inputs: dict[str, Fingerprint],
+    outputs: dict[str, Fingerprint],
+    traced: dict[str, Fingerprint] | None = None,
+) -> list[str]:
+    """encode_files a slice of files at a time: each part holds at most _SLICE_FILES
+    files (a summary reading 100,000 files would otherwise hold 100,000 small strings
+    beside the text they are joined into); joined by NUL, they are encode_files."""
+    return [
+        "\0".join([f"{tag}\0{p}\0{m}\0{s}\0{i}\0{c}\0{o}\0{d}" for p, ((m, s, i, c, o), d) in part])
         for tag, files in (("I", inputs), ("O", outputs), ("T", traced or {}))
         for part in _slices(files)
     ]
-    return "\0".join(slices)
 
 
 def _slices(files: dict[str, Fingerprint]) -> Iterator[list[tuple[str, Fingerprint]]]:
@@ -165,15 +189,28 @@ def decode_files(text: str) -> tuple[dict[str, Fingerprint], dict[str, Fingerpri
 
 def decode_record(text: str) -> Files:
     """encode_files backwards: (inputs, outputs, traced inputs); raises ValueError or
-    IndexError on damaged text.
+    IndexError on damaged text."""
+    return decode_parts([text])
+
+
+def decode_parts(texts: Iterable[str]) -> Files:
+    """encode_parts backwards (or one text of encode_files, as older releases wrote a
+    record of any size): (inputs, outputs, traced inputs); ValueError or IndexError on
+    damage.
 
     Split a slice of files at a time, so that decoding 100,000 files never holds
-    600,000 field strings at once (~40 MB).
+    600,000 field strings at once (~40 MB); parts are taken from `texts` one by one.
     """
     inputs: dict[str, Fingerprint] = {}
     outputs: dict[str, Fingerprint] = {}
     traced: dict[str, Fingerprint] = {}
     by_tag = {"I": inputs, "O": outputs, "T": traced}
+    for text in texts:
+        _decode_into(text, by_tag)
+    return inputs, outputs, traced
+
+
+def _decode_into(text: str, by_tag: dict[str, dict[str, Fingerprint]]) -> None:
     limit = _FIELDS * _SLICE_FILES
     rest = text
     while rest:
@@ -190,7 +227,6 @@ def decode_record(text: str) -> Files:
                 raise ValueError(f"damaged record: tag {f[i]!r}")
             stat = (int(f[i + 2]), int(f[i + 3]), int(f[i + 4]), int(f[i + 5]), int(f[i + 6]))
             target[f[i + 1]] = (stat, f[i + 7])
-    return inputs, outputs, traced
 
 
 def read_snapshot(directory: Path) -> bytes | None:
@@ -240,6 +276,7 @@ class StateDB:
         self._ahead: dict[str, tuple[int, str, int, float] | None] = {}  # see read_ahead
         self.lost_records = False  # damage found mid-build: records of unread tasks lost
         self._last_record: tuple[str, TaskRecord] | None = None  # see record()
+        self._parted: set[str] | None = None  # tasks whose record is in parts (_PARTS)
         if readonly:
             self._db = self._open_readonly()
         else:
@@ -267,6 +304,8 @@ class StateDB:
                 self._upgrade(db, version)
             if not readonly and "usage" not in tables:
                 db.execute(_USAGE)
+            if not readonly and "parts" not in tables:
+                db.execute(_PARTS)
             if not readonly:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
@@ -352,6 +391,8 @@ class StateDB:
                 "SELECT name, ok, action, stamp, duration, length(files) FROM tasks"
             )
             self._rows = {name: (ok, action, stamp, d) for name, ok, action, stamp, d, _ in rows}
+            if self._parted_names():
+                self._db.execute("SELECT sum(length(files)) FROM parts").fetchone()
         except sqlite3.DatabaseError as exc:
             self._last_record = None
             self._db.close()
@@ -453,9 +494,44 @@ class StateDB:
             self._load_midway()
             return self.row(name)
 
-    def _files_of(self, name: str) -> str:
+    def _files_of(self, name: str) -> Iterator[str]:
+        """The texts of a record's files: its row's, or its parts one by one (a part
+        missing raises ValueError: the record is damaged)."""
         found = self._db.execute("SELECT files FROM tasks WHERE name = ?", (name,)).fetchone()
-        return found[0] if found else ""
+        text = found[0] if found else ""
+        if not text.startswith(_PARTED):
+            yield text
+            return
+        count = int(text[len(_PARTED) :])
+        parts = self._db.execute(
+            "SELECT seq, files FROM parts WHERE name = ? ORDER BY seq", (name,)
+        )
+        seen = 0
+        for seq, part in parts:
+            if seq != seen:
+                raise ValueError(f"damaged record: part {seen} of {name} missing")
+            seen += 1
+            yield part
+        if seen != count:
+            raise ValueError(f"damaged record: {count - seen} parts of {name} missing")
+
+    def _parted_names(self) -> set[str]:
+        """The tasks whose record is in parts (few: a record of over 8,192 files)."""
+        if self._parted is None:
+            try:
+                found = self._db.execute("SELECT DISTINCT name FROM parts")
+                self._parted = {name for (name,) in found}
+            except sqlite3.OperationalError as exc:
+                if "no such table" not in str(exc):  # (a read-only look at an older file)
+                    raise
+                self._parted = set()
+        return self._parted
+
+    def _drop_parts(self, names: Iterable[str]) -> None:
+        parted = self._parted_names()
+        if dropped := [(n,) for n in names if n in parted]:
+            self._db.executemany("DELETE FROM parts WHERE name = ?", dropped)
+            parted.difference_update(n for (n,) in dropped)
 
     def durations(self, names: list[str]) -> dict[str, float]:
         """Last known run time of each of `names`, for ETAs and scheduling."""
@@ -479,7 +555,10 @@ class StateDB:
         traced: dict[str, Fingerprint] | None = None,
     ) -> None:
         """Record a success; `stamp` is the rebuilder's digest of these files' stats."""
-        self._write(name, 1, action, encode_files(inputs, outputs, traced), stamp, duration)
+        parts = encode_parts(inputs, outputs, traced)
+        if len(inputs) + len(outputs) + len(traced or ()) <= _SLICE_FILES:  # (see _PARTS)
+            parts = ["\0".join(parts)]
+        self._write(name, 1, action, parts, stamp, duration)
 
     def save_usage(
         self, name: str, action: str, wall: float, cpu: float, rss: int, ok: bool
@@ -523,16 +602,25 @@ class StateDB:
         return {n: p for n, p in rows if n in wanted}
 
     def save_failure(self, name: str, action: str, duration: float) -> None:
-        self._write(name, 0, action, "", 0, duration)
+        self._write(name, 0, action, [], 0, duration)
 
     def _write(
-        self, name: str, ok: int, action: str, files: str, stamp: int, duration: float
+        self, name: str, ok: int, action: str, parts: list[str], stamp: int, duration: float
     ) -> None:
         self._last_record = None
         self._ahead.pop(name, None)
         if not self._db.in_transaction:  # a batch, until commit()
             self._db.execute("BEGIN")
         self._drop_snapshot()
+        self._drop_parts((name,))
+        if len(parts) > 1:  # (see _PARTS)
+            self._db.executemany(
+                "INSERT INTO parts VALUES (?, ?, ?)", [(name, i, p) for i, p in enumerate(parts)]
+            )
+            self._parted_names().add(name)
+            files = f"{_PARTED}{len(parts)}"
+        else:
+            files = parts[0] if parts else ""
         self._db.execute(
             "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?)",
             (name, ok, action, files, stamp, duration, time.time()),
@@ -551,6 +639,7 @@ class StateDB:
         now = time.time()
         with self.transaction():
             self._drop_snapshot()
+            self._drop_parts(names)
             self._db.executemany(
                 "INSERT OR REPLACE INTO tasks VALUES (?, 0, ?, '', 0, 0.0, ?)",
                 [(n, CLEANED, now) for n in names],
@@ -577,6 +666,7 @@ class StateDB:
         self._ahead.clear()
         with self.transaction():
             self._drop_snapshot()
+            self._drop_parts(names)
             self._db.executemany("DELETE FROM tasks WHERE name = ?", [(n,) for n in names])
         if self._rows is not None:
             for n in names:

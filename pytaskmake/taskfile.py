@@ -551,6 +551,8 @@ def _check_discovery(
     if path in t.inputs or path in t.outputs or path == t.log:
         raise ValueError(f"task {t.name!r}: depfile {path!r} is also one of its files")
     return trace, path
+
+
 def _check_scheduling(
     name: str, cpus: object, mem: object, resources: object, priority: object
 ) -> tuple[int, int, tuple[tuple[str, float], ...], float]:

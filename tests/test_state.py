@@ -354,8 +354,8 @@ def test_damaged_record_is_treated_as_never_run(project: Project) -> None:
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     con.close()
     data = bytearray(path.read_bytes())
-    at = data.find(b"in.txt\x00") + len(b"in.txt\x00")
-    assert at > len(b"in.txt\x00") and chr(data[at]).isdigit(), "record layout changed"
+    at = data.find(b"I\x00in.txt\x00") + len(b"I\x00in.txt\x00")
+    assert at > len(b"I\x00in.txt\x00") and chr(data[at]).isdigit(), "record layout changed"
     data[at] = ord("x")  # one flipped byte inside the record's text: SQLite cannot notice
     path.write_bytes(bytes(data))
     project.write("in.txt", "2\n")  # make the rebuilder look at the record's files
@@ -364,3 +364,70 @@ def test_damaged_record_is_treated_as_never_run(project: Project) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert project.read("runs.log").split() == ["a", "a"]
     assert project.read("a.txt") == "2\n"
+
+
+def _many(count: int) -> dict[str, Fingerprint]:
+    return {f"out/parse_{i}.csv": ((i, 23, i, i + 1, 0o100644), f"{i:064x}") for i in range(count)}
+
+
+def _raw(state_dir: Path) -> sqlite3.Connection:
+    return sqlite3.connect(state_dir / "state.db")
+
+
+def test_a_record_of_many_files_is_written_in_parts_and_reads_back(state_dir: Path) -> None:
+    """A summary of 100,000 inputs: one 14 MB row cost sqlite three copies of it at
+    once (bind, record, pages: the peak of a 100,000-point Taskfile edit); its
+    record goes in parts of 8,192 files, each its own row."""
+    ins = _many(20_000)
+    db = StateDB(state_dir)
+    db.save_success("summary", "sh:x", ins, OUT, 1.0, stamp=7)
+    db.commit()
+    db.close()
+    with _raw(state_dir) as raw:
+        (head,) = raw.execute("SELECT files FROM tasks WHERE name = 'summary'").fetchone()
+        parts = raw.execute("SELECT seq, length(files) FROM parts WHERE name = 'summary'")
+        lengths = [n for _, n in sorted(parts)]
+    assert len(head) < 100  # the row names its parts; it does not hold the files
+    assert len(lengths) == 4  # 3 slices of inputs (8,192 + 8,192 + 3,616) and the output
+    assert max(lengths) < 2_000_000
+    again = StateDB(state_dir)
+    record = again.record("summary")
+    assert record is not None and record.ok
+    assert (record.inputs, record.outputs, record.stamp) == (ins, OUT, 7)
+    again.close()
+
+
+def test_a_parted_record_replaced_forgotten_or_deleted_leaves_no_parts(state_dir: Path) -> None:
+    db = StateDB(state_dir)
+    for name in ("a", "b", "c"):
+        db.save_success(name, "sh:x", _many(9_000), {}, 1.0, stamp=1)
+    db.commit()
+    db.save_success("a", "sh:y", IN, OUT, 1.0, stamp=2)  # smaller now: one row
+    db.commit()
+    db.save_success("d", "sh:x", _many(8_000), OUT, 1.0, stamp=1)  # under a slice: one row
+    db.forget(["b"])
+    db.delete(["c"])
+    db.close()
+    with _raw(state_dir) as raw:
+        assert raw.execute("SELECT name, seq FROM parts").fetchall() == []
+    again = StateDB(state_dir)
+    a, b = again.record("a"), again.record("b")
+    assert a is not None and (a.inputs, a.outputs) == (IN, OUT)
+    assert b is not None and b.action == CLEANED and b.inputs == {}
+    assert again.record("c") is None
+    again.close()
+
+
+def test_a_record_missing_a_part_is_damaged_not_trusted(state_dir: Path) -> None:
+    db = StateDB(state_dir)
+    db.save_success("summary", "sh:x", _many(20_000), {}, 1.0, stamp=1)
+    db.commit()
+    db.close()
+    with _raw(state_dir) as raw:
+        raw.execute("DELETE FROM parts WHERE name = 'summary' AND seq = 1")
+    again = StateDB(state_dir)
+    record = again.record("summary")
+    assert record is not None
+    assert record.inputs == {}
+    assert not record.ok  # damaged: the task runs again
+    again.close()
