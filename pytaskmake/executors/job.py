@@ -25,6 +25,7 @@ from ..fingerprint import FileCache, Fingerprint
 from ..resources import thread_environment
 from .base import Completion, Job
 from .capture import Capture, log_path
+from .orphans import boot_clock
 
 GRACE_SECONDS = 5.0  # between SIGTERM and SIGKILL
 RESET_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGQUIT)
@@ -152,7 +153,7 @@ def run_job(
     logs_dir: Path | None = None,
     *,
     stop: Callable[[], bool] = _never,
-    on_start: Callable[[int], None] | None = None,
+    on_start: Callable[[int, float], None] | None = None,
     grace: float = GRACE_SECONDS,
     fingerprint: bool = False,
 ) -> Completion:
@@ -160,7 +161,8 @@ def run_job(
 
     `stop` is asked every POLL_SECONDS: when it says so the job's process group gets
     SIGTERM, then SIGKILL after `grace`, and the job fails as "interrupted".
-    `on_start` receives the process group's id (a journal of them, see orphans.py).
+    `on_start` receives the process group's id and the boot clock read before it was
+    started (a journal of them, see orphans.py).
     `logs_dir`: where the whole output of a job without a log file is kept.
     """
     started, mono = time.time(), time.monotonic()
@@ -170,6 +172,7 @@ def run_job(
         where = f": {exc.filename}" if exc.filename else ""
         error = f"could not start: {exc.strerror}{where}"
         return Completion(job.name, 1, b"", started, 0.0, 0, error=error)
+    since = boot_clock()
     try:
         process = _spawn(job, root, out_fd)
     except OSError as exc:
@@ -179,7 +182,7 @@ def run_job(
     finally:
         os.close(out_fd)
     if on_start is not None:
-        on_start(process.pid)
+        on_start(process.pid, since)
     spill = log_path(logs_dir, job.name) if logs_dir is not None and pipe is not None else None
     follow = _Follow(process, pipe, Capture(spill, job.attempt), job.timeout, stop, grace)
     status, usage = follow.run()

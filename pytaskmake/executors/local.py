@@ -25,7 +25,7 @@ from ..resources import thread_environment
 from .base import Completion, Job
 from .capture import Capture, log_path
 from .job import GRACE_SECONDS, RESET_SIGNALS, fork_callable, not_started, open_output
-from .orphans import ProcessJournal
+from .orphans import ProcessJournal, boot_clock
 
 
 @dataclass(slots=True)
@@ -90,6 +90,7 @@ class LocalExecutor:
         slot = heapq.heappop(self._slots)
         out_fd, pipe_r = open_output(job)
         started, mono = time.time(), time.monotonic()
+        since = boot_clock() if self._journal is not None else 0.0
         try:
             pid = self._start(job, out_fd)
         except OSError as exc:
@@ -100,7 +101,7 @@ class LocalExecutor:
         finally:
             os.close(out_fd)
         if self._journal is not None:
-            self._journal.record(pid)
+            self._journal.record(pid, since)
         spill = log_path(self._logs_dir, job.name) if self._logs_dir and pipe_r else None
         capture = Capture(spill, job.attempt)
         proc = _Running(job, pid, slot, started, mono, self._pidfd(pid), pipe_r, capture)

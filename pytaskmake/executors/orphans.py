@@ -3,10 +3,13 @@
 Each task runs in its own process group, so it survives its parent. A journal
 lists the groups a build started; the next build kills those still alive before
 rerunning their tasks, so no orphaned simulator writes over the new run's output.
-A group is killed only when its leader's start time (from /proc) is within a
-second of the moment the journal recorded, so a recycled PID is never hit; without
-/proc nothing is killed. The moment is read from CLOCK_BOOTTIME, the clock of
-/proc's start times, at no cost: reading /proc for every task cost 0.2 ms each.
+A group is killed only when its leader's start time (from /proc) lies between the
+moments the journal recorded before and after starting it, so a recycled PID is
+never hit; without /proc nothing is killed. The moments are read from
+CLOCK_BOOTTIME, the clock of /proc's start times, at no cost: reading /proc for
+every task cost 0.2 ms each. (A journal of an older release holds the moment after
+only, within a second of the start: on a loaded machine the spawn alone can take
+longer, and such a group was left running.)
 """
 
 from __future__ import annotations
@@ -24,8 +27,12 @@ class ProcessJournal:
         self.path = path
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
 
-    def record(self, pgid: int) -> None:
-        os.write(self._fd, f"{pgid} b{_boot_clock():.3f}\n".encode())
+    def record(self, pgid: int, since: float | None = None) -> None:
+        """`since`: boot_clock() read before the group's leader was started (default:
+        a second before now); its start lies between that and now."""
+        now = boot_clock()
+        low = now - _TOLERANCE if since is None else since
+        os.write(self._fd, f"{pgid} b{low:.3f} {now:.3f}\n".encode())
 
     def close(self) -> None:
         """The build ended normally: every group it started has been reaped."""
@@ -81,19 +88,28 @@ def _proc_stat(pid: int) -> list[str] | None:
     return fields if len(fields) > 19 else None
 
 
-def _boot_clock() -> float:
+def boot_clock() -> float:
     """Seconds since boot, suspend included: what /proc start times count."""
     clock = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
     return time.clock_gettime(clock)
 
 
-def _started_at(pid: int, recorded: str, tolerance: float = 1.0) -> bool:
-    """True when `pid` is alive and started within `tolerance` s of `recorded`."""
+_TOLERANCE = 1.0  # s around the one moment an older journal recorded
+_TICK = 0.05  # s: start times are whole clock ticks (1/100 s), and the moments rounded
+
+
+def _started_at(pid: int, recorded: str) -> bool:
+    """True when `pid` is alive and started within the moments `recorded` ("LOW HIGH",
+    or an older journal's "AT": within a second of it)."""
     fields = _proc_stat(pid)
     if fields is None:
         return False
     try:  # field 22 of the file: its start time in clock ticks
-        return abs(int(fields[19]) / os.sysconf("SC_CLK_TCK") - float(recorded)) <= tolerance
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")
+        low, _, high = recorded.partition(" ")
+        if not high:
+            return abs(started - float(low)) <= _TOLERANCE
+        return float(low) - _TICK <= started <= float(high) + _TICK
     except ValueError:
         return False
 

@@ -1,0 +1,75 @@
+"""The journal of process groups (executors/orphans.py): the next build kills what a
+killed build left running, and only that. Real processes, real /proc."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from pytaskmake.executors.orphans import ProcessJournal, boot_clock, kill_leftovers
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def spawn_group() -> subprocess.Popen[bytes]:
+    return subprocess.Popen(["sleep", "60"], start_new_session=True)
+
+
+def test_a_group_whose_start_was_journaled_late_is_still_killed(tmp_path: Path) -> None:
+    """On a loaded machine the spawn can return more than a second after the process
+    started: the journal then holds the moment before the spawn too, and the group
+    is still recognised as this build's own (it was left running, and the orphaned
+    task outlived the next build: a flaky test under load)."""
+    journal = ProcessJournal(tmp_path / "running")
+    since = boot_clock()
+    proc = spawn_group()
+    time.sleep(1.5)  # the spawn returning late
+    journal.record(proc.pid, since)
+    try:
+        assert kill_leftovers(tmp_path / "running", grace=5) == 1
+        proc.wait(10)
+        assert not alive(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_group_started_outside_the_journaled_moments_is_left_alone(tmp_path: Path) -> None:
+    """A PID recycled by another program: its start is not between the moments."""
+    proc = spawn_group()
+    try:
+        time.sleep(1.5)
+        journal = ProcessJournal(tmp_path / "running")
+        since = boot_clock()  # as if this build started a group that got proc's PID
+        journal.record(proc.pid, since)
+        assert kill_leftovers(tmp_path / "running", grace=1) == 0
+        assert alive(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_an_older_journal_line_is_read_as_before(tmp_path: Path) -> None:
+    """A journal of an older release: "PGID bAT", within a second of AT."""
+    proc = spawn_group()
+    try:
+        (tmp_path / "running").write_text(f"{proc.pid} b{boot_clock():.3f}\n")
+        assert kill_leftovers(tmp_path / "running", grace=5) == 1
+        proc.wait(10)
+        assert not alive(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not os.path.exists(tmp_path / "running")
