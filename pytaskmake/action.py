@@ -8,14 +8,13 @@ once, here.
 from __future__ import annotations
 
 import functools
-import hashlib
-import inspect
 import os
 import shlex
 import types
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .digest import blake2b
 from .errors import UnstableValueError
 
 if TYPE_CHECKING:
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
 
 def digest_of(signature: str) -> str:
     """What the state DB keeps of a signature: 128 bits, not the whole command text."""
-    return hashlib.blake2b(signature.encode(), digest_size=16).hexdigest()
+    return blake2b(signature.encode(), digest_size=16).hexdigest()
 
 
 class _Digested:
@@ -154,7 +153,7 @@ class CallableAction(_Digested):
     def reading(self, inputs: tuple[str, ...]) -> CallableAction:
         """The same callable, given `inputs` in this order: the order is part of its
         signature (it may well read only inputs[0])."""
-        order = hashlib.blake2b("\0".join(inputs).encode(), digest_size=8).hexdigest()
+        order = blake2b("\0".join(inputs).encode(), digest_size=8).hexdigest()
         return CallableAction(self.function, self.wants, self.bound, order)
 
     def describe(self) -> str:
@@ -253,6 +252,8 @@ def _wanted_parameters(function: Callable[..., Any]) -> tuple[str, ...]:
             named = code.co_varnames[bound : code.co_argcount + code.co_kwonlyargcount]
             return tuple(name for name in ("inputs", "outputs") if name in named)
     try:
+        import inspect  # (rarely: most callables are told by their code alone)
+
         params = inspect.signature(function).parameters
     except (TypeError, ValueError):
         return ()

@@ -12,7 +12,6 @@ and verify the blob's hash first: a corrupt blob is dropped, never restored.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import mmap
 import os
@@ -24,6 +23,7 @@ from stat import S_ISDIR
 
 from blake3 import blake3
 
+from .digest import blake2b
 from .fingerprint import Fingerprint, content_of, hash_file
 from .sizes import parse_size  # noqa: F401 (its old home)
 
@@ -44,7 +44,7 @@ class CorruptEntry(Exception):
 
 def cache_key(signature: str, outputs: tuple[str, ...], inputs: dict[str, Fingerprint]) -> str:
     """One key per (action, declared outputs, input contents)."""
-    h = hashlib.blake2b(digest_size=20)
+    h = blake2b(digest_size=20)
     h.update(signature.encode())
     for path in outputs:
         h.update(b"\0O" + path.encode())

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import builtins
 import functools
-import hashlib
 import importlib.machinery
 import os
 import sys
@@ -22,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from .codetext import CodeFacts, SourceFile, bytecode_text
+from .digest import blake2b
 from .errors import UnstableValueError
-from .valuehash import value_hash
 
 Text = tuple[str, list[object]]  # a text to hash, and the code objects (nodes) it names
 _ABSENT = object()
@@ -108,6 +107,8 @@ class CodePrinter:
         return "value:" + first, nodes
 
     def _hashed(self, value: object) -> tuple[str, list[object]]:
+        from .valuehash import value_hash  # (pickle: for values that are not scalars)
+
         return value_hash(value, self._reference)
 
     def _reference(self, value: object, nodes: list[object]) -> str:
@@ -391,7 +392,7 @@ def _joined(kind: str, parts: list[Text]) -> Text:
 
 def _hex(text: str, digests: list[str]) -> str:
     whole = text + "->" + ",".join(digests)
-    return hashlib.blake2b(whole.encode(), digest_size=16).hexdigest()
+    return blake2b(whole.encode(), digest_size=16).hexdigest()
 
 
 def _described(what: str, value: object) -> str:

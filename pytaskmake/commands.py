@@ -23,7 +23,7 @@ from .engine import (
 )
 from .errors import UsageError
 from .params import split_assignments
-from .report import ConsoleReporter, use_colour
+from .report import ConsoleReporter, ansi, use_colour
 from .stale import UPSTREAM
 from .state import Usage
 from .taskfile import load_taskfile
@@ -282,9 +282,7 @@ def _measured(u: Usage) -> str:
 
 
 def _dim(text: str, colour: bool) -> str:
-    from colorama import Style
-
-    return f"{Style.DIM}{text}{Style.RESET_ALL}" if colour else text
+    return f"{ansi('DIM')}{text}{ansi('RESET_ALL')}" if colour else text
 
 
 def _graph(args: argparse.Namespace, engine: Engine) -> int:

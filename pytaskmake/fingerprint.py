@@ -15,12 +15,13 @@ executable bit has "+x" after its hash: a chmod outside the build is an edit.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import struct
 from stat import S_ISDIR, S_ISLNK, S_ISREG
 
 import blake3
+
+from .digest import blake2b
 
 Stat = tuple[int, int, int, int, int]  # (mtime_ns, size, inode, ctime_ns, st_mode)
 Fingerprint = tuple[Stat, str]  # a stat and the content hash taken at that stat
@@ -71,7 +72,7 @@ def _tree_entries(path: str) -> list[tuple[str, os.stat_result]]:
 
 
 def _tree_stat(path: str, top: os.stat_result) -> Stat:
-    digest = hashlib.blake2b(digest_size=8)
+    digest = blake2b(digest_size=8)
     total = 0
     for rel, st in _tree_entries(path):
         digest.update(

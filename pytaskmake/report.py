@@ -15,8 +15,6 @@ import time
 import unicodedata
 from typing import TextIO
 
-from colorama import Fore, Style
-
 from . import events as ev
 from .resources import format_size
 
@@ -31,6 +29,14 @@ def use_colour(choice: str, stream: TextIO) -> bool:
     if choice == "never" or os.environ.get("NO_COLOR"):
         return False
     return stream.isatty()
+
+
+def ansi(*names: str) -> str:
+    """The escape codes of colorama's Fore and Style `names`. Imported when colour is
+    on, not before: colorama's import is about 7 ms, a tenth of a small project's no-op."""
+    from colorama import Fore, Style
+
+    return "".join(getattr(Fore, n, None) or getattr(Style, n) for n in names)
 
 
 def format_seconds(seconds: float) -> str:
@@ -87,8 +93,10 @@ class ConsoleReporter:
         self._streamed: set[str] = set()  # tasks whose output was shown as it came
         self._partial: dict[str, bytes] = {}  # the unfinished last line of each
 
-    def _paint(self, text: str, colour: str) -> str:
-        return f"{colour}{text}{Style.RESET_ALL}" if self.colour else text
+    def _paint(self, text: str, *names: str) -> str:
+        """`text` in colorama's colours `names` ("RED", "BRIGHT"...) when colour is on."""
+        names = tuple(n for n in names if n)
+        return f"{ansi(*names)}{text}{ansi('RESET_ALL')}" if self.colour and names else text
 
     def handle(self, event: ev.Event) -> None:
         if isinstance(event, ev.TaskDone):
@@ -102,11 +110,11 @@ class ConsoleReporter:
         elif isinstance(event, ev.TaskRetry):
             self._print(
                 self._paint(
-                    f"retry {event.name} (attempt {event.attempt}): {event.reason}", Fore.YELLOW
+                    f"retry {event.name} (attempt {event.attempt}): {event.reason}", "YELLOW"
                 )
             )
         elif isinstance(event, ev.Notice):
-            colour = Fore.YELLOW if event.level == "warning" else ""
+            colour = "YELLOW" if event.level == "warning" else ""
             self._print(self._paint(f"pytaskmake: {event.message}", colour), force=True)
         elif isinstance(event, ev.BuildFinished):
             self._build_finished(event)
@@ -130,7 +138,7 @@ class ConsoleReporter:
         self.running[e.name] = time.monotonic()
         self._holding[e.name] = (e.cpus, e.mem)
         if self.verbosity > 0:
-            self._print(self._paint(f"$ {e.command}", Style.DIM) + f"    # {e.name}: {e.reason}")
+            self._print(self._paint(f"$ {e.command}", "DIM") + f"    # {e.name}: {e.reason}")
         self._draw(force=True)
 
     def _task_done(self, e: ev.TaskDone) -> None:
@@ -145,7 +153,7 @@ class ConsoleReporter:
         elif e.outcome in (ev.RAN, ev.RESTORED):
             self._print_finished(e)
         elif e.outcome == ev.SKIPPED and self.verbosity >= 0:
-            self._print(self._paint(f"skipped {e.name}: {e.reason}", Fore.YELLOW))
+            self._print(self._paint(f"skipped {e.name}: {e.reason}", "YELLOW"))
         self._draw(force=e.outcome != ev.UP_TO_DATE)  # throttle only the flood of no-ops
 
     def _account_eta(self, e: ev.TaskDone) -> None:
@@ -193,17 +201,17 @@ class ConsoleReporter:
             return
         word = "restored" if e.outcome == ev.RESTORED else "ran"
         timing = f" ({format_seconds(e.duration)})" if e.outcome == ev.RAN else ""
-        line = f"[{self.done}/{self.total}] {self._paint(word, Fore.GREEN)} {e.name}{timing}"
+        line = f"[{self.done}/{self.total}] {self._paint(word, 'GREEN')} {e.name}{timing}"
         text = _decode(e.output).rstrip("\n")
         if text and e.outcome == ev.RESTORED:  # replayed from the run cache: say so
-            line += self._paint(" (replaying what it printed when it ran)", Style.DIM)
+            line += self._paint(" (replaying what it printed when it ran)", "DIM")
         self._print(line + ("\n" + text if text else ""))
 
     def _print_failure(self, e: ev.TaskDone) -> None:
         if e.name in self._streamed:  # (its last lines are shown again, below)
             self._flush_stream(e.name)
             self._streamed.discard(e.name)
-        head = self._paint(f"FAILED {e.name}: {e.reason}", Fore.RED + Style.BRIGHT)
+        head = self._paint(f"FAILED {e.name}: {e.reason}", "RED", "BRIGHT")
         command = shorten_command(e.command, self.verbosity > 0)
         lines = [f"[{self.done}/{self.total}] {head}", f"  command: {command}"]
         head, tail, source, cut = self._failure_lines(e)
@@ -238,21 +246,21 @@ class ConsoleReporter:
         c = e.counts
         not_started = self.total - self.done  # of the tasks the build set out to do
         parts = [
-            self._paint(f"ran {c[ev.RAN]}", Fore.GREEN if c[ev.RAN] else ""),
+            self._paint(f"ran {c[ev.RAN]}", "GREEN" if c[ev.RAN] else ""),
             f"restored {c[ev.RESTORED]}",
-            self._paint(f"up to date {c[ev.UP_TO_DATE]}", Style.DIM),
+            self._paint(f"up to date {c[ev.UP_TO_DATE]}", "DIM"),
         ]
         if c[ev.FAILED]:
-            parts.append(self._paint(f"failed {c[ev.FAILED]}", Fore.RED))
+            parts.append(self._paint(f"failed {c[ev.FAILED]}", "RED"))
         if c[ev.SKIPPED]:
-            parts.append(self._paint(f"skipped {c[ev.SKIPPED]}", Fore.YELLOW))
+            parts.append(self._paint(f"skipped {c[ev.SKIPPED]}", "YELLOW"))
         if not_started:
             parts.append(f"not started {not_started}")
         if len(self.failed_names) > 1:  # with -k: every failed task, named once more
             shown = self.failed_names[:FAILED_NAMES]
             more = len(self.failed_names) - len(shown)
             names = ", ".join(shown) + (f" and {more} more" if more else "")
-            self.out.write(self._paint(f"pytaskmake: failed: {names}", Fore.RED) + "\n")
+            self.out.write(self._paint(f"pytaskmake: failed: {names}", "RED") + "\n")
         word = "interrupted" if e.interrupted else ("failed" if c[ev.FAILED] else "done")
         self.out.write(
             f"pytaskmake: {word}: " + ", ".join(parts) + f" in {format_seconds(e.wall)}\n"
@@ -302,7 +310,7 @@ class ConsoleReporter:
         text = fit_columns(text, self._width() - 1)
         if self.failed and self.colour:
             failed = f"failed:{self.failed}"
-            text = text.replace(failed, self._paint(failed, Fore.RED), 1)
+            text = text.replace(failed, self._paint(failed, "RED"), 1)
         return text
 
     def _in_use(self) -> str:

@@ -26,7 +26,6 @@ forked children stat the saved snapshot's files on the other cores meanwhile
 
 from __future__ import annotations
 
-import hashlib
 import marshal
 import os
 import signal
@@ -36,6 +35,7 @@ from array import array
 from collections.abc import Callable, Iterable, Sequence
 from itertools import chain
 
+from .digest import blake2b
 from .fingerprint import FileCache, Stat, packed_stats, stat_of
 from .taskfile import Task
 
@@ -73,7 +73,7 @@ def declarations_digest(tasks: Sequence[Task]) -> bytes:
         data = marshal.dumps(rows, 2)
     except ValueError:  # a str subclass (marshal takes exact types): the same as str
         data = marshal.dumps([_as_plain_str(row) for row in rows], 2)
-    return hashlib.blake2b(data, digest_size=16).digest()
+    return blake2b(data, digest_size=16).digest()
 
 
 def _as_plain_str(row: tuple[object, ...]) -> tuple[object, ...]:
@@ -464,7 +464,7 @@ class _Child:
 
 def value_digest(value: bytes | None) -> bytes:
     """What tells two packed snapshots apart, without keeping either (b"": none)."""
-    return b"" if value is None else hashlib.blake2b(value, digest_size=16).digest()
+    return b"" if value is None else blake2b(value, digest_size=16).digest()
 
 
 def _alone() -> bool:

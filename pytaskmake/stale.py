@@ -7,9 +7,9 @@ compared by content; a stat match is only a shortcut to "same content".
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
+from .digest import blake2b
 from .fingerprint import FileCache, Fingerprint, Stat
 from .state import CLEANED, StateDB, TaskRecord
 from .taskfile import Task
@@ -53,7 +53,7 @@ ALWAYS = Verdict(True, FORCED, "runs on every build (always=True)")
 def paths_key(action: str, paths: tuple[str, ...]) -> int:
     """A 64-bit digest of a task's action digest and file paths, stable across processes."""
     text = action + "\0\1" + "\0".join(paths)
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+    return int.from_bytes(blake2b(text.encode(), digest_size=8).digest(), "little")
 
 
 def stamp_of(key: int, stats: list[Stat | None]) -> int:

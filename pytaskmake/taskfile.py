@@ -10,7 +10,6 @@ from __future__ import annotations
 import gc
 import os
 import sys
-import traceback
 import types
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
@@ -794,6 +793,8 @@ def _note_listing(listed: set[str], event: str, args: tuple[Any, ...]) -> None:
 
 
 def _last_line_in(exc: BaseException, filename: str) -> int | None:
+    import traceback  # (a Taskfile's error: not imported by every load)
+
     line = None
     for frame in traceback.extract_tb(exc.__traceback__):
         if frame.filename == filename:
