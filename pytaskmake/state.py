@@ -683,6 +683,7 @@ class StateDB:
 
     def _rolled_back(self) -> None:
         self._snapshot_may_exist = True  # the DELETE of the snapshot may be undone too
+        self._parted = None  # parts dropped or written may be back or gone: read again
 
     def close(self) -> None:
         try:

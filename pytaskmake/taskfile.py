@@ -793,10 +793,13 @@ def _note_listing(listed: set[str], event: str, args: tuple[Any, ...]) -> None:
 
 
 def _last_line_in(exc: BaseException, filename: str) -> int | None:
-    import traceback  # (a Taskfile's error: not imported by every load)
-
+    """The last line of `filename` the error passed through. Walked by hand: importing
+    traceback here would find a project's own traceback.py (the Taskfile's folder is
+    first on sys.path while it runs)."""
     line = None
-    for frame in traceback.extract_tb(exc.__traceback__):
-        if frame.filename == filename:
-            line = frame.lineno
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
     return line

@@ -771,3 +771,14 @@ def test_a_folder_output_set_aside_by_a_killed_build_comes_back_whole(project: P
     assert "put back runs/a" in result.stdout
     assert sorted(p.name for p in (project.root / "runs" / "a").iterdir()) == ["x.dat", "y.dat"]
     assert project.read("runs/a/x.dat") == "1\n" and "ran 0" in result.stdout
+
+
+def test_taskfile_error_beside_a_project_traceback_py_names_its_line(project: Project) -> None:
+    """The Taskfile's folder is first on sys.path while it runs: the error's line must
+    be found without importing a module the project may shadow."""
+    project.write("traceback.py", "# the project's own module of that name\n")
+    project.write("Taskfile.py", "from pytaskmake import task\n\nraise ValueError('oops')\n")
+    result = project.run()
+    assert result.returncode == 2
+    assert "Taskfile.py:3" in result.stderr and "oops" in result.stderr, result.stderr
+    assert_no_traceback(result)

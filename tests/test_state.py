@@ -431,3 +431,19 @@ def test_a_record_missing_a_part_is_damaged_not_trusted(state_dir: Path) -> None
     assert record.inputs == {}
     assert not record.ok  # damaged: the task runs again
     again.close()
+
+
+def test_a_rolled_back_parted_write_leaves_the_parts_as_the_database_has_them(
+    state_dir: Path,
+) -> None:
+    db = StateDB(state_dir)
+    db.save_success("X", "sh:a", _many(9_000), {}, 1.0, stamp=7)
+    db.commit()
+    with pytest.raises(RuntimeError), db.transaction():
+        db.save_failure("X", "sh:a", 1.0)  # drops X's parts, then undone
+        raise RuntimeError
+    db.save_success("X", "sh:b", _many(9_001), {}, 1.0, stamp=8)  # in parts again
+    db.commit()
+    record = db.record("X")
+    assert record is not None and record.ok and record.inputs == _many(9_001)
+    db.close()
