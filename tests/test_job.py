@@ -84,7 +84,7 @@ def test_stop_terminates_the_job_as_interrupted(tmp_path: Path) -> None:
         job("s", "sleep 30 & echo $! > child.pid; wait"),
         str(tmp_path),
         stop=lambda: _written(tmp_path / "child.pid"),
-        on_start=pids.append,
+        on_start=lambda pid, _since: pids.append(pid),
     )
     assert c.error == "interrupted" and c.returncode != 0
     assert pids and _gone(pids[0])
