@@ -151,8 +151,15 @@ def encode_files(
     traced: dict[str, Fingerprint] | None = None,
 ) -> str:
     """Flat NUL-separated text: parsing 100,000 of these must take milliseconds.
-    Tags: I an input, O an output, T a traced input."""
-    return "\0".join(encode_parts(inputs, outputs, traced))
+    Tags: I an input, O an output, T a traced input. (The parts of encode_parts,
+    joined by NUL; made in one go, as most records name a few files.)"""
+    return "\0".join(
+        [
+            f"{tag}\0{p}\0{m}\0{s}\0{i}\0{c}\0{o}\0{d}"
+            for tag, files in (("I", inputs), ("O", outputs), ("T", traced or {}))
+            for p, ((m, s, i, c, o), d) in files.items()
+        ]
+    )
 
 
 def encode_parts(
@@ -272,7 +279,11 @@ class StateDB:
         self.warning: str | None = None
         self._rows: dict[str, tuple[int, str, int, float]] | None = None
         self._snapshot_may_exist = True
-        self._unlisted = 0  # records written since load() that are not in _rows
+        # names written since load() whose rows are not kept in _rows (a full build of
+        # 200,000 tasks would hold ~60 MB of them): row() reads only these from the
+        # database; any other name missing from _rows has no record (with a count
+        # instead of names, a full build of 10,000 points made 100,000 queries)
+        self._unlisted: set[str] = set()
         self._ahead: dict[str, tuple[int, str, int, float] | None] = {}  # see read_ahead
         self.lost_records = False  # damage found mid-build: records of unread tasks lost
         self._last_record: tuple[str, TaskRecord] | None = None  # see record()
@@ -480,8 +491,8 @@ class StateDB:
                 return ahead[name]
         else:
             found = rows.get(name)
-            if found is not None or not self._unlisted:
-                return found  # (a full build asks before it writes: no query per task)
+            if found is not None or name not in self._unlisted:
+                return found
         try:
             return self._db.execute(
                 "SELECT ok, action, stamp, duration FROM tasks WHERE name = ?", (name,)
@@ -555,9 +566,10 @@ class StateDB:
         traced: dict[str, Fingerprint] | None = None,
     ) -> None:
         """Record a success; `stamp` is the rebuilder's digest of these files' stats."""
-        parts = encode_parts(inputs, outputs, traced)
         if len(inputs) + len(outputs) + len(traced or ()) <= _SLICE_FILES:  # (see _PARTS)
-            parts = ["\0".join(parts)]
+            parts = [encode_files(inputs, outputs, traced)]
+        else:
+            parts = encode_parts(inputs, outputs, traced)
         self._write(name, 1, action, parts, stamp, duration)
 
     def save_usage(
@@ -628,8 +640,8 @@ class StateDB:
         rows = self._rows
         if rows is not None and name in rows:
             rows[name] = (ok, action, stamp, duration)
-        elif rows is not None:  # not kept in memory (a full build of 200,000 tasks)
-            self._unlisted += 1  # row() reads such names from the database
+        elif rows is not None:  # not kept in memory: row() reads it from the database
+            self._unlisted.add(name)
 
     def forget(self, names: list[str]) -> None:
         """After --clean: each task's record becomes "cleaned" (it must run, and not be

@@ -447,3 +447,20 @@ def test_a_rolled_back_parted_write_leaves_the_parts_as_the_database_has_them(
     record = db.record("X")
     assert record is not None and record.ok and record.inputs == _many(9_001)
     db.close()
+
+
+def test_rows_written_after_a_load_are_read_back_and_others_are_absent(
+    state_dir: Path,
+) -> None:
+    db = StateDB(state_dir)
+    db.save_success("old", "sh:o", IN, OUT, 1.0, stamp=1)
+    db.commit()
+    db.load()  # (a full build: every record read; what it writes next is not kept)
+    db.save_success("new", "sh:n", IN, OUT, 2.0, stamp=2)
+    db.save_failure("old", "sh:o2", 3.0)
+    assert db.row("new") == (1, "sh:n", 2, 2.0)
+    assert db.row("old") == (0, "sh:o2", 0, 3.0)
+    assert db.row("never") is None
+    db.delete(["new"])
+    assert db.row("new") is None
+    db.close()

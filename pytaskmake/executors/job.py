@@ -24,7 +24,7 @@ from ..action import CallableAction, ShellAction
 from ..fingerprint import FileCache, Fingerprint
 from ..resources import thread_environment
 from .base import Completion, Job
-from .capture import Capture, log_path
+from .capture import Capture
 from .orphans import boot_clock
 
 GRACE_SECONDS = 5.0  # between SIGTERM and SIGKILL
@@ -183,8 +183,8 @@ def run_job(
         os.close(out_fd)
     if on_start is not None:
         on_start(process.pid, since)
-    spill = log_path(logs_dir, job.name) if logs_dir is not None and pipe is not None else None
-    follow = _Follow(process, pipe, Capture(spill, job.attempt), job.timeout, stop, grace)
+    capture = Capture(logs_dir if pipe is not None else None, job.name, job.attempt)
+    follow = _Follow(process, pipe, capture, job.timeout, stop, grace)
     status, usage = follow.run()
     output, full_log = follow.capture.finish()
     completion = Completion(
