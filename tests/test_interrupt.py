@@ -749,6 +749,35 @@ def test_a_rerun_killed_outright_gets_its_old_output_back_next_time(project: Pro
     assert "ran 0" in result.stdout  # the old output is the good one for these inputs
 
 
+def test_outputs_put_back_are_not_judged_by_stats_taken_before(project: Project) -> None:
+    """A plain build stats the snapshot's files while the Taskfile loads (snapshot.py):
+    out.txt was then still set aside by the killed build, absent. Once it is put back,
+    that stat is stale: the task must be judged by the output as it is now (up to
+    date), not rerun for a missing output."""
+    project.write("in.txt", "1\n")
+    project.taskfile(
+        """
+        task("sim", "if grep -q 2 in.txt; then echo $$ > sim.pid; sleep 30; fi; "
+             "cat in.txt > out.txt", inputs=["in.txt"], outputs=["out.txt"])
+        task("other", "echo other > other.txt", outputs=["other.txt"])
+        """
+    )
+    assert project.run().returncode == 0  # (saves the snapshot)
+    project.write("in.txt", "2\n")
+    with background(project) as run:
+        pgid = read_pid(project.root / "sim.pid")
+        run.signal(signal.SIGKILL)
+        run.wait(10)
+        kill_group(pgid)
+    assert not project.exists("out.txt")  # set aside, and the killed attempt wrote none
+    project.write("in.txt", "1\n")  # the user reverts the edit
+    result = project.run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "put back out.txt" in result.stdout
+    assert project.read("out.txt") == "1\n"
+    assert "ran 0, restored 0, up to date 2" in result.stdout, result.stdout  # (not "restored")
+
+
 def test_a_folder_output_set_aside_by_a_killed_build_comes_back_whole(project: Project) -> None:
     project.write("in.txt", "1\n")
     project.taskfile(

@@ -73,3 +73,23 @@ def test_an_older_journal_line_is_read_as_before(tmp_path: Path) -> None:
         proc.kill()
         proc.wait()
     assert not os.path.exists(tmp_path / "running")
+
+
+def test_a_leader_left_a_zombie_with_nothing_alive_is_not_a_task_left_running(
+    tmp_path: Path,
+) -> None:
+    """The killed build never reaped its task's exited shell: a zombie, nothing to
+    stop. Counting it said "stopped 1 task process group(s)" after every kill -9 and
+    threw away the stats a plain build takes while its Taskfile loads."""
+    journal = ProcessJournal(tmp_path / "running")
+    since = boot_clock()
+    proc = subprocess.Popen(["true"], start_new_session=True)
+    journal.record(proc.pid, since)
+    deadline = time.monotonic() + 10
+    while alive(proc.pid) and time.monotonic() < deadline:  # exits; unreaped: a zombie
+        time.sleep(0.01)
+    try:
+        assert Path(f"/proc/{proc.pid}").exists() and not alive(proc.pid)
+        assert kill_leftovers(tmp_path / "running", grace=1) == 0
+    finally:
+        proc.wait()

@@ -49,11 +49,15 @@ def kill_leftovers(path: Path, grace: float = 5.0) -> int:
         lines = path.read_text().split("\n")
     except FileNotFoundError:
         return 0
-    ours = []
+    listed = []
     for line in lines:
         pgid, _, started = line.partition(" ")
         if pgid.isdigit() and started.startswith("b") and _started_at(int(pgid), started[1:]):
-            ours.append(int(pgid))
+            listed.append(int(pgid))
+    # a leader left a zombie (its parent, the killed build, never reaped it) with
+    # nothing of its group alive is not a task left running: nothing to stop
+    live = _live_groups(set(listed)) if listed else set()
+    ours = [pgid for pgid in listed if pgid in live]
     for pgid in ours:
         _killpg(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace
@@ -72,11 +76,20 @@ def kill_leftovers(path: Path, grace: float = 5.0) -> int:
 
 def _members_running(groups: set[int]) -> bool:
     """True while a process of one of `groups` is alive and not a zombie (from /proc)."""
+    return bool(_live_groups(groups, first=True))
+
+
+def _live_groups(groups: set[int], first: bool = False) -> set[int]:
+    """Those of `groups` with a process alive and not a zombie (from /proc); `first`:
+    stop at the first found."""
+    live: set[int] = set()
     for entry in os.listdir("/proc"):
         fields = _proc_stat(int(entry)) if entry.isdigit() else None
         if fields and fields[0] not in ("Z", "X") and int(fields[2]) in groups:
-            return True
-    return False
+            live.add(int(fields[2]))
+            if first:
+                break
+    return live
 
 
 def _proc_stat(pid: int) -> list[str] | None:
