@@ -61,6 +61,23 @@ def test_a_group_started_outside_the_journaled_moments_is_left_alone(tmp_path: P
         proc.wait()
 
 
+def test_a_journal_line_reads_in_an_older_release_as_it_did(tmp_path: Path) -> None:
+    """After a downgrade, an older release reads "PGID bAFTER" lines only (within a
+    second of AFTER) and skips the "PGID sBEFORE" lines it does not know."""
+    journal = ProcessJournal(tmp_path / "running")
+    proc = spawn_group()
+    try:
+        journal.record(proc.pid, boot_clock() - 0.5)
+        lines = (tmp_path / "running").read_text().splitlines()
+        assert [line.split()[1][0] for line in lines] == ["s", "b"]
+        after = [line for line in lines if line.split()[1].startswith("b")]
+        older = [line.partition(" ")[2][1:] for line in after]
+        assert all(float(moment) for moment in older)  # a bare number, as before
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_an_older_journal_line_is_read_as_before(tmp_path: Path) -> None:
     """A journal of an older release: "PGID bAT", within a second of AT."""
     proc = spawn_group()

@@ -7,9 +7,12 @@ A group is killed only when its leader's start time (from /proc) lies between th
 moments the journal recorded before and after starting it, so a recycled PID is
 never hit; without /proc nothing is killed. The moments are read from
 CLOCK_BOOTTIME, the clock of /proc's start times, at no cost: reading /proc for
-every task cost 0.2 ms each. (A journal of an older release holds the moment after
-only, within a second of the start: on a loaded machine the spawn alone can take
-longer, and such a group was left running.)
+every task cost 0.2 ms each.
+
+Each group takes two lines, "PGID sBEFORE" and "PGID bAFTER". Releases before this
+one wrote and read only the second, as within a second of the start, which the
+spawn alone can exceed on a loaded machine (such a group was left running); an
+older release still reads this journal so, after a downgrade.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ class ProcessJournal:
         a second before now); its start lies between that and now."""
         now = boot_clock()
         low = now - _TOLERANCE if since is None else since
-        os.write(self._fd, f"{pgid} b{low:.3f} {now:.3f}\n".encode())
+        os.write(self._fd, f"{pgid} s{low:.3f}\n{pgid} b{now:.3f}\n".encode())
 
     def close(self) -> None:
         """The build ended normally: every group it started has been reaped."""
@@ -49,10 +52,15 @@ def kill_leftovers(path: Path, grace: float = 5.0) -> int:
         lines = path.read_text().split("\n")
     except FileNotFoundError:
         return 0
+    before: dict[str, str] = {}
     listed = []
     for line in lines:
-        pgid, _, started = line.partition(" ")
-        if pgid.isdigit() and started.startswith("b") and _started_at(int(pgid), started[1:]):
+        pgid, _, moment = line.partition(" ")
+        if not pgid.isdigit():
+            continue
+        if moment.startswith("s"):
+            before[pgid] = moment[1:]
+        elif moment.startswith("b") and _started_at(int(pgid), before.get(pgid), moment[1:]):
             listed.append(int(pgid))
     # a leader left a zombie (its parent, the killed build, never reaped it) with
     # nothing of its group alive is not a task left running: nothing to stop
@@ -111,18 +119,17 @@ _TOLERANCE = 1.0  # s around the one moment an older journal recorded
 _TICK = 0.05  # s: start times are whole clock ticks (1/100 s), and the moments rounded
 
 
-def _started_at(pid: int, recorded: str) -> bool:
-    """True when `pid` is alive and started within the moments `recorded` ("LOW HIGH",
-    or an older journal's "AT": within a second of it)."""
+def _started_at(pid: int, before: str | None, after: str) -> bool:
+    """True when `pid` is alive and started between the moments recorded `before` and
+    `after` its start (an older journal has no `before`: within a second of `after`)."""
     fields = _proc_stat(pid)
     if fields is None:
         return False
     try:  # field 22 of the file: its start time in clock ticks
         started = int(fields[19]) / os.sysconf("SC_CLK_TCK")
-        low, _, high = recorded.partition(" ")
-        if not high:
-            return abs(started - float(low)) <= _TOLERANCE
-        return float(low) - _TICK <= started <= float(high) + _TICK
+        if before is None:
+            return abs(started - float(after)) <= _TOLERANCE
+        return float(before) - _TICK <= started <= float(after) + _TICK
     except ValueError:
         return False
 
