@@ -228,6 +228,17 @@ def _decode_into(text: str, by_tag: dict[str, dict[str, Fingerprint]]) -> None:
                 raise ValueError("damaged record: empty field")
         else:  # the last slice (exactly `limit` fields is a whole record: 8,192 files)
             rest = ""
+        if len(f) % _FIELDS:
+            raise ValueError("damaged record: a file's fields cut short")
+        tags = f[::_FIELDS]
+        target = by_tag.get(tags[0])
+        if target is not None and tags.count(tags[0]) == len(tags):
+            # a slice of one kind (every part of encode_parts): converted column by
+            # column in C, ~2x faster than file by file (a summary's 100,000 inputs)
+            ints = [map(int, f[k::_FIELDS]) for k in range(2, 7)]
+            stats = zip(*ints, strict=True)
+            target.update(zip(f[1::_FIELDS], zip(stats, f[7::_FIELDS], strict=True), strict=True))
+            continue
         for i in range(0, len(f), _FIELDS):
             target = by_tag.get(f[i])
             if target is None:
