@@ -110,8 +110,8 @@ class Rebuilder:
         """True unless the task succeeded with this action and no file's stat moved.
 
         `remember`: keep the answer for verdict(); not when asking about every task
-        of a build (a full build of 200,000 never-run tasks would keep a set of
-        200,000 names: ~10 MB, for the cheap answer "no record").
+        of a build, nor from verdict() itself (a full build of 200,000 never-run
+        tasks kept a set of 200,000 names: ~8 MB, for the cheap answer "no record").
         """
         if (
             self.forced
@@ -132,7 +132,7 @@ class Rebuilder:
             return RERUN
         if task.always:
             return ALWAYS
-        if task.name not in self._moved and not self.moved(task):
+        if task.name not in self._moved and not self.moved(task, remember=False):
             return UNCHANGED  # the no-op fast path, without building a record
         record = self.state.record(task.name)
         found = check(task, record, self.files, stamp_moved=True)
