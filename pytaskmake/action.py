@@ -8,6 +8,7 @@ once, here.
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import shlex
 import types
@@ -252,8 +253,6 @@ def _wanted_parameters(function: Callable[..., Any]) -> tuple[str, ...]:
             named = code.co_varnames[bound : code.co_argcount + code.co_kwonlyargcount]
             return tuple(name for name in ("inputs", "outputs") if name in named)
     try:
-        import inspect  # (rarely: most callables are told by their code alone)
-
         params = inspect.signature(function).parameters
     except (TypeError, ValueError):
         return ()

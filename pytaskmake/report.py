@@ -36,7 +36,7 @@ def ansi(*names: str) -> str:
     on, not before: colorama's import is about 7 ms, a tenth of a small project's no-op."""
     from colorama import Fore, Style
 
-    return "".join(getattr(Fore, n, None) or getattr(Style, n) for n in names)
+    return "".join(getattr(Fore, n, None) or getattr(Style, n) for n in names if n)
 
 
 def format_seconds(seconds: float) -> str:
@@ -95,8 +95,9 @@ class ConsoleReporter:
 
     def _paint(self, text: str, *names: str) -> str:
         """`text` in colorama's colours `names` ("RED", "BRIGHT"...) when colour is on."""
-        names = tuple(n for n in names if n)
-        return f"{ansi(*names)}{text}{ansi('RESET_ALL')}" if self.colour and names else text
+        if not self.colour or not any(names):  # (an empty name: no colour)
+            return text
+        return f"{ansi(*names)}{text}{ansi('RESET_ALL')}"
 
     def handle(self, event: ev.Event) -> None:
         if isinstance(event, ev.TaskDone):

@@ -151,15 +151,9 @@ def encode_files(
     traced: dict[str, Fingerprint] | None = None,
 ) -> str:
     """Flat NUL-separated text: parsing 100,000 of these must take milliseconds.
-    Tags: I an input, O an output, T a traced input. (The parts of encode_parts,
-    joined by NUL; made in one go, as most records name a few files.)"""
-    return "\0".join(
-        [
-            f"{tag}\0{p}\0{m}\0{s}\0{i}\0{c}\0{o}\0{d}"
-            for tag, files in (("I", inputs), ("O", outputs), ("T", traced or {}))
-            for p, ((m, s, i, c, o), d) in files.items()
-        ]
-    )
+    Tags: I an input, O an output, T a traced input. Made in one go (most records
+    name a few files); the same text as encode_parts joined by NUL."""
+    return _encoded((("I", inputs.items()), ("O", outputs.items()), ("T", (traced or {}).items())))
 
 
 def encode_parts(
@@ -168,13 +162,23 @@ def encode_parts(
     traced: dict[str, Fingerprint] | None = None,
 ) -> list[str]:
     """encode_files a slice of files at a time: each part holds at most _SLICE_FILES
-    files (a summary reading 100,000 files would otherwise hold 100,000 small strings
-    beside the text they are joined into); joined by NUL, they are encode_files."""
+    files of one kind (a summary reading 100,000 files would otherwise hold 100,000
+    small strings beside the text they are joined into)."""
     return [
-        "\0".join([f"{tag}\0{p}\0{m}\0{s}\0{i}\0{c}\0{o}\0{d}" for p, ((m, s, i, c, o), d) in part])
+        _encoded(((tag, part),))
         for tag, files in (("I", inputs), ("O", outputs), ("T", traced or {}))
         for part in _slices(files)
     ]
+
+
+def _encoded(tagged: Iterable[tuple[str, Iterable[tuple[str, Fingerprint]]]]) -> str:
+    return "\0".join(
+        [
+            f"{tag}\0{p}\0{m}\0{s}\0{i}\0{c}\0{o}\0{d}"
+            for tag, files in tagged
+            for p, ((m, s, i, c, o), d) in files
+        ]
+    )
 
 
 def _slices(files: dict[str, Fingerprint]) -> Iterator[list[tuple[str, Fingerprint]]]:
