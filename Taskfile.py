@@ -72,6 +72,15 @@ task(  # Taskfile edits at 100,000 points against ninja: two 6-minute set-up bui
     log=".pytaskmake/logs/bench-edits-100k.log",
     cache=False,
 )
+task(  # about 5 minutes: every input rewritten unchanged (ninja reruns all 20,001 tasks)
+    "bench-regen",
+    "python bench/run.py --sizes 10000 --scenarios noop,regen --repeat 3"
+    " --tools pytaskmake,pytaskmake-before,ninja --cache-revert '' --out bench/results-regen.md",
+    inputs=sources + bench,
+    outputs=["bench/results-regen.md"],
+    log=".pytaskmake/logs/bench-regen.log",
+    cache=False,
+)
 task(  # about 5 minutes: the same edits at 10,000 points
     "bench-edits-10k",
     "python bench/run.py --sizes 10000 --scenarios noop,edit,add10,cmd,remove10 --repeat 5"

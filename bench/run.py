@@ -12,6 +12,8 @@ Scenarios, per size N:
   full    build from scratch, 2 jobs (a fresh workspace each repetition)
   noop    rebuild with nothing changed
   touch   rebuild after one input's mtime moved, content unchanged
+  regen   rebuild after every input was written again with the same content (a
+          generator script rerun, a copy without -p): mtime tools rerun it all
   edit    rebuild after one input's content changed
   revert  pytaskmake only, cache vs --no-cache: edit params.txt (every sim depends
           on it), build, restore it, time the build that follows. Also run on
@@ -47,7 +49,7 @@ import workload  # bench/ is on sys.path when this file is run as a script
 REPO = Path(__file__).resolve().parent.parent
 SWEEP = REPO / "examples" / "sweep"
 ALL_TOOLS = ("pytaskmake", "pytaskmake-before", "ninja", "make", "make-r", "doit", "snakemake")
-SCENARIOS = ("full", "noop", "touch", "edit", "add10", "cmd", "param", "remove10")
+SCENARIOS = ("full", "noop", "touch", "regen", "edit", "add10", "cmd", "param", "remove10")
 EDITS = ("add10", "cmd", "param", "remove10")  # Taskfile edits: pytaskmake and ninja only
 EDITING_TOOLS = ("pytaskmake", "pytaskmake-before", "ninja")
 JOBS = "2"
@@ -256,6 +258,15 @@ def prepare_touch(ws: Path, n: int, rep: int) -> str | None:
     return None
 
 
+def prepare_regen(ws: Path, n: int, rep: int) -> str | None:
+    """Every input's mtime moves past every output's; no content changes. Nothing
+    needs to run; a tool that trusts mtimes runs everything."""
+    now = time.time() + 1  # past the outputs the last build wrote, whatever the clock's grain
+    for path in [ws / "params.txt", *(ws / "inputs").iterdir()]:
+        os.utime(path, (now, now))
+    return None
+
+
 def prepare_edit(ws: Path, n: int, rep: int) -> str | None:
     """Give one input new content; its upper-cased marker must reach the summary."""
     k = touched_point(n)
@@ -303,6 +314,7 @@ PREPARE: dict[str, Callable[[Path, int, int], str | None]] = {
     "full": prepare_full,
     "noop": prepare_noop,
     "touch": prepare_touch,
+    "regen": prepare_regen,
     "edit": prepare_edit,
     "add10": prepare_add10,
     "cmd": prepare_cmd,

@@ -5,8 +5,11 @@
 Why: on a 28-task sweep a researcher waits on the tool's own start, not on any
 task; Python's own start is the floor. The goal (issue "Performance, round two",
 item 2) is the no-op under 2x `python -c pass`. Also timed: `import pytaskmake`
-alone, and `make -q` on a Makefile of the same size for scale. Bytecode caches are
-kept (a user's installed package has them), so no run compiles a module.
+alone; `python -S -c pass` (no site-packages set-up: an editable install's finder,
+imported at every start, makes `python -c pass` itself slower); and the floor of
+any tool built like this one, which must import sqlite3 (its state), argparse (its
+command line) and pathlib. Bytecode caches are kept (a user's installed package has
+them), so no run compiles a module.
 """
 
 from __future__ import annotations
@@ -29,6 +32,17 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
     start = time.perf_counter()
     subprocess.run(argv, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
+
+
+def _site_kind() -> str:
+    """Whether this Python's start imports an editable install's finder (pathlib and
+    importlib.util, at every start): it slows `python -c pass` and the no-op alike."""
+    import site
+
+    folders = [*site.getsitepackages(), site.getusersitepackages()]
+    pth = [p.name for f in folders if os.path.isdir(f) for p in Path(f).glob("*.pth")]
+    editable = any(name.startswith("__editable__") for name in pth)
+    return "an editable install's finder runs at start" if editable else "no editable finder"
 
 
 def env_for(checkout: Path) -> dict[str, str]:
@@ -56,6 +70,12 @@ def main() -> None:
         root = Path(tmp)
         commands: dict[str, tuple[list[str], Path, dict[str, str]]] = {
             "python -c pass": ([sys.executable, "-c", "pass"], root, env_for(REPO)),
+            "python -S -c pass": ([sys.executable, "-S", "-c", "pass"], root, env_for(REPO)),
+            "floor: python -c 'import sqlite3, argparse, pathlib'": (
+                [sys.executable, "-c", "import sqlite3, argparse, pathlib"],
+                root,
+                env_for(REPO),
+            ),
             "python -c 'import pytaskmake'": (
                 [sys.executable, "-c", "import pytaskmake"],
                 root,
@@ -87,6 +107,7 @@ def main() -> None:
         "",
         f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; python "
         f"{sys.version.split()[0]}; nproc {os.cpu_count()}; {args.repeat} alternating runs each",
+        f"- site-packages: {_site_kind()}",
         "",
         "| command | median s | min-max s | vs `python -c pass` |",
         "|---|---:|---:|---:|",
