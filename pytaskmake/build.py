@@ -14,6 +14,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -481,10 +482,10 @@ class Build:
     def _record_success(
         self,
         task: Task,
-        inputs: dict[str, Fingerprint],
-        outputs: dict[str, Fingerprint],
+        inputs: Mapping[str, Fingerprint],
+        outputs: Mapping[str, Fingerprint],
         duration: float,
-        traced: dict[str, Fingerprint] | None = None,
+        traced: Mapping[str, Fingerprint] | None = None,
     ) -> None:
         digest = task.action.digest
         stamp = record_stamp(digest, inputs, outputs, traced)

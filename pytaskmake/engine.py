@@ -18,20 +18,18 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from types import MappingProxyType
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import events as ev
 from . import snapshot
 from .errors import UsageError
-from .executors.base import Executor
 from .fingerprint import FileCache
 from .graph import BuildGraph
 from .lock import BuildLock, holder_alive, last_holder
-from .stale import Verdict, record_stamp
 from .state import StateDB, Usage, read_snapshot
 from .taskfile import Registry, Task, load_taskfile
 
@@ -39,7 +37,9 @@ if TYPE_CHECKING:  # (imported where used: a no-op answered by the snapshot need
     from .access import Access, Scope
     from .cache import RunCache
     from .clean import Removal
+    from .executors.base import Executor
     from .lint import LintReport
+    from .stale import Verdict
 
 STATE_DIR = ".pytaskmake"
 DEFAULT_TASKFILE = "Taskfile.py"
@@ -55,12 +55,12 @@ def state_dir_for(taskfile: Path | str) -> Path:
     return state if path.name == DEFAULT_TASKFILE else state / f"taskfile-{path.name}"
 
 
-ExecutorFactory = Callable[[int, Path], Executor]  # (jobs, state folder) -> executor
+ExecutorFactory = Callable[[int, Path], "Executor"]  # (jobs, state folder) -> executor
 
 
-@dataclass(frozen=True)
-class EngineOptions:
-    """What every build of an engine shares. `jobs` None: the number of CPUs."""
+class EngineOptions(NamedTuple):
+    """What every build of an engine shares. `jobs` None: the number of CPUs.
+    (Named tuples, not dataclasses, on the no-op's path: see events.py.)"""
 
     jobs: int | None = None
     keep_going: bool = False
@@ -77,11 +77,10 @@ class EngineOptions:
     stream: bool = False  # show task output as it comes, line by line (--stream)
 
 
-@dataclass(frozen=True)
-class BuildResult:
+class BuildResult(NamedTuple):
     """How a build ended: counts per outcome (events.RAN, ...), wall time, interrupt."""
 
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: Mapping[str, int] = MappingProxyType({})
     wall: float = 0.0
     interrupted: bool = False
     signal: int = 0  # the signal that stopped it (SIGTERM, SIGHUP), if any
@@ -555,6 +554,8 @@ class Engine:
         with their outputs and inputs as they are now, without running anything.
         UsageError, recording nothing, if an output or input is missing. Returns the
         number of tasks recorded."""
+        from .stale import record_stamp
+
         with self.locked(), self._inside():
             names = self.graph.select(list(targets), self.base)
             files = FileCache()

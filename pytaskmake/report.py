@@ -7,7 +7,6 @@ finished task gets one plain line, so logs of CI and batch jobs read cleanly.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import sys
@@ -197,7 +196,7 @@ class ConsoleReporter:
         if e.name in self._streamed:
             self._flush_stream(e.name)
             self._streamed.discard(e.name)
-            e = dataclasses.replace(e, output=b"")  # shown already, as it came
+            e = e._replace(output=b"")  # shown already, as it came
         if self.verbosity < 0:
             return
         word = "restored" if e.outcome == ev.RESTORED else "ran"

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from types import MappingProxyType
+from typing import TYPE_CHECKING, NamedTuple
 
 from .errors import ResourceError
 
@@ -33,9 +33,9 @@ THREAD_VARIABLES = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Demand:
-    """What one task holds while it runs. Tasks of a sweep share a few of these."""
+class Demand(NamedTuple):
+    """What one task holds while it runs. Tasks of a sweep share a few of these.
+    (Named tuples, not dataclasses, here: see events.py.)"""
 
     cpus: int = 1
     mem: int = 0  # bytes; 0: not counted (unknown)
@@ -134,13 +134,12 @@ def format_size(size: float) -> str:
     return f"{size:.1f}G"
 
 
-@dataclass
-class Limits:
+class Limits(NamedTuple):
     """The whole of each resource a build may hand out at once."""
 
     slots: int
     mem: int = 0  # bytes; 0: memory not limited
-    named: dict[str, float] = field(default_factory=dict)
+    named: Mapping[str, float] = MappingProxyType({})
 
     def check(self, name: str, where: str, demand: Demand, declared_mem: bool) -> None:
         """ResourceError if `demand` can never fit, naming the task and resource."""

@@ -7,26 +7,33 @@ compared by content; a stat match is only a shortcut to "same content".
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import NamedTuple
 
 from .digest import blake2b
 from .fingerprint import FileCache, Fingerprint, Stat
 from .state import CLEANED, StateDB, TaskRecord
 from .taskfile import Task
 
+_NO_FILES: Mapping[str, Fingerprint] = MappingProxyType({})
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """Whether a task must run; `reason` is one line for humans, `code` for programs."""
+
+class Verdict(NamedTuple):
+    """Whether a task must run; `reason` is one line for humans, `code` for programs.
+
+    A named tuple (see events.py: made at import in a quarter of a frozen dataclass's
+    time); the file maps are filled only when a clean task's stats moved (refresh).
+    """
 
     stale: bool
     code: str
     reason: str
-    inputs: dict[str, Fingerprint] = field(default_factory=dict, compare=False)
-    outputs: dict[str, Fingerprint] = field(default_factory=dict, compare=False)
+    inputs: Mapping[str, Fingerprint] = _NO_FILES
+    outputs: Mapping[str, Fingerprint] = _NO_FILES
     refresh: bool = False  # clean, but stats moved (touch): re-record to keep no-ops fast
     restorable: bool = False  # stale, and the run cache holds its outputs (-n says so)
-    traced: dict[str, Fingerprint] = field(default_factory=dict, compare=False)  # (refresh)
+    traced: Mapping[str, Fingerprint] = _NO_FILES  # (refresh)
 
 
 CLEAN = "clean"
@@ -67,9 +74,9 @@ def stamp_of(key: int, stats: list[Stat | None]) -> int:
 
 def record_stamp(
     action: str,
-    inputs: dict[str, Fingerprint],
-    outputs: dict[str, Fingerprint],
-    traced: dict[str, Fingerprint] | None = None,
+    inputs: Mapping[str, Fingerprint],
+    outputs: Mapping[str, Fingerprint],
+    traced: Mapping[str, Fingerprint] | None = None,
 ) -> int:
     """The stamp a record of these files gets (see stamp_of).
 

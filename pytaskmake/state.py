@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
@@ -146,9 +146,9 @@ Files = tuple[dict[str, Fingerprint], dict[str, Fingerprint], dict[str, Fingerpr
 
 
 def encode_files(
-    inputs: dict[str, Fingerprint],
-    outputs: dict[str, Fingerprint],
-    traced: dict[str, Fingerprint] | None = None,
+    inputs: Mapping[str, Fingerprint],
+    outputs: Mapping[str, Fingerprint],
+    traced: Mapping[str, Fingerprint] | None = None,
 ) -> str:
     """Flat NUL-separated text: parsing 100,000 of these must take milliseconds.
     Tags: I an input, O an output, T a traced input. Made in one go (most records
@@ -157,9 +157,9 @@ def encode_files(
 
 
 def encode_parts(
-    inputs: dict[str, Fingerprint],
-    outputs: dict[str, Fingerprint],
-    traced: dict[str, Fingerprint] | None = None,
+    inputs: Mapping[str, Fingerprint],
+    outputs: Mapping[str, Fingerprint],
+    traced: Mapping[str, Fingerprint] | None = None,
 ) -> list[str]:
     """encode_files a slice of files at a time: each part holds at most _SLICE_FILES
     files of one kind (a summary reading 100,000 files would otherwise hold 100,000
@@ -574,11 +574,11 @@ class StateDB:
         self,
         name: str,
         action: str,  # the action's digest
-        inputs: dict[str, Fingerprint],
-        outputs: dict[str, Fingerprint],
+        inputs: Mapping[str, Fingerprint],
+        outputs: Mapping[str, Fingerprint],
         duration: float,
         stamp: int,
-        traced: dict[str, Fingerprint] | None = None,
+        traced: Mapping[str, Fingerprint] | None = None,
     ) -> None:
         """Record a success; `stamp` is the rebuilder's digest of these files' stats."""
         if len(inputs) + len(outputs) + len(traced or ()) <= _SLICE_FILES:  # (see _PARTS)

@@ -10,7 +10,6 @@ FileCleanupObserver are taskrun's observer types.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import sys
 from collections.abc import Sequence
@@ -131,7 +130,7 @@ class TaskrunView:
             self._started(event)
             return
         if isinstance(event, ev.TaskStarted):
-            event = dataclasses.replace(event, reason=self.speak(event.reason))
+            event = event._replace(reason=self.speak(event.reason))
             self._call("task_started", self.tasks[event.name])
         elif isinstance(event, ev.TaskDone):
             event = self._done(event)
@@ -159,7 +158,7 @@ class TaskrunView:
         reason = self.speak(event.reason)
         if event.outcome == ev.FAILED:
             reason = self._failed(event, reason)
-        event = dataclasses.replace(event, reason=reason)
+        event = event._replace(reason=reason)
         if isinstance(task, ProcessTask) and event.outcome in (ev.RAN, ev.FAILED):
             task.returncode = event.returncode
             if event.log is None:
