@@ -21,11 +21,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from types import MappingProxyType
 from typing import TYPE_CHECKING, NamedTuple
 
 from . import events as ev
 from . import snapshot
+from .empty import EMPTY
 from .errors import UsageError
 from .fingerprint import FileCache
 from .graph import BuildGraph
@@ -80,7 +80,7 @@ class EngineOptions(NamedTuple):
 class BuildResult(NamedTuple):
     """How a build ended: counts per outcome (events.RAN, ...), wall time, interrupt."""
 
-    counts: Mapping[str, int] = MappingProxyType({})
+    counts: Mapping[str, int] = EMPTY
     wall: float = 0.0
     interrupted: bool = False
     signal: int = 0  # the signal that stopped it (SIGTERM, SIGHUP), if any

@@ -3,17 +3,19 @@
 The engine never prints; the console reporter, the trace writer and (later) a
 watch-mode UI are all observers of these events.
 
-Events are named tuples: immutable and compared by value, as frozen dataclasses
-would be, but made at import in a quarter of the time (seven frozen dataclasses
-with slots cost 10 ms of every start, 1.5 ms each, on Python 3.11). A changed
-copy is `event._replace(field=value)`.
+Events are named tuples: immutable, made at import in a quarter of a frozen
+dataclass's time (seven frozen dataclasses with slots cost 10 ms of every start,
+1.5 ms each, on Python 3.11). Being tuples, they also compare equal to a plain
+tuple of the same values. A changed copy is `event._replace(field=value)`; a
+mapping field left out is EMPTY, shared, read-only and picklable.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import NamedTuple, Protocol
+
+from .empty import EMPTY
 
 RAN = "ran"
 RESTORED = "restored"
@@ -22,17 +24,14 @@ FAILED = "failed"
 SKIPPED = "skipped"
 
 
-_EMPTY: Mapping = MappingProxyType({})  # the default of a mapping field: shared, read-only
-
-
 class BuildStarted(NamedTuple):
     """The build is about to work on `total` tasks (`names`); the others are up to date."""
 
     total: int
     jobs: int
     names: tuple[str, ...] = ()
-    expected: Mapping[str, float] = _EMPTY  # past durations, for ETAs
-    cpus: Mapping[str, int] = _EMPTY  # tasks holding more than one slot
+    expected: Mapping[str, float] = EMPTY  # past durations, for ETAs
+    cpus: Mapping[str, int] = EMPTY  # tasks holding more than one slot
     mem_limit: int = 0  # bytes tasks may hold at once, when any declares or learned memory
 
 

@@ -7,6 +7,7 @@ since whether its inputs really change is only known after X runs.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 
 from .cache import RunCache, cache_key, outputs_of
@@ -82,7 +83,7 @@ def _restorable(
     entry = cache.peek(key)
     if entry is None or set(outputs_of(entry)) != set(task.outputs):
         return verdict
-    return verdict._replace(restorable=True)
+    return dataclasses.replace(verdict, restorable=True)
 
 
 def group_reasons(verdicts: dict[str, Verdict], limit: int = 5) -> list[str]:

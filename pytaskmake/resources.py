@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Mapping
-from types import MappingProxyType
 from typing import TYPE_CHECKING, NamedTuple
 
+from .empty import EMPTY
 from .errors import ResourceError
 
 if TYPE_CHECKING:
@@ -139,7 +139,7 @@ class Limits(NamedTuple):
 
     slots: int
     mem: int = 0  # bytes; 0: memory not limited
-    named: Mapping[str, float] = MappingProxyType({})
+    named: Mapping[str, float] = EMPTY
 
     def check(self, name: str, where: str, demand: Demand, declared_mem: bool) -> None:
         """ResourceError if `demand` can never fit, naming the task and resource."""

@@ -8,32 +8,31 @@ compared by content; a stat match is only a shortcut to "same content".
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import MappingProxyType
-from typing import NamedTuple
+from dataclasses import dataclass, field
 
 from .digest import blake2b
 from .fingerprint import FileCache, Fingerprint, Stat
 from .state import CLEANED, StateDB, TaskRecord
 from .taskfile import Task
 
-_NO_FILES: Mapping[str, Fingerprint] = MappingProxyType({})
 
-
-class Verdict(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class Verdict:
     """Whether a task must run; `reason` is one line for humans, `code` for programs.
 
-    A named tuple (see events.py: made at import in a quarter of a frozen dataclass's
-    time); the file maps are filled only when a clean task's stats moved (refresh).
+    A dataclass, unlike the events (see events.py): its file maps stay out of `==`
+    and hash. This module is imported only when a build checks tasks one by one,
+    never by a no-op answered by the snapshot.
     """
 
     stale: bool
     code: str
     reason: str
-    inputs: Mapping[str, Fingerprint] = _NO_FILES
-    outputs: Mapping[str, Fingerprint] = _NO_FILES
+    inputs: dict[str, Fingerprint] = field(default_factory=dict, compare=False)
+    outputs: dict[str, Fingerprint] = field(default_factory=dict, compare=False)
     refresh: bool = False  # clean, but stats moved (touch): re-record to keep no-ops fast
     restorable: bool = False  # stale, and the run cache holds its outputs (-n says so)
-    traced: Mapping[str, Fingerprint] = _NO_FILES  # (refresh)
+    traced: dict[str, Fingerprint] = field(default_factory=dict, compare=False)  # (refresh)
 
 
 CLEAN = "clean"
