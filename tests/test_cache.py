@@ -221,11 +221,13 @@ def test_parse_size() -> None:
 
 
 def test_lookups_searching_the_journals_agree_with_the_loaded_index(tmp_path: Path) -> None:
-    """The first lookups of a build search the journals; later ones load them: same answers."""
+    """The first lookups of a build search the journals; then the keys present are
+    read, and misses answered from them, hits searched; past that the whole index is
+    loaded. Every way gives the same answers."""
     out = tmp_path / "o.txt"
     out.write_text("x")
     fp = ((0, 1, 0, 0, 0o100644), hash_file(str(out)))
-    keys = [cache_key(f"sh:{i}", (str(out),), {}) for i in range(72)]
+    keys = [cache_key(f"sh:{i}", (str(out),), {}) for i in range(200)]
     for writer in range(3):  # three builds, three journals
         cache = RunCache(tmp_path / "c")
         for key in keys[writer::3]:
@@ -233,22 +235,26 @@ def test_lookups_searching_the_journals_agree_with_the_loaded_index(tmp_path: Pa
             time.sleep(0.001)
         cache.close()
     dropping = RunCache(tmp_path / "c")
-    for key in keys[:4]:
+    for key in [*keys[:4], keys[100], keys[101]]:
         dropping.drop(key)
     time.sleep(0.01)
     dropping.store(keys[0], {str(out): fp})  # stored again after its drop: present
+    dropping.store(keys[100], {str(out): fp})
     dropping.close()
     with open(next((tmp_path / "c/index").glob("*.log")), "a") as journal:
         journal.write(f'["put", "{keys[5]}", {{"half')  # a writer killed mid-line
     unknown = [cache_key("sh:none", (), {}), "0" * 40]
+    asked = keys[:64] + unknown + keys[64:] + unknown  # searched, then by key, then loaded
     searching = RunCache(tmp_path / "c")
     loaded = RunCache(tmp_path / "c")
     loaded.stats()  # loads the whole index
-    found = [searching.lookup(k) for k in keys + unknown]  # 64 searched, then loaded
-    assert searching._entries is not None  # both ways were taken
-    assert found == [loaded.lookup(k) for k in keys + unknown]
-    assert [f is not None for f in found[:6]] == [True, False, False, False, True, True]
-    assert all(f == {str(out): fp[1]} for f in found[4:72]) and found[72:] == [None, None]
+    found = [searching.lookup(k) for k in asked]
+    assert searching._keys is not None and searching._entries is not None  # all three ways
+    assert found == [loaded.lookup(k) for k in asked]
+    present = {k: f is not None for k, f in zip(asked, found, strict=True)}
+    assert [present[k] for k in keys[:6]] == [True, False, False, False, True, True]
+    assert present[keys[100]] and not present[keys[101]] and not present[unknown[0]]
+    assert all(f == {str(out): fp[1]} for k, f in zip(asked, found, strict=True) if present[k])
 
 
 def test_forcing_means_running_and_dry_run_says_what_would_be_restored(project: Project) -> None:
