@@ -138,7 +138,8 @@ class RunCache:
         """The keys that have an entry, read once: a build whose lookups mostly miss
         (a parameter every simulation uses, changed) no longer loads every entry the
         cache ever recorded (400,002 entries: 365 MiB and 4.0 s; their keys: 53 MiB
-        and 1.4 s, read a line at a time). Misses only, from here: a key found here is searched for."""
+        and 1.4 s, read a line at a time). Misses only, from here: a key found here
+        is searched for (see peek)."""
         if self._keys is None:
             journals = sorted(self.index.glob("*.log"))
             dropped: dict[str, float] = {}
