@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -101,3 +102,13 @@ def old_files_text(root: Path, text: str) -> str:
             digest = hashlib.blake2b((root / path).read_bytes(), digest_size=16).hexdigest()
             fields += [tag, path, str(mtime), str(size), str(inode), digest]
     return "\0".join(fields)
+
+
+def recorded(root: Path, column: str) -> dict[str, int]:
+    """name -> `column` ("ok", "stamp") of every task in the state file under `root`,
+    as another process reads it (committed records only)."""
+    db = sqlite3.connect(root / ".pytaskmake" / "state.db")
+    try:
+        return dict(db.execute(f"SELECT name, {column} FROM tasks").fetchall())
+    finally:
+        db.close()

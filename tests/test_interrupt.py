@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import Project, runs
+from conftest import Project, recorded, runs
 
 from pytaskmake.cli import parser
 
@@ -79,11 +79,7 @@ def kill_group(pgid: int) -> None:
 
 def state_rows(root: Path) -> dict[str, int]:
     """name -> ok of every task recorded in the state DB."""
-    db = sqlite3.connect(root / ".pytaskmake" / "state.db")
-    try:
-        return dict(db.execute("SELECT name, ok FROM tasks").fetchall())
-    finally:
-        db.close()
+    return recorded(root, "ok")
 
 
 class Running:

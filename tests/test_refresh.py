@@ -11,9 +11,10 @@ kill in the middle.
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 from pathlib import Path
+
+from conftest import recorded
 
 from pytaskmake import events as ev
 from pytaskmake.engine import Engine, EngineOptions
@@ -24,11 +25,7 @@ POINTS = 2500  # more than two batches
 
 def stamps(root: Path) -> dict[str, int]:
     """The stamps the state file holds now, as another process would read them."""
-    db = sqlite3.connect(root / ".pytaskmake" / "state.db")
-    try:
-        return dict(db.execute("SELECT name, stamp FROM tasks").fetchall())
-    finally:
-        db.close()
+    return recorded(root, "stamp")
 
 
 class PeekAt:
