@@ -14,7 +14,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -28,7 +28,8 @@ from .dirty import dirty_everywhere, dirty_past_snapshot
 from .discovery import Discovery
 from .executors.base import Completion, Executor, Job
 from .executors.job import RETURNED_FALSE
-from .fingerprint import FileCache, Fingerprint, stat_of
+from .fanin import SlicedInputs
+from .fingerprint import FileCache, Fingerprint, Stat, stat_of
 from .graph import BuildGraph
 from .hashing import BIG, BackgroundHasher, Hashed
 from .outputs import OutputKeeper
@@ -84,7 +85,7 @@ class Build:
         self.files = files or FileCache()
         self.rebuilder = Rebuilder(state, self.files, options.always, options.rerun)
         self.counts = {o: 0 for o in (ev.RAN, ev.RESTORED, ev.UP_TO_DATE, ev.FAILED, ev.SKIPPED)}
-        self._inputs: dict[str, dict[str, Fingerprint]] = {}  # of stale tasks, until done
+        self._inputs: dict[str, Mapping[str, Fingerprint]] = {}  # of stale tasks, until done
         self._keys: dict[str, str] = {}  # their run-cache keys, from those inputs
         self._traced: dict[str, dict[str, Fingerprint]] = {}  # ... and traced inputs
         self._traced_kept = False  # a record with traced inputs was written
@@ -401,11 +402,11 @@ class Build:
         if key is None:
             inputs = self._inputs_of(task)
             key = self._keys[task.name] = cache_key(
-                task.signature, task.outputs, {**inputs, **self._traced[task.name]}
+                task.signature, task.outputs, inputs, self._traced[task.name]
             )
         return key
 
-    def _inputs_of(self, task: Task) -> dict[str, Fingerprint]:
+    def _inputs_of(self, task: Task) -> Mapping[str, Fingerprint]:
         """A stale task's inputs as they are before it runs (and its traced ones)."""
         if task.name not in self._inputs:
             self._inputs[task.name] = self.rebuilder.current_inputs(task)
@@ -620,7 +621,7 @@ class Build:
             found = self.options.discovery.found(task, c, self.files, traced)
             if found is not None:  # its key is what this run read, not what the last did
                 traced = found
-                key = key and cache_key(task.signature, task.outputs, {**inputs, **traced})
+                key = key and cache_key(task.signature, task.outputs, inputs, traced)
         moved = _moved_while_running(inputs, self.graph.producer)
         if moved:
             self.observer.handle(
@@ -685,15 +686,20 @@ class Build:
         )
 
 
-def _moved_while_running(inputs: dict[str, Fingerprint], producer: dict[str, str]) -> str | None:
+def _moved_while_running(inputs: Mapping[str, Fingerprint], producer: dict[str, str]) -> str | None:
     """The first source input whose stat is not the one taken before its task ran
     (read from the disk again, not from the memo), or None. Inputs a task produces
     are not looked at: their producer finished before this task started and does not
     run again in this build (a summary of 100,000 of them costs no stat)."""
-    for path, (stat, _) in inputs.items():
+    stats = inputs.stats() if isinstance(inputs, SlicedInputs) else _stats_of(inputs)
+    for path, stat in stats:
         if path not in producer and stat_of(path) != stat:
             return path
     return None
+
+
+def _stats_of(inputs: Mapping[str, Fingerprint]) -> Iterator[tuple[str, Stat]]:
+    return ((path, fp[0]) for path, fp in inputs.items())
 
 
 def _failure_reason(task: Task, c: Completion) -> str | None:

@@ -17,7 +17,7 @@ import mmap
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISDIR
@@ -25,6 +25,7 @@ from stat import S_ISDIR
 from blake3 import blake3
 
 from .digest import blake2b
+from .fanin import SlicedInputs, is_fanin
 from .fingerprint import Fingerprint, content_of, hash_file
 from .sizes import parse_size  # noqa: F401 (its old home)
 
@@ -43,14 +44,30 @@ class CorruptEntry(Exception):
     """A cached blob no longer matches its hash (edited through a hard link, disk error)."""
 
 
-def cache_key(signature: str, outputs: tuple[str, ...], inputs: dict[str, Fingerprint]) -> str:
-    """One key per (action, declared outputs, input contents)."""
+def cache_key(
+    signature: str,
+    outputs: tuple[str, ...],
+    inputs: Mapping[str, Fingerprint],
+    traced: Mapping[str, Fingerprint] | None = None,
+) -> str:
+    """One key per (action, declared outputs, input contents, traced input contents).
+
+    A fan-in's inputs (fanin.py) count by their slices' digests, in order: a slice
+    as recorded is not hashed again (a summary of 100,000 inputs re-keyed after one
+    edit hashes one slice).
+    """
     h = blake2b(digest_size=20)
     h.update(signature.encode())
     for path in outputs:
         h.update(b"\0O" + path.encode())
-    for path in sorted(inputs):
-        h.update(b"\0I" + path.encode() + b"=" + inputs[path][1].encode())
+    if isinstance(inputs, SlicedInputs) or is_fanin(len(inputs)):
+        for piece in SlicedInputs.of(inputs).slices:
+            h.update(b"\0S" + piece.digest.encode())
+        files: Mapping[str, Fingerprint] = traced or {}
+    else:
+        files = {**inputs, **traced} if traced else inputs
+    for path in sorted(files):
+        h.update(b"\0I" + path.encode() + b"=" + files[path][1].encode())
     return h.hexdigest()
 
 

@@ -554,7 +554,7 @@ class Engine:
         with their outputs and inputs as they are now, without running anything.
         UsageError, recording nothing, if an output or input is missing. Returns the
         number of tasks recorded."""
-        from .stale import record_stamp
+        from .stale import current_inputs, record_stamp
 
         with self.locked(), self._inside():
             names = self.graph.select(list(targets), self.base)
@@ -563,8 +563,9 @@ class Engine:
             for name in names:
                 task = self.tasks[name]
                 outputs = {p: files.fingerprint(p) for p in task.outputs}
-                inputs = {p: files.fingerprint(p) for p in task.inputs}
-                gone = [p for p, fp in (*outputs.items(), *inputs.items()) if fp is None]
+                inputs = current_inputs(task, files)  # (a fan-in's in slices)
+                gone = [p for p, fp in outputs.items() if fp is None]
+                gone += [p for p in task.inputs if p not in inputs]
                 if gone:
                     what = "output" if gone[0] in outputs else "input"
                     raise UsageError(

@@ -137,6 +137,8 @@ def _with_kind(content: str, st: Stat) -> str:
 
 
 _ABSENT = bytes(_STAT.size)  # a missing file among packed stats (no file has mode 0)
+PACKED = _STAT  # how packed_stats packs one stat
+ABSENT = _ABSENT
 
 
 def packed_stats(stats: list[Stat | None]) -> bytes:
@@ -167,6 +169,17 @@ class FileCache:
             self._known[path] = None if st is None else _STAT.pack(*st)
             return st
         return None if packed is None else _unpack(packed)  # type: ignore[return-value]
+
+    def packed(self, path: str) -> bytes:
+        """The file's stat as packed_stats packs it (ABSENT when it does not exist),
+        without making a tuple of it: a fan-in's 100,000 inputs are stamped so."""
+        found = self._known.get(path, _UNKNOWN)
+        if found is _UNKNOWN:
+            st = self.stat(path)
+            return _ABSENT if st is None else _STAT.pack(*st)
+        if found is None:
+            return _ABSENT
+        return found if len(found) == _STAT.size else found[: _STAT.size]
 
     def fingerprint(self, path: str, known: Fingerprint | None = None) -> Fingerprint | None:
         """The file's current (stat, hash); `known` spares the read when its stat matches."""

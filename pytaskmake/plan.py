@@ -78,8 +78,8 @@ def _restorable(
     if not task.action.cacheable:
         return verdict
     record = state.record(task.name)
-    inputs = {**current_inputs(task, files, record), **current_traced(files, record)}
-    key = cache_key(task.signature, task.outputs, inputs)
+    inputs = current_inputs(task, files, record)
+    key = cache_key(task.signature, task.outputs, inputs, current_traced(files, record))
     entry = cache.peek(key)
     if entry is None or set(outputs_of(entry)) != set(task.outputs):
         return verdict

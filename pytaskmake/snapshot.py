@@ -30,11 +30,11 @@ import marshal
 import os
 import signal
 import threading
-import zlib
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from itertools import chain
 
+from .cuts import cut_points
 from .digest import blake2b
 from .fingerprint import FileCache, Stat, packed_stats, stat_of
 from .taskfile import Task
@@ -46,19 +46,9 @@ _MISSING: Stat = (-1, -1, -1, -1, -1)
 
 
 def chunk_bounds(tasks: Sequence[Task]) -> list[int]:
-    """Where each chunk starts, then len(tasks): a chunk ends after a task whose name's
-    CRC-32 is a multiple of CHUNK (or after _MAX_CHUNK tasks), so inserting a task
-    moves no boundary but its neighbours'."""
-    bounds = [0]
-    crc = zlib.crc32
-    last = 0
-    for i, t in enumerate(tasks, 1):
-        if not crc(t.name.encode()) % CHUNK or i - last >= _MAX_CHUNK:
-            bounds.append(i)
-            last = i
-    if bounds[-1] != len(tasks):
-        bounds.append(len(tasks))
-    return bounds
+    """Where each chunk starts, then len(tasks): cut where the task names say (see
+    cuts.py), so inserting a task moves no boundary but its neighbours'."""
+    return cut_points([t.name for t in tasks], CHUNK, _MAX_CHUNK)
 
 
 def declarations_digest(tasks: Sequence[Task]) -> bytes:

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from . import fanin
 from .digest import blake2b
+from .fanin import Slice, SlicedInputs, is_fanin
 from .fingerprint import FileCache, Fingerprint, Stat
 from .state import CLEANED, StateDB, TaskRecord
 from .taskfile import Task
@@ -71,6 +73,9 @@ def stamp_of(key: int, stats: list[Stat | None]) -> int:
     return hash((key, *stats))
 
 
+_SLICED = "\0slices"  # in a fan-in's stamp key, where no path can be
+
+
 def record_stamp(
     action: str,
     inputs: Mapping[str, Fingerprint],
@@ -83,6 +88,11 @@ def record_stamp(
     declarations alone (it holds more stats), so such a task is always looked at
     whole: the declarations do not name its traced inputs.
     """
+    if isinstance(inputs, SlicedInputs) or is_fanin(len(inputs)):
+        stamps = [s.stamp for s in SlicedInputs.of(inputs).slices]
+        others = [fp[0] for fp in outputs.values()] + [fp[0] for fp in (traced or {}).values()]
+        key = paths_key(action, (_SLICED, *outputs, *(traced or ())))
+        return fanin.sliced_stamp(key, stamps, others)
     stats = [fp[0] for fp in inputs.values()] + [fp[0] for fp in outputs.values()]
     if traced:  # (its paths are in the key: a stamp of the declarations alone differs)
         stats += [fp[0] for fp in traced.values()]
@@ -146,7 +156,7 @@ class Rebuilder:
             self.traced_seen = True
         return found
 
-    def current_inputs(self, task: Task) -> dict[str, Fingerprint]:
+    def current_inputs(self, task: Task) -> Mapping[str, Fingerprint]:
         """What the task's record will say of its inputs if it runs now."""
         return current_inputs(task, self.files, self.state.record(task.name))
 
@@ -192,6 +202,8 @@ def unchanged(
     """
     if row is None or not row[0]:
         return False
+    if is_fanin(len(task.inputs)):
+        return row[2] == _fanin_stamp(task, files)
     # the action is in the key: a new command never matches an old stamp
     key = paths_key(task.action.digest, task.inputs + task.outputs)
     stat = files.stat
@@ -200,8 +212,20 @@ def unchanged(
     return row[2] == stamp_of(key, stats)
 
 
+def _fanin_stamp(task: Task, files: FileCache) -> int | None:
+    """A fan-in's stamp from its declarations and stats (None: an input is missing)."""
+    stamps = []
+    for part, packed, stamp in fanin.cut(task.inputs, files):
+        if fanin.first_missing(part, packed) is not None:
+            return None
+        stamps.append(stamp)
+    key = paths_key(task.action.digest, (_SLICED, *task.outputs))
+    return fanin.sliced_stamp(key, stamps, [files.stat(p) for p in task.outputs])
+
+
 def _check_files(task: Task, record: TaskRecord, files: FileCache) -> Verdict:
-    outputs: dict[str, Fingerprint] = {}
+    if is_fanin(len(task.inputs)) and (stored := record.slices) is not None:
+        return _check_sliced(task, record, stored, files)
     recorded = record.inputs
     if not record.ok:
         return Verdict(True, FAILED, "its state record is damaged")
@@ -209,6 +233,67 @@ def _check_files(task: Task, record: TaskRecord, files: FileCache) -> Verdict:
         return Verdict(True, INPUTS, _set_change("inputs", recorded, task.inputs))
     if any(p not in recorded for p in task.inputs):
         return Verdict(True, INPUTS, _set_change("inputs", recorded, task.inputs))
+    outputs = _outputs_found(task, record, files)
+    if isinstance(outputs, Verdict):
+        return outputs
+    current = _inputs_found(task, task.inputs, recorded, files)
+    if isinstance(current, Verdict):
+        return current
+    return _clean(task, record, files, current, outputs)
+
+
+def _check_sliced(
+    task: Task, record: TaskRecord, stored: list[fanin.StoredSlice], files: FileCache
+) -> Verdict:
+    """_check_files for a fan-in recorded in slices: a slice whose stamp its record
+    holds is as recorded; only the others are decoded and compared."""
+    by_stamp = {s.stamp: s for s in stored}
+    slices: list[Slice] = []
+    for part, packed, stamp in fanin.cut(task.inputs, files):
+        hit = by_stamp.pop(stamp, None) if fanin.first_missing(part, packed) is None else None
+        seq = -1 if hit is None else hit.seq
+        slices.append(Slice(part, packed, stamp, "" if hit is None else hit.digest, None, seq))
+    recorded = record.slice_files([s.seq for s in by_stamp.values()])  # the slices moved
+    if not record.ok:
+        return Verdict(True, FAILED, "its state record is damaged")
+    moved = [p for s in slices if s.seq < 0 for p in s.paths]
+    if len(moved) != len(recorded) or any(p not in recorded for p in moved):
+        return Verdict(True, INPUTS, _set_change("inputs", recorded, tuple(moved)))
+    outputs = _outputs_found(task, record, files)
+    if isinstance(outputs, Verdict):
+        return outputs
+    for i, s in enumerate(slices):
+        if s.seq >= 0:
+            continue
+        found = _inputs_found(task, s.paths, recorded, files)
+        if isinstance(found, Verdict):
+            return found
+        slices[i] = s._replace(files=found, digest=fanin.slice_digest(found))
+    return _clean(task, record, files, SlicedInputs(slices, record), outputs)
+
+
+def _inputs_found(
+    task: Task, paths: tuple[str, ...], recorded: dict[str, Fingerprint], files: FileCache
+) -> dict[str, Fingerprint] | Verdict:
+    """These inputs as they are now (each recorded), or the verdict that one moved."""
+    found: dict[str, Fingerprint] = {}
+    for path in paths:
+        known = recorded[path]
+        now = files.fingerprint(path, known)
+        if now is None:
+            return Verdict(True, MISSING_INPUT, f"input {path} is missing")
+        if now[1] != known[1]:
+            kind = "implicit input" if path in task.implicit else "input"
+            return Verdict(True, INPUT, f"{kind} {path} changed")
+        found[path] = now
+    return found
+
+
+def _outputs_found(
+    task: Task, record: TaskRecord, files: FileCache
+) -> dict[str, Fingerprint] | Verdict:
+    """The task's outputs as they are now, or the verdict that one moved."""
+    outputs: dict[str, Fingerprint] = {}
     for path in task.outputs:
         known = record.outputs.get(path)
         now = files.fingerprint(path, known)
@@ -219,16 +304,17 @@ def _check_files(task: Task, record: TaskRecord, files: FileCache) -> Verdict:
         if now[1] != known[1]:
             return Verdict(True, OUTPUT, f"output {path} was modified outside the build")
         outputs[path] = now
-    current: dict[str, Fingerprint] = {}
-    for path in task.inputs:
-        known = recorded[path]
-        now = files.fingerprint(path, known)
-        if now is None:
-            return Verdict(True, MISSING_INPUT, f"input {path} is missing")
-        if now[1] != known[1]:
-            kind = "implicit input" if path in task.implicit else "input"
-            return Verdict(True, INPUT, f"{kind} {path} changed")
-        current[path] = now
+    return outputs
+
+
+def _clean(
+    task: Task,
+    record: TaskRecord,
+    files: FileCache,
+    current: Mapping[str, Fingerprint],
+    outputs: dict[str, Fingerprint],
+) -> Verdict:
+    """Its declared files are as recorded: the verdict its traced inputs give."""
     traced: dict[str, Fingerprint] = {}
     for path, known in record.traced.items():
         files.forget(path)  # statted afresh: no watcher names them (see Engine._file_memo)
@@ -241,7 +327,15 @@ def _check_files(task: Task, record: TaskRecord, files: FileCache) -> Verdict:
     # reached when the stamp did not match: re-record so the next no-op is fast (a
     # record with traced inputs never matches: re-recorded only when a stat moved)
     refresh = not traced or record_stamp(record.action, current, outputs, traced) != record.stamp
-    return Verdict(False, CLEAN, "up to date", current, outputs, refresh=refresh, traced=traced)
+    return Verdict(
+        False,
+        CLEAN,
+        "up to date",
+        current,  # type: ignore[arg-type]
+        outputs,
+        refresh=refresh,
+        traced=traced,
+    )
 
 
 def _set_change(what: str, recorded: dict[str, Fingerprint], now: tuple[str, ...]) -> str:
@@ -256,12 +350,15 @@ def _set_change(what: str, recorded: dict[str, Fingerprint], now: tuple[str, ...
 
 def current_inputs(
     task: Task, files: FileCache, record: TaskRecord | None = None
-) -> dict[str, Fingerprint]:
+) -> Mapping[str, Fingerprint]:
     """Fingerprints of a task's inputs just before it runs: what its record will say.
 
     Inputs whose stat still matches the last record keep its hash unread, so
-    rerunning a fan-in of 10,000 files after one edit hashes one file, not 10,000.
+    rerunning a fan-in of 10,000 files after one edit hashes one file, not 10,000
+    (and, in slices, decodes one slice of its record: fanin.py).
     """
+    if is_fanin(len(task.inputs)):
+        return fanin.current(task.inputs, files, record)
     known = record.inputs if record is not None and record.ok else {}
     found: dict[str, Fingerprint] = {}
     for path in task.inputs:

@@ -18,6 +18,7 @@ from itertools import islice
 from pathlib import Path
 from typing import NamedTuple
 
+from .fanin import SlicedInputs, StoredSlice, is_fanin
 from .fingerprint import Fingerprint
 
 SCHEMA_VERSION = 5  # 5: BLAKE3 hashes, ctime and mode in stats (upgrade.py moves 3 and 4)
@@ -75,6 +76,21 @@ CREATE TABLE IF NOT EXISTS parts (
 ) WITHOUT ROWID
 """
 _PARTED = "P\0"
+# A fan-in's record (more than fanin.THRESHOLD inputs) is kept a slice a row with
+# each slice's stamp and digest (see fanin.py), then its outputs and traced inputs
+# (no stamp). Its row in tasks holds "S\0<count>". A table of its own, created when
+# missing: an older release reads such a record as damaged, and reruns that task.
+_SLICES = """
+CREATE TABLE IF NOT EXISTS slices (
+    name TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    stamp INTEGER,
+    digest TEXT,
+    files TEXT NOT NULL,
+    PRIMARY KEY (name, seq)
+) WITHOUT ROWID
+"""
+_SLICED = "S\0"
 _SNAPSHOT = "snapshot"  # meta key of the no-op snapshot (see snapshot.py)
 CLEANED = "cleaned"  # the action of a record --clean left: run it, never restore it
 
@@ -106,28 +122,67 @@ class TaskRecord:
     inputs (see tracing.py); they make it stale as inputs do.
     """
 
-    __slots__ = ("ok", "action", "stamp", "duration", "_files", "_decoded")
+    __slots__ = ("ok", "action", "stamp", "duration", "_store", "_name", "_decoded", "_sliced")
 
     def __init__(
         self,
         ok: bool,
         action: str,
-        files: Callable[[], Iterable[str]],
         stamp: int,
         duration: float,
+        store: StateDB,
+        name: str,
+        parted: bool = False,
     ) -> None:
+        """`parted`: its files may be kept in rows of their own (a big record)."""
         self.ok, self.action, self.stamp, self.duration = ok, action, stamp, duration
-        self._files = files  # fetched only when the stamp differs: no-ops never read it
+        self._store, self._name = store, name  # files read only when the stamp differs
         self._decoded: Files | None = None
+        # a fan-in's slices, then its outputs and traced inputs (see fanin.py); None
+        # for any other record; unknown until asked
+        self._sliced: tuple[list[StoredSlice], Files] | None | bool = None if parted else False
 
     def _decode(self) -> Files:
         if self._decoded is None:
-            try:
-                self._decoded = decode_parts(self._files())
-            except (ValueError, IndexError, sqlite3.DatabaseError):  # damaged: trust none of it
-                self.ok = False
-                self._decoded = ({}, {}, {})
+            self._decoded = self._damage_is_none(
+                lambda: decode_parts(self._store._files_of(self._name))
+            )
         return self._decoded
+
+    def _damage_is_none(self, read: Callable[[], Files]) -> Files:
+        try:
+            return read()
+        except (ValueError, IndexError, sqlite3.DatabaseError):  # damaged: trust none of it
+            self.ok = False
+            return ({}, {}, {})
+
+    @property
+    def slices(self) -> list[StoredSlice] | None:
+        """A fan-in's slices as recorded (seq, stamp, digest); None for a record
+        without (a smaller task's, or one written before slices)."""
+        found = self._sliced_parts()
+        return None if found is None else found[0]
+
+    def _sliced_parts(self) -> tuple[list[StoredSlice], Files] | None:
+        if self._sliced is None:
+            self._sliced = False
+            try:
+                found = self._store._slices_of(self._name)
+            except (ValueError, sqlite3.DatabaseError):
+                self.ok = False
+                return None
+            if found is not None:
+                slices, texts = found
+                self._sliced = (slices, self._damage_is_none(lambda: decode_parts(texts)))
+        return self._sliced or None
+
+    def slice_files(self, seqs: list[int]) -> dict[str, Fingerprint]:
+        """The inputs recorded in these slices (see slices)."""
+        if not seqs:
+            return {}
+        return self._damage_is_none(
+            lambda: decode_parts(self._store._slice_texts(self._name, seqs))
+        )[0]
 
     @property
     def inputs(self) -> dict[str, Fingerprint]:
@@ -135,11 +190,13 @@ class TaskRecord:
 
     @property
     def outputs(self) -> dict[str, Fingerprint]:
-        return self._decode()[1]
+        sliced = self._sliced_parts()
+        return self._decode()[1] if sliced is None else sliced[1][1]
 
     @property
     def traced(self) -> dict[str, Fingerprint]:
-        return self._decode()[2]
+        sliced = self._sliced_parts()
+        return self._decode()[2] if sliced is None else sliced[1][2]
 
 
 Files = tuple[dict[str, Fingerprint], dict[str, Fingerprint], dict[str, Fingerprint]]
@@ -332,6 +389,8 @@ class StateDB:
                 db.execute(_USAGE)
             if not readonly and "parts" not in tables:
                 db.execute(_PARTS)
+            if not readonly and "slices" not in tables:
+                db.execute(_SLICES)
             if not readonly:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
@@ -421,7 +480,8 @@ class StateDB:
             # edit touching every task read them all first: 40 MB at 100,000 points)
             self._ahead.clear()
             if self._parted_names():
-                self._db.execute("SELECT sum(length(files)) FROM parts").fetchone()
+                for table in self._big_tables:
+                    self._db.execute(f"SELECT sum(length(files)) FROM {table}").fetchone()
         except sqlite3.DatabaseError as exc:
             self._last_record = None
             self._db.close()
@@ -467,7 +527,8 @@ class StateDB:
         row = self.row(name)
         if row is None:
             return None
-        record = TaskRecord(bool(row[0]), row[1], lambda: self._files_of(name), row[2], row[3])
+        parted = name in self._parted_names()
+        record = TaskRecord(bool(row[0]), row[1], row[2], row[3], self, name, parted)
         self._last_record = (name, record)
         return record
 
@@ -528,12 +589,15 @@ class StateDB:
         missing raises ValueError: the record is damaged)."""
         found = self._db.execute("SELECT files FROM tasks WHERE name = ?", (name,)).fetchone()
         text = found[0] if found else ""
-        if not text.startswith(_PARTED):
+        if text.startswith(_SLICED):
+            table, count = "slices", int(text[len(_SLICED) :])
+        elif text.startswith(_PARTED):
+            table, count = "parts", int(text[len(_PARTED) :])
+        else:
             yield text
             return
-        count = int(text[len(_PARTED) :])
         parts = self._db.execute(
-            "SELECT seq, files FROM parts WHERE name = ? ORDER BY seq", (name,)
+            f"SELECT seq, files FROM {table} WHERE name = ? ORDER BY seq", (name,)
         )
         seen = 0
         for seq, part in parts:
@@ -544,22 +608,57 @@ class StateDB:
         if seen != count:
             raise ValueError(f"damaged record: {count - seen} parts of {name} missing")
 
+    def _slices_of(self, name: str) -> tuple[list[StoredSlice], Iterator[str]] | None:
+        """A fan-in record's slices, and the texts of its other parts (outputs, traced
+        inputs); None when its record is not kept in slices."""
+        found = self._db.execute(  # (as bytes: text functions stop at a NUL)
+            "SELECT substr(CAST(files AS BLOB), 1, 24) FROM tasks WHERE name = ?", (name,)
+        ).fetchone()
+        head = found[0].decode("utf-8", "replace") if found else ""
+        if not head.startswith(_SLICED):
+            return None
+        count = int(head[len(_SLICED) :])
+        rows = self._db.execute(
+            "SELECT seq, stamp, digest FROM slices WHERE name = ? ORDER BY seq", (name,)
+        ).fetchall()
+        if [seq for seq, _, _ in rows] != list(range(count)):
+            raise ValueError(f"damaged record: parts of {name} missing")
+        slices = [
+            StoredSlice(seq, stamp, digest) for seq, stamp, digest in rows if stamp is not None
+        ]
+        others = [seq for seq, stamp, _ in rows if stamp is None]
+        return slices, self._slice_texts(name, others)
+
+    def _slice_texts(self, name: str, seqs: list[int]) -> Iterator[str]:
+        """The texts of these parts of a fan-in's record, one by one."""
+        query = "SELECT files FROM slices WHERE name = ? AND seq = ?"
+        for seq in seqs:
+            found = self._db.execute(query, (name, seq)).fetchone()
+            if found is None:
+                raise ValueError(f"damaged record: part {seq} of {name} missing")
+            yield found[0]
+
+    _big_tables = ("parts", "slices")
+
     def _parted_names(self) -> set[str]:
-        """The tasks whose record is in parts (few: a record of over 8,192 files)."""
+        """The tasks whose record is in parts or slices (few: a record of over 8,192
+        files)."""
         if self._parted is None:
-            try:
-                found = self._db.execute("SELECT DISTINCT name FROM parts")
-                self._parted = {name for (name,) in found}
-            except sqlite3.OperationalError as exc:
-                if "no such table" not in str(exc):  # (a read-only look at an older file)
-                    raise
-                self._parted = set()
+            self._parted = set()
+            for table in self._big_tables:
+                try:
+                    found = self._db.execute(f"SELECT DISTINCT name FROM {table}")
+                    self._parted.update(name for (name,) in found)
+                except sqlite3.OperationalError as exc:
+                    if "no such table" not in str(exc):  # (a read-only look at an older file)
+                        raise
         return self._parted
 
     def _drop_parts(self, names: Iterable[str]) -> None:
         parted = self._parted_names()
         if dropped := [(n,) for n in names if n in parted]:
-            self._db.executemany("DELETE FROM parts WHERE name = ?", dropped)
+            for table in self._big_tables:
+                self._db.executemany(f"DELETE FROM {table} WHERE name = ?", dropped)
             parted.difference_update(n for (n,) in dropped)
 
     def durations(self, names: list[str]) -> dict[str, float]:
@@ -584,6 +683,10 @@ class StateDB:
         traced: Mapping[str, Fingerprint] | None = None,
     ) -> None:
         """Record a success; `stamp` is the rebuilder's digest of these files' stats."""
+        if isinstance(inputs, SlicedInputs) or is_fanin(len(inputs)):
+            files = self._write_sliced(name, SlicedInputs.of(inputs), outputs, traced)
+            self._write_row(name, 1, action, files, stamp, duration)
+            return
         if len(inputs) + len(outputs) + len(traced or ()) <= _SLICE_FILES:  # (see _PARTS)
             parts = [encode_files(inputs, outputs, traced)]
         else:
@@ -637,11 +740,7 @@ class StateDB:
     def _write(
         self, name: str, ok: int, action: str, parts: list[str], stamp: int, duration: float
     ) -> None:
-        self._last_record = None
-        self._ahead.pop(name, None)
-        if not self._db.in_transaction:  # a batch, until commit()
-            self._db.execute("BEGIN")
-        self._drop_snapshot()
+        self._begin_write(name)
         self._drop_parts((name,))
         if len(parts) > 1:  # (see _PARTS)
             self._db.executemany(
@@ -651,6 +750,52 @@ class StateDB:
             files = f"{_PARTED}{len(parts)}"
         else:
             files = parts[0] if parts else ""
+        self._write_row(name, ok, action, files, stamp, duration)
+
+    def _begin_write(self, name: str) -> None:
+        self._last_record = None
+        self._ahead.pop(name, None)
+        if not self._db.in_transaction:  # a batch, until commit()
+            self._db.execute("BEGIN")
+        self._drop_snapshot()
+
+    def _write_sliced(
+        self,
+        name: str,
+        inputs: SlicedInputs,
+        outputs: Mapping[str, Fingerprint],
+        traced: Mapping[str, Fingerprint] | None,
+    ) -> str:
+        """A fan-in's files (see _SLICES): a slice kept as recorded keeps its row,
+        renumbered, and is neither decoded nor encoded; only new slices are written.
+        Returns what its row in tasks holds."""
+        db = self._db
+        self._begin_write(name)
+        db.execute("DELETE FROM parts WHERE name = ?", (name,))
+        db.execute("UPDATE slices SET seq = -1 - seq WHERE name = ?", (name,))
+        keep = "UPDATE slices SET seq = ? WHERE name = ? AND seq = ? AND stamp = ?"
+        for i, s in enumerate(inputs.slices):
+            if s.files is None:
+                if db.execute(keep, (i, name, -1 - s.seq, s.stamp)).rowcount != 1:
+                    raise RuntimeError(f"slice {s.seq} of {name}'s record is gone")
+            else:
+                text = _encoded((("I", s.files.items()),))
+                db.execute(
+                    "INSERT INTO slices VALUES (?, ?, ?, ?, ?)", (name, i, s.stamp, s.digest, text)
+                )
+        db.execute("DELETE FROM slices WHERE name = ? AND seq < 0", (name,))
+        count = len(inputs.slices)
+        others = encode_parts({}, outputs, traced)
+        db.executemany(
+            "INSERT INTO slices VALUES (?, ?, NULL, NULL, ?)",
+            [(name, count + k, text) for k, text in enumerate(others)],
+        )
+        self._parted_names().add(name)
+        return f"{_SLICED}{count + len(others)}"
+
+    def _write_row(
+        self, name: str, ok: int, action: str, files: str, stamp: int, duration: float
+    ) -> None:
         self._db.execute(
             "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?)",
             (name, ok, action, files, stamp, duration, time.time()),

@@ -375,12 +375,13 @@ def _raw(state_dir: Path) -> sqlite3.Connection:
 
 
 def test_a_record_of_many_files_is_written_in_parts_and_reads_back(state_dir: Path) -> None:
-    """A summary of 100,000 inputs: one 14 MB row cost sqlite three copies of it at
-    once (bind, record, pages: the peak of a 100,000-point Taskfile edit); its
-    record goes in parts of 8,192 files, each its own row."""
-    ins = _many(20_000)
+    """A record of 20,000 outputs: one 14 MB row cost sqlite three copies of it at
+    once (bind, record, pages: the peak of a 100,000-point Taskfile edit); it goes
+    in parts of 8,192 files, each its own row (a fan-in's inputs go in slices:
+    test_fanin.py)."""
+    outs = _many(20_000)
     db = StateDB(state_dir)
-    db.save_success("summary", "sh:x", ins, OUT, 1.0, stamp=7)
+    db.save_success("summary", "sh:x", IN, outs, 1.0, stamp=7)
     db.commit()
     db.close()
     with _raw(state_dir) as raw:
@@ -388,12 +389,12 @@ def test_a_record_of_many_files_is_written_in_parts_and_reads_back(state_dir: Pa
         parts = raw.execute("SELECT seq, length(files) FROM parts WHERE name = 'summary'")
         lengths = [n for _, n in sorted(parts)]
     assert len(head) < 100  # the row names its parts; it does not hold the files
-    assert len(lengths) == 4  # 3 slices of inputs (8,192 + 8,192 + 3,616) and the output
+    assert len(lengths) == 4  # the input, 3 slices of outputs (8,192 + 8,192 + 3,616)
     assert max(lengths) < 2_000_000
     again = StateDB(state_dir)
     record = again.record("summary")
-    assert record is not None and record.ok
-    assert (record.inputs, record.outputs, record.stamp) == (ins, OUT, 7)
+    assert record is not None and record.ok and record.slices is None
+    assert (record.inputs, record.outputs, record.stamp) == (IN, outs, 7)
     again.close()
 
 
@@ -410,6 +411,7 @@ def test_a_parted_record_replaced_forgotten_or_deleted_leaves_no_parts(state_dir
     db.close()
     with _raw(state_dir) as raw:
         assert raw.execute("SELECT name, seq FROM parts").fetchall() == []
+        assert raw.execute("SELECT name, seq FROM slices").fetchall() == []
     again = StateDB(state_dir)
     a, b = again.record("a"), again.record("b")
     assert a is not None and (a.inputs, a.outputs) == (IN, OUT)
@@ -418,16 +420,22 @@ def test_a_parted_record_replaced_forgotten_or_deleted_leaves_no_parts(state_dir
     again.close()
 
 
-def test_a_record_missing_a_part_is_damaged_not_trusted(state_dir: Path) -> None:
+@pytest.mark.parametrize("table", ["parts", "slices"])
+def test_a_record_missing_a_part_is_damaged_not_trusted(state_dir: Path, table: str) -> None:
+    """Outputs of 20,000 files go in parts; a fan-in's 20,000 inputs in slices."""
     db = StateDB(state_dir)
-    db.save_success("summary", "sh:x", _many(20_000), {}, 1.0, stamp=1)
+    many = _many(20_000)
+    ins, outs = (IN, many) if table == "parts" else (many, OUT)
+    db.save_success("summary", "sh:x", ins, outs, 1.0, stamp=1)
     db.commit()
     db.close()
     with _raw(state_dir) as raw:
-        raw.execute("DELETE FROM parts WHERE name = 'summary' AND seq = 1")
+        assert raw.execute(f"DELETE FROM {table} WHERE name = 'summary' AND seq = 1").rowcount
     again = StateDB(state_dir)
     record = again.record("summary")
     assert record is not None
+    if table == "slices":
+        assert record.slices is None and not record.ok
     assert record.inputs == {}
     assert not record.ok  # damaged: the task runs again
     again.close()
