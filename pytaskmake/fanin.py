@@ -144,11 +144,10 @@ def _present(s: Slice) -> Iterator[tuple[str, bytes]]:
 
 def cut(paths: tuple[str, ...], files: FileCache) -> list[tuple[tuple[str, ...], bytes, int]]:
     """The slices of `paths` as they are now: (paths, packed stats, stamp) each."""
-    packed_of = files.packed
     found = []
     for a, b in pairwise(cut_points(paths, MEAN, _MOST)):
         part = paths[a:b]
-        packed = b"".join([packed_of(p) for p in part])
+        packed = files.packed(part)
         found.append((part, packed, slice_stamp(part, packed)))
     return found
 

@@ -14,7 +14,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from itertools import islice
+from itertools import count, islice
 from pathlib import Path
 from typing import NamedTuple
 
@@ -78,8 +78,10 @@ CREATE TABLE IF NOT EXISTS parts (
 _PARTED = "P\0"
 # A fan-in's record (more than fanin.THRESHOLD inputs) is kept a slice a row with
 # each slice's stamp and digest (see fanin.py), then its outputs and traced inputs
-# (no stamp). Its row in tasks holds "S\0<count>". A table of its own, created when
-# missing: an older release reads such a record as damaged, and reruns that task.
+# (no stamp). Its row in tasks holds "S\0" and the seqs of its rows, in order: a
+# slice kept from one record to the next keeps its row and seq, untouched (renumbering
+# rows rewrote each 400 KB slice twice). A table of its own, created when missing: an
+# older release reads such a record as damaged, and reruns that task.
 _SLICES = """
 CREATE TABLE IF NOT EXISTS slices (
     name TEXT NOT NULL,
@@ -306,6 +308,16 @@ def _decode_into(text: str, by_tag: dict[str, dict[str, Fingerprint]]) -> None:
                 raise ValueError(f"damaged record: tag {f[i]!r}")
             stat = (int(f[i + 2]), int(f[i + 3]), int(f[i + 4]), int(f[i + 5]), int(f[i + 6]))
             target[f[i + 1]] = (stat, f[i + 7])
+
+
+def _seqs(text: str) -> list[int]:
+    """The rows a fan-in's record names (its row's text after "S\\0")."""
+    body = text[len(_SLICED) :]
+    return [int(q) for q in body.split(",")] if body else []
+
+
+def _all_seqs(db: sqlite3.Connection, name: str) -> set[int]:
+    return {q for (q,) in db.execute("SELECT seq FROM slices WHERE name = ?", (name,))}
 
 
 def read_snapshot(directory: Path) -> bytes | None:
@@ -590,14 +602,14 @@ class StateDB:
         found = self._db.execute("SELECT files FROM tasks WHERE name = ?", (name,)).fetchone()
         text = found[0] if found else ""
         if text.startswith(_SLICED):
-            table, count = "slices", int(text[len(_SLICED) :])
-        elif text.startswith(_PARTED):
-            table, count = "parts", int(text[len(_PARTED) :])
-        else:
+            yield from self._slice_texts(name, _seqs(text))
+            return
+        if not text.startswith(_PARTED):
             yield text
             return
+        total = int(text[len(_PARTED) :])
         parts = self._db.execute(
-            f"SELECT seq, files FROM {table} WHERE name = ? ORDER BY seq", (name,)
+            "SELECT seq, files FROM parts WHERE name = ? ORDER BY seq", (name,)
         )
         seen = 0
         for seq, part in parts:
@@ -605,29 +617,31 @@ class StateDB:
                 raise ValueError(f"damaged record: part {seen} of {name} missing")
             seen += 1
             yield part
-        if seen != count:
-            raise ValueError(f"damaged record: {count - seen} parts of {name} missing")
+        if seen != total:
+            raise ValueError(f"damaged record: {total - seen} parts of {name} missing")
 
     def _slices_of(self, name: str) -> tuple[list[StoredSlice], Iterator[str]] | None:
         """A fan-in record's slices, and the texts of its other parts (outputs, traced
         inputs); None when its record is not kept in slices."""
-        found = self._db.execute(  # (as bytes: text functions stop at a NUL)
-            "SELECT substr(CAST(files AS BLOB), 1, 24) FROM tasks WHERE name = ?", (name,)
-        ).fetchone()
-        head = found[0].decode("utf-8", "replace") if found else ""
-        if not head.startswith(_SLICED):
+        seqs = self._sliced_seqs(name)
+        if seqs is None:
             return None
-        count = int(head[len(_SLICED) :])
-        rows = self._db.execute(
-            "SELECT seq, stamp, digest FROM slices WHERE name = ? ORDER BY seq", (name,)
-        ).fetchall()
-        if [seq for seq, _, _ in rows] != list(range(count)):
+        rows = self._db.execute("SELECT seq, stamp, digest FROM slices WHERE name = ?", (name,))
+        by_seq = {seq: (stamp, digest) for seq, stamp, digest in rows}
+        if any(seq not in by_seq for seq in seqs):
             raise ValueError(f"damaged record: parts of {name} missing")
-        slices = [
-            StoredSlice(seq, stamp, digest) for seq, stamp, digest in rows if stamp is not None
-        ]
-        others = [seq for seq, stamp, _ in rows if stamp is None]
+        slices = [StoredSlice(q, *by_seq[q]) for q in seqs if by_seq[q][0] is not None]
+        others = [q for q in seqs if by_seq[q][0] is None]
         return slices, self._slice_texts(name, others)
+
+    def _sliced_seqs(self, name: str) -> list[int] | None:
+        """The rows of a fan-in's record in order, or None: not kept in slices."""
+        found = self._db.execute(  # (as bytes: text functions stop at a NUL)
+            "SELECT substr(CAST(files AS BLOB), 1, 2) = CAST(? AS BLOB), files FROM tasks "
+            "WHERE name = ?",
+            (_SLICED, name),
+        ).fetchone()
+        return _seqs(found[1]) if found and found[0] else None
 
     def _slice_texts(self, name: str, seqs: list[int]) -> Iterator[str]:
         """The texts of these parts of a fan-in's record, one by one."""
@@ -766,32 +780,35 @@ class StateDB:
         outputs: Mapping[str, Fingerprint],
         traced: Mapping[str, Fingerprint] | None,
     ) -> str:
-        """A fan-in's files (see _SLICES): a slice kept as recorded keeps its row,
-        renumbered, and is neither decoded nor encoded; only new slices are written.
-        Returns what its row in tasks holds."""
+        """A fan-in's files (see _SLICES): a slice kept as recorded keeps its row, not
+        decoded, encoded or written again; new slices get rows of their own. Returns
+        what its row in tasks holds."""
         db = self._db
         self._begin_write(name)
         db.execute("DELETE FROM parts WHERE name = ?", (name,))
-        db.execute("UPDATE slices SET seq = -1 - seq WHERE name = ?", (name,))
-        keep = "UPDATE slices SET seq = ? WHERE name = ? AND seq = ? AND stamp = ?"
-        for i, s in enumerate(inputs.slices):
+        had = set(self._sliced_seqs(name) or ())
+        top = db.execute("SELECT max(seq) FROM slices WHERE name = ?", (name,)).fetchone()[0]
+        fresh = count(0 if top is None else top + 1)
+        order: list[int] = []
+        rows: list[tuple[str, int, int | None, str | None, str]] = []
+        for s in inputs.slices:
             if s.files is None:
-                if db.execute(keep, (i, name, -1 - s.seq, s.stamp)).rowcount != 1:
+                if s.seq not in had:
                     raise RuntimeError(f"slice {s.seq} of {name}'s record is gone")
+                order.append(s.seq)
             else:
                 text = _encoded((("I", s.files.items()),))
-                db.execute(
-                    "INSERT INTO slices VALUES (?, ?, ?, ?, ?)", (name, i, s.stamp, s.digest, text)
-                )
-        db.execute("DELETE FROM slices WHERE name = ? AND seq < 0", (name,))
-        count = len(inputs.slices)
-        others = encode_parts({}, outputs, traced)
-        db.executemany(
-            "INSERT INTO slices VALUES (?, ?, NULL, NULL, ?)",
-            [(name, count + k, text) for k, text in enumerate(others)],
-        )
+                rows.append((name, next(fresh), s.stamp, s.digest, text))
+                order.append(rows[-1][1])
+        for text in encode_parts({}, outputs, traced):
+            rows.append((name, next(fresh), None, None, text))
+            order.append(rows[-1][1])
+        kept = set(order)
+        if gone := [(name, q) for q in had | _all_seqs(db, name) if q not in kept]:
+            db.executemany("DELETE FROM slices WHERE name = ? AND seq = ?", gone)
+        db.executemany("INSERT INTO slices VALUES (?, ?, ?, ?, ?)", rows)
         self._parted_names().add(name)
-        return f"{_SLICED}{count + len(others)}"
+        return _SLICED + ",".join(map(str, order))
 
     def _write_row(
         self, name: str, ok: int, action: str, files: str, stamp: int, duration: float

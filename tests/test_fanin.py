@@ -61,16 +61,21 @@ def sweep(built: Path, tmp_path: Path) -> Project:
     return project
 
 
-def slices(project: Project) -> list[tuple[int, str]]:
-    """The summary's input slices as recorded: (stamp, digest), in order."""
+def slices(project: Project) -> list[tuple[int, int, str]]:
+    """The summary's input slices as recorded: (row, stamp, digest), in order (a slice
+    kept from one record to the next keeps its row)."""
     with sqlite3.connect(project.root / ".pytaskmake" / "state.db") as db:
         (head,) = db.execute("SELECT files FROM tasks WHERE name = 'summary'").fetchone()
         assert head.startswith("S\0")  # kept in slices, not in one row or in parts
-        rows = db.execute(
-            "SELECT stamp, digest FROM slices WHERE name = 'summary' AND stamp IS NOT NULL "
-            "ORDER BY seq"
-        ).fetchall()
-    return [(stamp, digest) for stamp, digest in rows]
+        rows = {
+            seq: (stamp, digest)
+            for seq, stamp, digest in db.execute(
+                "SELECT seq, stamp, digest FROM slices WHERE name = 'summary'"
+            )
+        }
+    order = [int(q) for q in head[2:].split(",")]
+    assert sorted(order) == sorted(rows)  # no row left over, none missing
+    return [(q, *rows[q]) for q in order if rows[q][0] is not None]
 
 
 def test_one_input_edited_writes_one_slice_of_the_record_again(sweep: Project) -> None:
@@ -105,7 +110,7 @@ def test_touching_an_input_runs_nothing_and_records_its_new_stat(sweep: Project)
     after = slices(sweep)
     changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
     assert len(changed) == 1  # its stamp moved with the stat...
-    assert before[changed[0]][1] == after[changed[0]][1]  # ...its contents did not
+    assert before[changed[0]][2] == after[changed[0]][2]  # ...its contents did not
 
 
 def test_dropping_points_from_the_taskfile_keeps_the_slices_far_from_them(
@@ -128,12 +133,16 @@ def test_a_fan_in_recorded_in_parts_by_the_last_release_is_not_rerun(sweep: Proj
     another stamp): it is read whole once, found clean, and written in slices."""
     db = sqlite3.connect(sweep.root / ".pytaskmake" / "state.db")
     with db:
-        count = db.execute("SELECT count(*) FROM slices WHERE name = 'summary'").fetchone()[0]
-        db.execute("INSERT INTO parts SELECT name, seq, files FROM slices WHERE name = 'summary'")
+        (head,) = db.execute("SELECT files FROM tasks WHERE name = 'summary'").fetchone()
+        order = [int(q) for q in head[2:].split(",")]
+        for k, q in enumerate(order):
+            db.execute(
+                "INSERT INTO parts SELECT name, ?, files FROM slices WHERE name = ? AND seq = ?",
+                (k, "summary", q),
+            )
         db.execute("DELETE FROM slices")
-        db.execute(
-            "UPDATE tasks SET files = ?, stamp = 12345 WHERE name = 'summary'", (f"P\0{count}",)
-        )
+        old = (f"P\0{len(order)}",)
+        db.execute("UPDATE tasks SET files = ?, stamp = 12345 WHERE name = 'summary'", old)
         db.execute("DELETE FROM meta")  # the snapshot would answer without reading it
     db.close()
     assert ran(build(sweep)) == [] and runs(sweep) == []
