@@ -56,7 +56,9 @@ def dirty_past_snapshot(
             tasks = chunks.tasks_of(j)
             read_ahead([t.name for t in tasks])  # their records, in a few queries
             seed(j)  # their files' stats, when taken already (Comparison.seed)
-            marked.update([t.name for t in tasks if moved(t)])
+            # (a task already marked is checked once its upstream is done: a summary of
+            # 100,000 inputs downstream of an edit is not also stamped here, before)
+            marked.update([t.name for t in tasks if t.name not in marked and moved(t)])
         checked |= todo
         marked = with_downstream(marked, names, graph)
         assert chunk_of is not None

@@ -43,9 +43,19 @@ def is_fanin(inputs: int) -> bool:
 def slice_stamp(paths: Sequence[str], packed: bytes) -> int:
     """A digest of a slice's paths and their packed stats, in order (a missing file
     packed as such); non-negative and under 2**63, as SQLite keeps integers."""
+    return _stamp(_paths_hashed(paths), packed)
+
+
+def _paths_hashed(paths: Sequence[str]) -> blake2b:
+    """The first half of a slice's stamp: its paths (the same at every stamp)."""
     h = blake2b(digest_size=8)
     h.update("\0".join(paths).encode())
     h.update(b"\1")
+    return h
+
+
+def _stamp(paths_hashed: blake2b, packed: bytes) -> int:
+    h = paths_hashed.copy()
     h.update(packed)
     return int.from_bytes(h.digest(), "little") >> 1
 
@@ -103,6 +113,11 @@ class SlicedInputs(Mapping[str, Fingerprint]):
             slices.append(Slice(part, packed, slice_stamp(part, packed), slice_digest(mine), mine))
         return cls(slices)
 
+    def __reduce__(self) -> tuple[type, tuple[dict[str, Fingerprint]]]:
+        """Pickled (or copied) as the plain dict it stands for: a SlicedInputs reads
+        kept slices through its record, which a pickle cannot carry."""
+        return (dict, (dict(self._files()),))
+
     def __len__(self) -> int:
         return sum(1 for _ in self.stats())
 
@@ -145,11 +160,31 @@ def _present(s: Slice) -> Iterator[tuple[str, bytes]]:
 def cut(paths: tuple[str, ...], files: FileCache) -> list[tuple[tuple[str, ...], bytes, int]]:
     """The slices of `paths` as they are now: (paths, packed stats, stamp) each."""
     found = []
-    for a, b in pairwise(cut_points(paths, MEAN, _MOST)):
-        part = paths[a:b]
+    for part, paths_hashed in _plan(paths):
         packed = files.packed(part)
-        found.append((part, packed, slice_stamp(part, packed)))
+        found.append((part, packed, _stamp(paths_hashed, packed)))
     return found
+
+
+_PLANS: dict[tuple[str, ...], list[tuple[tuple[str, ...], blake2b]]] = {}
+_PLANS_KEPT = 8
+
+
+def _plan(paths: tuple[str, ...]) -> list[tuple[tuple[str, ...], blake2b]]:
+    """Where a fan-in's inputs are cut, and each slice's paths hashed: the same at
+    every stamp of the same inputs. A build stamps a fan-in up to three times (dirty
+    set, verdict, record) and watch mode once per rebuild; kept for the last few
+    fan-ins stamped (by value: a graph build gives a task a new inputs tuple)."""
+    plan = _PLANS.pop(paths, None)
+    if plan is None:
+        plan = [
+            (paths[a:b], _paths_hashed(paths[a:b]))
+            for a, b in pairwise(cut_points(paths, MEAN, _MOST))
+        ]
+        if len(_PLANS) >= _PLANS_KEPT:
+            del _PLANS[next(iter(_PLANS))]  # the least recently used
+    _PLANS[paths] = plan
+    return plan
 
 
 def first_missing(part: tuple[str, ...], packed: bytes) -> str | None:

@@ -11,6 +11,7 @@ import dataclasses
 from collections import defaultdict
 
 from .cache import RunCache, cache_key, outputs_of
+from .fanin import SlicedInputs
 from .fingerprint import FileCache
 from .graph import BuildGraph
 from .scheduler import Scheduler
@@ -59,6 +60,8 @@ def plan(
             verdict = ALWAYS
         else:
             verdict = check(task, state.record(name), files, always)
+            if isinstance(verdict.inputs, SlicedInputs):  # (it reads the state: not after)
+                verdict = dataclasses.replace(verdict, inputs=dict(verdict.inputs))
         if not verdict.stale and stale_ups:
             verdict = Verdict(True, UPSTREAM, f"upstream {stale_ups[0]} will run")
         elif verdict.stale and not stale_ups and cache is not None and not always:

@@ -30,7 +30,7 @@ class Verdict:
     stale: bool
     code: str
     reason: str
-    inputs: dict[str, Fingerprint] = field(default_factory=dict, compare=False)
+    inputs: Mapping[str, Fingerprint] = field(default_factory=dict, compare=False)
     outputs: dict[str, Fingerprint] = field(default_factory=dict, compare=False)
     refresh: bool = False  # clean, but stats moved (touch): re-record to keep no-ops fast
     restorable: bool = False  # stale, and the run cache holds its outputs (-n says so)
@@ -73,7 +73,7 @@ def stamp_of(key: int, stats: list[Stat | None]) -> int:
     return hash((key, *stats))
 
 
-_SLICED = "\0slices"  # in a fan-in's stamp key, where no path can be
+_FANIN_KEY = "\0slices"  # in a fan-in's stamp key, where no path can be
 
 
 def record_stamp(
@@ -91,7 +91,7 @@ def record_stamp(
     if isinstance(inputs, SlicedInputs) or is_fanin(len(inputs)):
         stamps = [s.stamp for s in SlicedInputs.of(inputs).slices]
         others = [fp[0] for fp in outputs.values()] + [fp[0] for fp in (traced or {}).values()]
-        key = paths_key(action, (_SLICED, *outputs, *(traced or ())))
+        key = paths_key(action, (_FANIN_KEY, *outputs, *(traced or ())))
         return fanin.sliced_stamp(key, stamps, others)
     stats = [fp[0] for fp in inputs.values()] + [fp[0] for fp in outputs.values()]
     if traced:  # (its paths are in the key: a stamp of the declarations alone differs)
@@ -219,7 +219,7 @@ def _fanin_stamp(task: Task, files: FileCache) -> int | None:
         if fanin.first_missing(part, packed) is not None:
             return None
         stamps.append(stamp)
-    key = paths_key(task.action.digest, (_SLICED, *task.outputs))
+    key = paths_key(task.action.digest, (_FANIN_KEY, *task.outputs))
     return fanin.sliced_stamp(key, stamps, [files.stat(p) for p in task.outputs])
 
 
@@ -239,6 +239,8 @@ def _check_files(task: Task, record: TaskRecord, files: FileCache) -> Verdict:
     current = _inputs_found(task, task.inputs, recorded, files)
     if isinstance(current, Verdict):
         return current
+    if is_fanin(len(current)):  # recorded before slices: sliced once, here
+        return _clean(task, record, files, SlicedInputs.of(current), outputs)
     return _clean(task, record, files, current, outputs)
 
 
@@ -331,7 +333,7 @@ def _clean(
         False,
         CLEAN,
         "up to date",
-        current,  # type: ignore[arg-type]
+        current,
         outputs,
         refresh=refresh,
         traced=traced,

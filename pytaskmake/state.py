@@ -93,6 +93,7 @@ CREATE TABLE IF NOT EXISTS slices (
 ) WITHOUT ROWID
 """
 _SLICED = "S\0"
+_BIG_TABLES = ("parts", "slices")
 _SNAPSHOT = "snapshot"  # meta key of the no-op snapshot (see snapshot.py)
 CLEANED = "cleaned"  # the action of a record --clean left: run it, never restore it
 
@@ -140,8 +141,8 @@ class TaskRecord:
         self.ok, self.action, self.stamp, self.duration = ok, action, stamp, duration
         self._store, self._name = store, name  # files read only when the stamp differs
         self._decoded: Files | None = None
-        # a fan-in's slices, then its outputs and traced inputs (see fanin.py); None
-        # for any other record; unknown until asked
+        # a fan-in's slices, then its outputs and traced inputs (see fanin.py); False
+        # for any other record; None: not asked yet
         self._sliced: tuple[list[StoredSlice], Files] | None | bool = None if parted else False
 
     def _decode(self) -> Files:
@@ -316,10 +317,6 @@ def _seqs(text: str) -> list[int]:
     return [int(q) for q in body.split(",")] if body else []
 
 
-def _all_seqs(db: sqlite3.Connection, name: str) -> set[int]:
-    return {q for (q,) in db.execute("SELECT seq FROM slices WHERE name = ?", (name,))}
-
-
 def read_snapshot(directory: Path) -> bytes | None:
     """The saved snapshot of the state in `directory`, read without the build lock and
     without creating anything; None when there is none or it cannot be read.
@@ -492,8 +489,12 @@ class StateDB:
             # edit touching every task read them all first: 40 MB at 100,000 points)
             self._ahead.clear()
             if self._parted_names():
-                for table in self._big_tables:
-                    self._db.execute(f"SELECT sum(length(files)) FROM {table}").fetchone()
+                for table in _BIG_TABLES:
+                    try:
+                        self._db.execute(f"SELECT sum(length(files)) FROM {table}").fetchone()
+                    except sqlite3.OperationalError as exc:
+                        if "no such table" not in str(exc):  # (a read-only look at an older file)
+                            raise
         except sqlite3.DatabaseError as exc:
             self._last_record = None
             self._db.close()
@@ -630,6 +631,8 @@ class StateDB:
         by_seq = {seq: (stamp, digest) for seq, stamp, digest in rows}
         if any(seq not in by_seq for seq in seqs):
             raise ValueError(f"damaged record: parts of {name} missing")
+        if any(stamp is not None and digest is None for stamp, digest in by_seq.values()):
+            raise ValueError(f"damaged record: a slice of {name} without its digest")
         slices = [StoredSlice(q, *by_seq[q]) for q in seqs if by_seq[q][0] is not None]
         others = [q for q in seqs if by_seq[q][0] is None]
         return slices, self._slice_texts(name, others)
@@ -652,14 +655,12 @@ class StateDB:
                 raise ValueError(f"damaged record: part {seq} of {name} missing")
             yield found[0]
 
-    _big_tables = ("parts", "slices")
-
     def _parted_names(self) -> set[str]:
         """The tasks whose record is in parts or slices (few: a record of over 8,192
         files)."""
         if self._parted is None:
             self._parted = set()
-            for table in self._big_tables:
+            for table in _BIG_TABLES:
                 try:
                     found = self._db.execute(f"SELECT DISTINCT name FROM {table}")
                     self._parted.update(name for (name,) in found)
@@ -671,7 +672,7 @@ class StateDB:
     def _drop_parts(self, names: Iterable[str]) -> None:
         parted = self._parted_names()
         if dropped := [(n,) for n in names if n in parted]:
-            for table in self._big_tables:
+            for table in _BIG_TABLES:
                 self._db.executemany(f"DELETE FROM {table} WHERE name = ?", dropped)
             parted.difference_update(n for (n,) in dropped)
 
@@ -786,14 +787,13 @@ class StateDB:
         db = self._db
         self._begin_write(name)
         db.execute("DELETE FROM parts WHERE name = ?", (name,))
-        had = set(self._sliced_seqs(name) or ())
-        top = db.execute("SELECT max(seq) FROM slices WHERE name = ?", (name,)).fetchone()[0]
-        fresh = count(0 if top is None else top + 1)
+        had = dict(db.execute("SELECT seq, stamp FROM slices WHERE name = ?", (name,)))
+        fresh = count(max(had, default=-1) + 1)  # (above every row: none is reused)
         order: list[int] = []
         rows: list[tuple[str, int, int | None, str | None, str]] = []
         for s in inputs.slices:
             if s.files is None:
-                if s.seq not in had:
+                if had.get(s.seq) != s.stamp or s.stamp is None:
                     raise RuntimeError(f"slice {s.seq} of {name}'s record is gone")
                 order.append(s.seq)
             else:
@@ -804,7 +804,7 @@ class StateDB:
             rows.append((name, next(fresh), None, None, text))
             order.append(rows[-1][1])
         kept = set(order)
-        if gone := [(name, q) for q in had | _all_seqs(db, name) if q not in kept]:
+        if gone := [(name, q) for q in had if q not in kept]:
             db.executemany("DELETE FROM slices WHERE name = ? AND seq = ?", gone)
         db.executemany("INSERT INTO slices VALUES (?, ?, ?, ?, ?)", rows)
         self._parted_names().add(name)

@@ -9,6 +9,7 @@ its record were written again, read from the state file by a second connection.
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import sqlite3
 from pathlib import Path
@@ -18,6 +19,7 @@ from conftest import Project, build, ran, runs
 
 from pytaskmake import fanin
 from pytaskmake.cache import cache_key
+from pytaskmake.engine import Engine
 from pytaskmake.fingerprint import FileCache
 from pytaskmake.stale import MISSING_INPUT, check, current_inputs, record_stamp
 from pytaskmake.state import StateDB
@@ -201,3 +203,17 @@ def test_a_small_tasks_key_is_the_one_earlier_releases_made() -> None:
     sig, outs = "sh:cat data/*", ("out.txt",)
     assert cache_key(sig, outs, ins) == "42733fdb584cc7998ede4c18906ffe5298087e40"
     assert cache_key(sig, outs, ins, traced) == "2ebe8fc45e3ac775e804c06789532a4ea4a24205"
+
+
+def test_a_planned_fan_in_verdict_outlives_the_state_and_pickles(sweep: Project) -> None:
+    """-n over a touched input: the summary is up to date, and its verdict (with
+    every input's fingerprint) is read after the state is closed, and pickled."""
+    path = sweep.root / "data" / "d_11.txt"
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    verdicts = Engine.from_taskfile(sweep.root / "Taskfile.py").plan()
+    summary = verdicts["summary"]
+    assert not summary.stale and summary.refresh
+    again = pickle.loads(pickle.dumps(summary))
+    assert len(again.inputs) == len(summary.inputs) == POINTS
+    assert again.inputs["data/d_11.txt"] == summary.inputs["data/d_11.txt"]
+    assert again.inputs["data/d_11.txt"][0][0] == path.stat().st_mtime_ns

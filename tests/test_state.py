@@ -472,3 +472,23 @@ def test_rows_written_after_a_load_are_read_back_and_others_are_absent(
     db.delete(["new"])
     assert db.row("new") is None
     db.close()
+
+
+def test_a_look_at_a_state_without_the_slices_table_reads_every_record(
+    state_dir: Path,
+) -> None:
+    """A read-only open (-n, --rerun-failed) of an older release's state, which has
+    parts but no slices table, must not take the missing table for damage."""
+    db = StateDB(state_dir)
+    db.save_success("summary", "sh:x", IN, _many(9_000), 1.0, stamp=7)  # in parts
+    db.save_failure("broken", "sh:y", 1.0)
+    db.commit()
+    db.close()
+    with _raw(state_dir) as raw:
+        raw.execute("DROP TABLE slices")
+    look = StateDB(state_dir, readonly=True)
+    assert look.failed() == ["broken"]
+    assert look.warning is None
+    record = look.record("summary")
+    assert record is not None and record.ok and len(record.outputs) == 9_000
+    look.close()
