@@ -7,7 +7,7 @@ from pathlib import Path
 
 from conftest import Project, build, runs
 
-from pytaskmake.cache import RunCache, cache_key, parse_size
+from pytaskmake.cache import RunCache, _KeySet, cache_key, parse_size
 from pytaskmake.fingerprint import hash_file
 
 SWEEP = """
@@ -255,6 +255,20 @@ def test_lookups_searching_the_journals_agree_with_the_loaded_index(tmp_path: Pa
     assert [present[k] for k in keys[:6]] == [True, False, False, False, True, True]
     assert present[keys[100]] and not present[keys[101]] and not present[unknown[0]]
     assert all(f == {str(out): fp[1]} for k, f in zip(asked, found, strict=True) if present[k])
+    assert keys[-1] in searching._keys and unknown[0] not in searching._keys
+
+
+def test_the_key_set_never_misses_a_key_it_holds() -> None:
+    """Keys held as 64-bit prefixes: a key held is always found; a key sharing a held
+    key's prefix reads as present (the lookup then searches for it, a miss); any
+    other key is absent; a key not in hex is held whole."""
+    held = [cache_key(f"sh:{i}", ("o",), {}) for i in range(1000)]
+    keys = _KeySet([*held, "not-hex-key", "short"])
+    assert all(k in keys for k in held)
+    assert "not-hex-key" in keys and "short" in keys and "other-odd-key" not in keys
+    assert all(cache_key(f"sh:x{i}", ("o",), {}) not in keys for i in range(1000))
+    assert held[7][:16] + "f" * 24 in keys  # the same first 64 bits: maybe present
+    assert "f" * 40 not in _KeySet([]) and "0" * 40 not in keys
 
 
 def test_forcing_means_running_and_dry_run_says_what_would_be_restored(project: Project) -> None:
