@@ -807,3 +807,27 @@ def test_taskfile_error_beside_a_project_traceback_py_names_its_line(project: Pr
     assert result.returncode == 2
     assert "Taskfile.py:3" in result.stderr and "oops" in result.stderr, result.stderr
     assert_no_traceback(result)
+
+
+def test_a_shell_command_too_long_for_one_argument_says_what_to_do(project: Project) -> None:
+    """{inputs} of a fan-in in a shell string: Linux refuses one argument over 128 KiB
+    (E2BIG); the failure says how long it is and what works instead."""
+    paths = [f"data/point_{i:05}_results.csv" for i in range(5_000)]  # 150 KB
+    (project.root / "data").mkdir()
+    for p in paths:
+        (project.root / p).write_text("1\n")
+    project.taskfile(
+        f"""
+        files = {paths!r}
+        task('summary', 'cat {{inputs}} > summary.txt', inputs=files, outputs=['summary.txt'])
+        task('argv', ['sh', '-c', 'cat "$@" > argv.txt', 'sh', '{{inputs}}'],
+             inputs=files, outputs=['argv.txt'])
+        """
+    )
+    result = project.run("-k")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAILED summary: cannot execute: its command is " in result.stdout
+    assert "bytes, over the 128 KiB Linux allows one argument" in result.stdout
+    assert '["sh", "-c", \'cat "$@" > out.txt\', "sh", "{inputs}"]' in result.stdout
+    assert_no_traceback(result)
+    assert project.read("argv.txt") == "1\n" * 5_000  # the argv form runs

@@ -9,6 +9,7 @@ jobs from one selector loop instead (local.py); the pieces both need live here.
 
 from __future__ import annotations
 
+import errno
 import os
 import resource
 import selectors
@@ -52,7 +53,16 @@ def not_started(job: Job, slot: int, started: float, exc: OSError) -> Completion
     code = 127 if isinstance(exc, FileNotFoundError) else 126
     what = "command not found" if code == 127 else f"cannot execute ({exc.strerror})"
     program = exc.filename or getattr(job.action, "argv", ("?",))[0]
-    return Completion(job.name, code, b"", started, 0.0, slot, error=f"{what}: {program}")
+    error = f"{what}: {program}"
+    command = getattr(job.action, "command", None)
+    if exc.errno == errno.E2BIG and command is not None:
+        error = (
+            f"cannot execute: its command is {len(command.encode()):,} bytes, over the 128 KiB "
+            "Linux allows one argument (/bin/sh -c COMMAND); for many files ({inputs} of a "
+            "fan-in) give an argv action, each file its own argument: "
+            '["sh", "-c", \'cat "$@" > out.txt\', "sh", "{inputs}"]'
+        )
+    return Completion(job.name, code, b"", started, 0.0, slot, error=error)
 
 
 def fork_callable(job: Job, action: CallableAction, out_fd: int, cwd: str | None = None) -> int:
