@@ -14,7 +14,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -28,8 +28,8 @@ from .dirty import dirty_everywhere, dirty_past_snapshot
 from .discovery import Discovery
 from .executors.base import Completion, Executor, Job
 from .executors.job import RETURNED_FALSE
-from .fanin import SlicedInputs
-from .fingerprint import FileCache, Fingerprint, Stat, stat_of
+from .fanin import stats_of
+from .fingerprint import FileCache, Fingerprint, stat_of
 from .graph import BuildGraph
 from .hashing import BIG, BackgroundHasher, Hashed
 from .outputs import OutputKeeper
@@ -691,15 +691,10 @@ def _moved_while_running(inputs: Mapping[str, Fingerprint], producer: dict[str, 
     (read from the disk again, not from the memo), or None. Inputs a task produces
     are not looked at: their producer finished before this task started and does not
     run again in this build (a summary of 100,000 of them costs no stat)."""
-    stats = inputs.stats() if isinstance(inputs, SlicedInputs) else _stats_of(inputs)
-    for path, stat in stats:
+    for path, stat in stats_of(inputs):
         if path not in producer and stat_of(path) != stat:
             return path
     return None
-
-
-def _stats_of(inputs: Mapping[str, Fingerprint]) -> Iterator[tuple[str, Stat]]:
-    return ((path, fp[0]) for path, fp in inputs.items())
 
 
 def _failure_reason(task: Task, c: Completion) -> str | None:

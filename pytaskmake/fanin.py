@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from .cuts import cut_points
 from .digest import blake2b
-from .fingerprint import ABSENT, PACKED, FileCache, Fingerprint, Stat
+from .fingerprint import ABSENT, PACKED, FileCache, Fingerprint, Stat, packed_stats
 
 if TYPE_CHECKING:
     from .state import TaskRecord
@@ -104,12 +104,11 @@ class SlicedInputs(Mapping[str, Fingerprint]):
         if isinstance(files, SlicedInputs):
             return files
         paths = tuple(files)
-        pack = PACKED.pack
         slices = []
         for a, b in pairwise(cut_points(paths, MEAN, _MOST)):
             part = paths[a:b]
             mine = {p: files[p] for p in part}
-            packed = b"".join([pack(*fp[0]) for fp in mine.values()])
+            packed = packed_stats([fp[0] for fp in mine.values()])
             slices.append(Slice(part, packed, slice_stamp(part, packed), slice_digest(mine), mine))
         return cls(slices)
 
@@ -150,11 +149,20 @@ class SlicedInputs(Mapping[str, Fingerprint]):
 
 
 def _present(s: Slice) -> Iterator[tuple[str, bytes]]:
+    """Each path of a slice whose file exists, and its packed stat."""
+    return ((path, item) for path, item in _packed_items(s.paths, s.packed) if item != ABSENT)
+
+
+def _packed_items(paths: tuple[str, ...], packed: bytes) -> Iterator[tuple[str, bytes]]:
     size = PACKED.size
-    for k, path in enumerate(s.paths):
-        item = s.packed[k * size : (k + 1) * size]
-        if item != ABSENT:
-            yield path, item
+    return ((path, packed[k * size : (k + 1) * size]) for k, path in enumerate(paths))
+
+
+def stats_of(inputs: Mapping[str, Fingerprint]) -> Iterator[tuple[str, Stat]]:
+    """Each input and its stat, from any task's inputs (a fan-in's: nothing decoded)."""
+    if isinstance(inputs, SlicedInputs):
+        return inputs.stats()
+    return ((path, fp[0]) for path, fp in inputs.items())
 
 
 def cut(paths: tuple[str, ...], files: FileCache) -> list[tuple[tuple[str, ...], bytes, int]]:
@@ -189,13 +197,9 @@ def _plan(paths: tuple[str, ...]) -> list[tuple[tuple[str, ...], blake2b]]:
 
 def first_missing(part: tuple[str, ...], packed: bytes) -> str | None:
     """The first path of a slice whose file does not exist, or None."""
-    size = PACKED.size
     if ABSENT not in packed:  # (a quick no for nearly every slice)
         return None
-    for k, path in enumerate(part):
-        if packed[k * size : (k + 1) * size] == ABSENT:
-            return path
-    return None
+    return next((path for path, item in _packed_items(part, packed) if item == ABSENT), None)
 
 
 def current(paths: tuple[str, ...], files: FileCache, record: TaskRecord | None) -> SlicedInputs:
