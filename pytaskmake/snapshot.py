@@ -224,8 +224,17 @@ class Comparison:
                 if packed is not None:
                     files.seed(ours, packed)
             return
-        spelled = {p: p for p in ours}
         repeated = set(self.matched)
+        if j < len(self.saved.digests) and j not in repeated and j not in self._seeded:
+            # new declarations over the same files (a command or a parameter edited in
+            # every task): the saved chunk of the same position names them, in order
+            if self.saved.joined_paths(j) == "\0".join(ours):
+                self._seeded.add(j)
+                packed = prefetch.stats_of(j)
+                if packed is not None:
+                    files.seed(ours, packed)
+                return
+        spelled = {p: p for p in ours}
         for k in range(len(self.saved.digests)):
             if k not in repeated and k not in self._seeded:
                 self._seeded.add(k)

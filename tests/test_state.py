@@ -492,3 +492,43 @@ def test_a_look_at_a_state_without_the_slices_table_reads_every_record(
     record = look.record("summary")
     assert record is not None and record.ok and len(record.outputs) == 9_000
     look.close()
+
+
+def test_rows_read_ahead_are_bounded_and_a_dropped_one_is_read_again(state_dir: Path) -> None:
+    """A build reaching every task reads rows chunk by chunk: it keeps at most the
+    last _AHEAD of them (all of them were 59 MiB at 100,000 points), and a dropped
+    row, a missing one included, is read again when asked for."""
+    from pytaskmake import state as st
+
+    db = StateDB(state_dir)
+    names = [f"t{i}" for i in range(st._AHEAD + 5_000)]
+    for i, name in enumerate(names[:-10]):  # the last 10 have no record
+        db.save_success(name, f"sh:{i}", {}, {}, float(i), stamp=i)
+    db.commit()
+    db.close()
+    db = StateDB(state_dir)
+    for start in range(0, len(names), 2_048):
+        db.read_ahead(names[start : start + 2_048])
+        assert len(db._ahead) <= st._AHEAD
+    assert db.row("t3") == (1, "sh:3", 3, 3.0)  # dropped: read again
+    assert db.row(names[-1]) is None and db.row(names[-11]) is not None
+    db.read_ahead(names)  # more than it keeps at once: the first _AHEAD
+    assert len(db._ahead) == st._AHEAD
+    assert db.row(names[-3]) is None and db.row("t7") == (1, "sh:7", 7, 7.0)
+    db.close()
+
+
+def test_durations_of_many_tasks_do_not_load_every_row(state_dir: Path) -> None:
+    db = StateDB(state_dir)
+    for i in range(12_000):
+        db.save_success(f"t{i}", "sh:x", {}, {}, i / 2, stamp=i)
+    db.save_failure("failed", "sh:y", 9.5)
+    db.commit()
+    db.close()
+    db = StateDB(state_dir)
+    wanted = [f"t{i}" for i in range(0, 12_000, 1)] + ["failed", "never"]
+    found = db.durations(wanted)
+    assert db._rows is None  # (load() would hold every row for the whole build)
+    assert len(found) == 12_001 and found["t3"] == 1.5 and found["failed"] == 9.5
+    assert "never" not in found
+    db.close()
