@@ -248,7 +248,7 @@ class Build:
             self.chunks = snapshot.Chunks(list(self.graph.tasks.values()))
             saved = snapshot.fresh(self.chunks.tasks, self.files.stat, self.chunks)
         self.saved_value = saved.pack()
-        self.state.save_snapshot(self.saved_value)
+        self.state.save_snapshot(*snapshot.split(self.saved_value))
         self.saved = saved
 
     def _verified(self) -> bool:

@@ -435,11 +435,12 @@ class Engine:
     ) -> snapshot.Comparison | None:
         """The declarations and files now against the last complete build's snapshot;
         None when there is none: the full path."""
-        value = state.snapshot()
+        value = state.snapshot()  # (its head: the paths are read once needed)
         seen = self._seen_value = snapshot.value_digest(value)
         saved, chunks = self._saved, self._chunks
         if changed_paths is not None and saved is not None and chunks is not None:
-            if seen == self._saved_value and chunks.declarations == saved.declarations:
+            same = seen == self._saved_value and chunks.declarations == saved.declarations
+            if same and (saved.has_paths or saved.take_paths(state.snapshot_paths())):
                 paths = {self._relative(p) for p in changed_paths}
                 return snapshot.assumed(saved, chunks, paths, self._chunks_naming(paths))
         saved = snapshot.Saved.parse(value)
@@ -449,7 +450,12 @@ class Engine:
             chunks = self._chunks = snapshot.chunks_like(saved, list(self.tasks.values()))
             self._readers = None
         taken = prefetch.digests(value) if prefetch is not None else None
+        if taken is None and not saved.take_paths(state.snapshot_paths()):
+            return None  # (damaged: the full path decides)
         found = snapshot.compare(saved, chunks, _stat_workers(), taken)
+        if found is not None and not found.nothing_changed and not saved.has_paths:
+            if not saved.take_paths(state.snapshot_paths()):
+                return None  # (damaged: the full path decides)
         if found is not None and taken is not None:
             found.prefetch = prefetch  # (its children serve the stats until let go of)
         return found

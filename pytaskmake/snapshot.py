@@ -41,7 +41,11 @@ from .taskfile import Task
 
 CHUNK = 2048  # mean tasks per chunk
 _MAX_CHUNK = 8 * CHUNK  # a run of names without a boundary is cut here
-_MAGIC = b"pytaskmake snapshot 4\n"  # then marshal; anything else is simply not a match
+# then the head's length (8 bytes), the head (marshal: per chunk its declarations and
+# stats digests, the bounds, a digest of the paths), then the paths (marshal); anything
+# else is simply not a match
+_MAGIC = b"pytaskmake snapshot 5\n"
+_LENGTH = 8
 _MISSING: Stat = (-1, -1, -1, -1, -1)
 
 
@@ -124,53 +128,117 @@ class Chunks:
 
 
 class Saved:
-    """A snapshot as the state database keeps it: per chunk, declarations, files, stats."""
+    """A snapshot as the state database keeps it: per chunk, declarations, files, stats.
 
-    __slots__ = ("declarations", "digests", "_paths", "bounds")
+    Packed, its head (declarations, stats digests, bounds, and a digest of the paths)
+    comes before the paths, so that a no-op reads and holds only the head: the paths
+    of 300,000 files were 7 MB read and 7.5 MB of strings at 100,000 points, needed
+    only once something changed (`take_paths`).
+    """
+
+    __slots__ = ("declarations", "digests", "_paths", "bounds", "paths_digest")
 
     def __init__(
         self,
         declarations: list[bytes],
         digests: array,
-        paths: tuple[str, ...],
+        paths: tuple[str, ...] | None,
         bounds: list[int],
+        paths_digest: bytes = b"",
     ) -> None:
         self.declarations = declarations  # per chunk
         self.digests = digests  # per chunk
         self._paths = paths  # per chunk, its files NUL-separated (paths hold no NUL)
         self.bounds = bounds  # where each chunk starts, then the number of tasks
+        self.paths_digest = paths_digest  # (b"": made here, not read; set by pack)
 
     @classmethod
     def parse(cls, value: bytes | None) -> Saved | None:
-        """The snapshot in `value` (from pack), or None when absent or of another format."""
-        if value is None or not value.startswith(_MAGIC):
+        """The snapshot in `value` (from pack, or its head alone: see head_length), or
+        None when absent, damaged or of another format."""
+        size = head_length(value)
+        if value is None or size is None:
             return None
         try:
-            declarations, digests, paths, bounds = marshal.loads(value[len(_MAGIC) :])
+            declarations, digests, bounds, paths_digest = marshal.loads(value[len(_MAGIC) + _LENGTH : size])
             found = array("q", digests)
-            if not len(found) == len(paths) == len(declarations) == len(bounds) - 1:
+            if not len(found) == len(declarations) == len(bounds) - 1:
                 return None
             if not all(type(b) is int for b in bounds) or bounds[0] != 0:
                 return None
-            if not all(type(p) is str for p in paths):
-                return None
-            if not all(type(d) is bytes for d in declarations):
+            if not all(type(d) is bytes for d in declarations) or type(paths_digest) is not bytes:
                 return None
         except Exception:  # damaged: no shortcut, the full path decides
             return None
-        return cls(list(declarations), found, paths, list(bounds))
+        saved = cls(list(declarations), found, None, list(bounds), paths_digest)
+        if len(value) > size and not saved.take_paths(memoryview(value)[size:]):
+            return None
+        return saved
+
+    def take_paths(self, packed: bytes | memoryview | None) -> bool:
+        """Read the paths part of the packed snapshot; False when it is not this head's."""
+        if packed is None or _digest(packed) != self.paths_digest:
+            return False
+        try:
+            paths = marshal.loads(packed)
+        except Exception:
+            return False
+        if type(paths) is not tuple or len(paths) != len(self.digests):
+            return False
+        if not all(type(p) is str for p in paths):
+            return False
+        self._paths = paths
+        return True
+
+    @property
+    def has_paths(self) -> bool:
+        return self._paths is not None
 
     def pack(self) -> bytes:
-        saved = (self.declarations, self.digests.tobytes(), self._paths, self.bounds)
-        return _MAGIC + marshal.dumps(saved, 2)
+        paths = _packed_paths(self._paths_read())
+        self.paths_digest = _digest(paths)
+        head = marshal.dumps(
+            (self.declarations, self.digests.tobytes(), self.bounds, self.paths_digest), 2
+        )
+        size = len(_MAGIC) + _LENGTH + len(head)
+        return _MAGIC + size.to_bytes(_LENGTH, "little") + head + paths
+
+    def _paths_read(self) -> tuple[str, ...]:
+        if self._paths is None:
+            raise RuntimeError("the snapshot's paths were not read (take_paths)")
+        return self._paths
 
     def paths_of(self, j: int) -> list[str]:
         """The files of chunk `j`."""
-        text = self._paths[j]
+        text = self._paths_read()[j]
         return text.split("\0") if text else []
 
     def joined_paths(self, j: int) -> str:
-        return self._paths[j]
+        return self._paths_read()[j]
+
+
+def head_length(value: bytes | None) -> int | None:
+    """How many bytes of a packed snapshot are its head (from the start of `value`,
+    which may be the head alone); None when `value` is not one."""
+    if value is None or not value.startswith(_MAGIC) or len(value) < len(_MAGIC) + _LENGTH:
+        return None
+    size = int.from_bytes(value[len(_MAGIC) : len(_MAGIC) + _LENGTH], "little")
+    return size if len(_MAGIC) + _LENGTH < size <= len(value) else None
+
+
+def split(value: bytes) -> tuple[bytes, bytes]:
+    """A packed snapshot's head and paths, kept apart (StateDB.save_snapshot)."""
+    size = head_length(value)
+    assert size is not None, "not a packed snapshot"
+    return value[:size], value[size:]
+
+
+def _packed_paths(paths: tuple[str, ...]) -> bytes:
+    return marshal.dumps(paths, 2)
+
+
+def _digest(data: bytes | memoryview) -> bytes:
+    return blake2b(data, digest_size=16).digest()
 
 
 class Comparison:
@@ -462,8 +530,13 @@ class _Child:
 
 
 def value_digest(value: bytes | None) -> bytes:
-    """What tells two packed snapshots apart, without keeping either (b"": none)."""
-    return b"" if value is None else blake2b(value, digest_size=16).digest()
+    """What tells two packed snapshots apart, without keeping either (b"": none): a
+    digest of the head, which holds the digest of the paths (so `value` may be the
+    head alone)."""
+    size = head_length(value)
+    if value is None:
+        return b""
+    return _digest(value if size is None else value[:size])
 
 
 def _alone() -> bool:

@@ -94,7 +94,8 @@ CREATE TABLE IF NOT EXISTS slices (
 """
 _SLICED = "S\0"
 _BIG_TABLES = ("parts", "slices")
-_SNAPSHOT = "snapshot"  # meta key of the no-op snapshot (see snapshot.py)
+_SNAPSHOT = "snapshot"  # meta key of the no-op snapshot's head (see snapshot.py)
+_SNAPSHOT_PATHS = "snapshot paths"  # ... and of its paths, read only when needed
 _AHEAD = 20_000  # rows read_ahead keeps (~6 MB): more than a chunk of the snapshot's
 CLEANED = "cleaned"  # the action of a record --clean left: run it, never restore it
 
@@ -332,16 +333,20 @@ def read_snapshot(directory: Path) -> bytes | None:
     except sqlite3.Error:
         return None
     try:
-        return _snapshot_in(db)
+        with db:  # (one read transaction: the head and the paths of the same snapshot)
+            db.execute("BEGIN")
+            head = _snapshot_in(db)
+            return None if head is None else head + (_snapshot_in(db, _SNAPSHOT_PATHS) or b"")
     except sqlite3.Error:  # locked by a writer, say: no prefetch
         return None
     finally:
         db.close()
 
 
-def _snapshot_in(db: sqlite3.Connection) -> bytes | None:
-    """The snapshot kept in `db`; raises sqlite3.DatabaseError when unreadable."""
-    found = db.execute("SELECT value FROM meta WHERE key = ?", (_SNAPSHOT,)).fetchone()
+def _snapshot_in(db: sqlite3.Connection, key: str = _SNAPSHOT) -> bytes | None:
+    """The snapshot's head (or paths) kept in `db`; raises sqlite3.DatabaseError when
+    unreadable."""
+    found = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return bytes(found[0]) if found else None
 
 
@@ -515,20 +520,32 @@ class StateDB:
             self.lost_records = True
 
     def snapshot(self) -> bytes | None:
-        """The saved no-op snapshot (snapshot.pack), or None."""
+        """The saved no-op snapshot's head (snapshot.pack, split), or None."""
         try:
             return _snapshot_in(self._db)
         except sqlite3.DatabaseError:  # no meta table yet, or a damaged page: no shortcut
             return None
 
-    def save_snapshot(self, value: bytes) -> None:
-        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (_SNAPSHOT, value))
+    def snapshot_paths(self) -> bytes | None:
+        """The saved snapshot's paths (the head says whether they are its own), or None."""
+        try:
+            return _snapshot_in(self._db, _SNAPSHOT_PATHS)
+        except sqlite3.DatabaseError:
+            return None
+
+    def save_snapshot(self, head: bytes, paths: bytes = b"") -> None:
+        self._db.executemany(
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+            [(_SNAPSHOT, head), (_SNAPSHOT_PATHS, paths)],
+        )
         self._snapshot_may_exist = True
 
     def _drop_snapshot(self) -> None:
         """Before any record changes: a snapshot must never vouch for changed records."""
         if self._snapshot_may_exist:
-            self._db.execute("DELETE FROM meta WHERE key = ?", (_SNAPSHOT,))
+            self._db.execute(
+                "DELETE FROM meta WHERE key IN (?, ?)", (_SNAPSHOT, _SNAPSHOT_PATHS)
+            )
             self._snapshot_may_exist = False
 
     def record(self, name: str) -> TaskRecord | None:

@@ -453,7 +453,8 @@ def _all_plain(tasks: list[Task]) -> bool:
     """True when every path of `tasks` is a string normpath would leave as it is."""
     paths = [p for t in tasks for p in t.inputs]
     paths += [p for t in tasks for p in t.outputs]
-    return _all_plain_paths(paths)
+    step = 16_384  # (a summary's 100,000 paths joined at once were a 6 MiB peak)
+    return all(_all_plain_paths(paths[k : k + step]) for k in range(0, len(paths), step))
 
 
 def _without_repeats(ins: tuple[str, ...]) -> tuple[str, ...]:

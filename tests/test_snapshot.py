@@ -178,6 +178,24 @@ def test_saved_snapshot_round_trips_and_refuses_garbage(tmp_path: Path) -> None:
         assert snapshot.Saved.parse(bad) is None
 
 
+def test_the_head_is_read_alone_and_takes_only_its_own_paths(tmp_path: Path) -> None:
+    """A no-op reads the head only (7 MB of paths at 100,000 points are not read); the
+    paths read later must be the head's own, never another snapshot's."""
+    os.chdir(tmp_path)
+    tasks = [mk(f"t{i}", ("in.txt", f"x{i}"), (f"o{i}",)) for i in range(5_000)]
+    value = snapshot.fresh(tasks, FileCache().stat).pack()
+    head, paths = snapshot.split(value)
+    assert len(head) < 2_000 < len(paths)
+    alone = snapshot.Saved.parse(head)
+    assert alone is not None and not alone.has_paths
+    assert snapshot.value_digest(head) == snapshot.value_digest(value)
+    other = snapshot.fresh(tasks[:-1] + [mk("t4999", ("in.txt", "y"), ("o4999",))], FileCache().stat)
+    _, other_paths = snapshot.split(other.pack())
+    assert not alone.take_paths(other_paths) and not alone.take_paths(paths[:-1])
+    assert not alone.take_paths(None) and not alone.has_paths
+    assert alone.take_paths(paths) and alone.paths_of(0)[:2] == ["in.txt", "x0"]
+
+
 # --- through the CLI ----------------------------------------------------------------------
 
 
@@ -220,6 +238,28 @@ def test_a_no_op_is_answered_without_reading_the_records(project: Project) -> No
     build(project)
     assert sorted(runs(project)) == ["sim0", "sim1", "sim2", "sim3"]  # same bytes: no "all"
     assert 7 not in stamps(project.root).values()  # "all" was checked and re-recorded
+
+
+def test_damaged_snapshot_paths_are_never_trusted(project: Project) -> None:
+    project.write("in.txt", "x\n")
+    project.taskfile(SWEEP)
+    build(project)
+    runs(project)
+    set_stamps(project.root, 7)
+    db = sqlite3.connect(project.root / ".pytaskmake" / "state.db")
+    with db:
+        db.execute("UPDATE meta SET value = X'00ff' WHERE key = 'snapshot paths'")
+        assert db.total_changes == 1
+    db.close()
+    result = build(project)  # the stat children need the paths: damaged, so every record
+    assert "up to date 5" in result.stdout and runs(project) == []
+    assert 7 not in stamps(project.root).values()  # (consulted, and refreshed)
+    project.write("in.txt", "y\n")
+    build(project)
+    assert sorted(runs(project)) == ["sim0", "sim1", "sim2", "sim3"]
+    assert 7 not in stamps(project.root).values()
+    result = build(project)
+    assert "up to date 5" in result.stdout and runs(project) == []
 
 
 def test_upgrading_from_version_3_reruns_nothing(project: Project) -> None:
