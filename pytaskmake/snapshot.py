@@ -160,7 +160,8 @@ class Saved:
         if value is None or size is None:
             return None
         try:
-            declarations, digests, bounds, paths_digest = marshal.loads(value[len(_MAGIC) + _LENGTH : size])
+            head = marshal.loads(value[len(_MAGIC) + _LENGTH : size])
+            declarations, digests, bounds, paths_digest = head
             found = array("q", digests)
             if not len(found) == len(declarations) == len(bounds) - 1:
                 return None

@@ -543,9 +543,7 @@ class StateDB:
     def _drop_snapshot(self) -> None:
         """Before any record changes: a snapshot must never vouch for changed records."""
         if self._snapshot_may_exist:
-            self._db.execute(
-                "DELETE FROM meta WHERE key IN (?, ?)", (_SNAPSHOT, _SNAPSHOT_PATHS)
-            )
+            self._db.execute("DELETE FROM meta WHERE key IN (?, ?)", (_SNAPSHOT, _SNAPSHOT_PATHS))
             self._snapshot_may_exist = False
 
     def record(self, name: str) -> TaskRecord | None:

@@ -96,7 +96,8 @@ def test_a_script_next_to_shell_punctuation_is_an_input(project: Project) -> Non
     project.taskfile(
         """
         for i in range(3):
-            task(f"sim{i}", f"echo sim{i} >> runs.log; (python3 tool.py; cat p_{i}.txt;) > o{i}.txt",
+            cmd = f"(python3 tool.py; cat p_{i}.txt;) > o{i}.txt"
+            task(f"sim{i}", f"echo sim{i} >> runs.log; " + cmd,
                  inputs=[f"p_{i}.txt"], outputs=[f"o{i}.txt"])
         """
     )

@@ -189,7 +189,8 @@ def test_the_head_is_read_alone_and_takes_only_its_own_paths(tmp_path: Path) -> 
     alone = snapshot.Saved.parse(head)
     assert alone is not None and not alone.has_paths
     assert snapshot.value_digest(head) == snapshot.value_digest(value)
-    other = snapshot.fresh(tasks[:-1] + [mk("t4999", ("in.txt", "y"), ("o4999",))], FileCache().stat)
+    edited = [*tasks[:-1], mk("t4999", ("in.txt", "y"), ("o4999",))]
+    other = snapshot.fresh(edited, FileCache().stat)
     _, other_paths = snapshot.split(other.pack())
     assert not alone.take_paths(other_paths) and not alone.take_paths(paths[:-1])
     assert not alone.take_paths(None) and not alone.has_paths
