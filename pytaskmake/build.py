@@ -100,7 +100,7 @@ class Build:
         self._checked_chunks: set[int] = set()  # past the snapshot: chunks checked whole
         self._blocked: dict[str, str] = {}  # task -> a source file it reads that is missing
         self.saved: snapshot.Saved | None = None  # the snapshot saved at the end, if any
-        self.saved_value: bytes | None = None  # ... and as it was written
+        self.saved_value: bytes | None = None  # ... its head, as it was written
         self.chunks: snapshot.Chunks | None = None  # the declarations as it cut them
         self._interrupts = 0
         self._seen_interrupts = 0
@@ -247,8 +247,9 @@ class Build:
         else:
             self.chunks = snapshot.Chunks(list(self.graph.tasks.values()))
             saved = snapshot.fresh(self.chunks.tasks, self.files.stat, self.chunks)
-        self.saved_value = saved.pack()
-        self.state.save_snapshot(*snapshot.split(self.saved_value))
+        head, paths = saved.packed()
+        self.state.save_snapshot(head, paths)
+        self.saved_value = head  # (what tells it apart: see snapshot.value_digest)
         self.saved = saved
 
     def _verified(self) -> bool:

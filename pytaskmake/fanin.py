@@ -19,6 +19,7 @@ Tasks with fewer inputs keep their records, stamps and keys as before.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from itertools import pairwise
 from typing import TYPE_CHECKING, NamedTuple
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from .state import TaskRecord
 
 THRESHOLD = 8192  # tasks with more inputs than this are sliced
+AT_ONCE = 4  # up to this many moved slices of a record are decoded at once (see Recorded)
 MEAN = 4096  # mean paths per slice
 _MOST = 4 * MEAN  # a run of paths without a cut is cut here
 
@@ -235,13 +237,46 @@ def _known(
     record: TaskRecord | None,
     stored: list[StoredSlice] | None,
     unmatched: dict[int, StoredSlice],
-) -> dict[str, Fingerprint]:
+) -> dict[str, Fingerprint] | Recorded:
     """What the record says of the files of slices it does not hold as they are now."""
     if record is None or not record.ok:
         return {}
     if stored is None:  # recorded before slices (or in an older layout): all of it
         return record.inputs
-    return record.slice_files([s.seq for s in unmatched.values()])
+    return recorded(record, [s.seq for s in unmatched.values()])
+
+
+def recorded(record: TaskRecord, seqs: list[int]) -> dict[str, Fingerprint] | Recorded:
+    """The files a record holds in its slices `seqs`: decoded at once when few, else a
+    Recorded window (every slice of a summary of 100,000 inputs moves when a parameter
+    every point reads changes: decoded at once, they were ~40 MiB)."""
+    return record.slice_files(seqs) if len(seqs) <= AT_ONCE else Recorded(record, seqs)
+
+
+class Recorded:
+    """A record's moved slices, decoded one at a time in record order as their paths
+    are asked for, each fingerprint dropped once given (`get`): asked in input order,
+    about one slice is held at a time; asked otherwise, still every answer."""
+
+    def __init__(self, record: TaskRecord, seqs: list[int]) -> None:
+        self._record, self._todo = record, deque(seqs)
+        self._known: dict[str, Fingerprint] = {}
+
+    def get(self, path: str) -> Fingerprint | None:
+        known = self._known
+        while path not in known and self._todo:
+            known.update(self._record.slice_files([self._todo.popleft()]))
+        return known.pop(path, None)
+
+    def __getitem__(self, path: str) -> Fingerprint:
+        found = self.get(path)
+        if found is None:
+            raise KeyError(path)
+        return found
+
+    def exhausted(self) -> bool:
+        """Every recorded file was asked for."""
+        return not self._known and not self._todo
 
 
 def sliced_stamp(key: int, slice_stamps: list[int], others: list[Stat | None]) -> int:

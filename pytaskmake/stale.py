@@ -255,15 +255,19 @@ def _check_sliced(
         hit = by_stamp.pop(stamp, None) if fanin.first_missing(part, packed) is None else None
         seq = -1 if hit is None else hit.seq
         slices.append(Slice(part, packed, stamp, "" if hit is None else hit.digest, None, seq))
-    recorded = record.slice_files([s.seq for s in by_stamp.values()])  # the slices moved
+    seqs = [s.seq for s in by_stamp.values()]  # the slices moved, in record order
+    moved = [p for s in slices if s.seq < 0 for p in s.paths]
+    if not _same_paths(moved, fanin.recorded(record, seqs)):
+        if not record.ok:
+            return Verdict(True, FAILED, "its state record is damaged")
+        change = _set_change("inputs", record.slice_files(seqs), tuple(moved))
+        return Verdict(True, INPUTS, change)
     if not record.ok:
         return Verdict(True, FAILED, "its state record is damaged")
-    moved = [p for s in slices if s.seq < 0 for p in s.paths]
-    if len(moved) != len(recorded) or any(p not in recorded for p in moved):
-        return Verdict(True, INPUTS, _set_change("inputs", recorded, tuple(moved)))
     outputs = _outputs_found(task, record, files)
     if isinstance(outputs, Verdict):
         return outputs
+    recorded = fanin.recorded(record, seqs)  # (a window is read again: it dropped them)
     for i, s in enumerate(slices):
         if s.seq >= 0:
             continue
@@ -274,8 +278,18 @@ def _check_sliced(
     return _clean(task, record, files, SlicedInputs(slices, record), outputs)
 
 
+def _same_paths(moved: list[str], recorded: dict[str, Fingerprint] | fanin.Recorded) -> bool:
+    """The moved slices name exactly the files their records held."""
+    if isinstance(recorded, dict):
+        return len(moved) == len(recorded) and all(p in recorded for p in moved)
+    return all(recorded.get(p) is not None for p in moved) and recorded.exhausted()
+
+
 def _inputs_found(
-    task: Task, paths: tuple[str, ...], recorded: dict[str, Fingerprint], files: FileCache
+    task: Task,
+    paths: tuple[str, ...],
+    recorded: Mapping[str, Fingerprint] | fanin.Recorded,
+    files: FileCache,
 ) -> dict[str, Fingerprint] | Verdict:
     """These inputs as they are now (each recorded), or the verdict that one moved."""
     found: dict[str, Fingerprint] = {}

@@ -217,3 +217,43 @@ def test_a_planned_fan_in_verdict_outlives_the_state_and_pickles(sweep: Project)
     assert len(again.inputs) == len(summary.inputs) == POINTS
     assert again.inputs["data/d_11.txt"] == summary.inputs["data/d_11.txt"]
     assert again.inputs["data/d_11.txt"][0][0] == path.stat().st_mtime_ns
+
+
+@pytest.mark.parametrize("at_once", [10**6, 0])  # whole, or a slice at a time
+def test_every_slice_moved_is_read_a_slice_at_a_time_with_the_same_verdicts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at_once: int
+) -> None:
+    """A parameter every point reads moves every slice of a summary: the record is read
+    slice by slice (fanin.Recorded) instead of whole, and says the same as read whole
+    (AT_ONCE = 0 reads them all so; 10**6, all at once)."""
+    monkeypatch.setattr(fanin, "AT_ONCE", at_once)
+    monkeypatch.chdir(tmp_path)  # (relative paths: the same cuts in every run)
+    absolute = _fan_in(tmp_path, 20_000)
+    task = Task(
+        "summary", absolute.action, tuple(f"data/{i}.txt" for i in range(20_000)), ("out.txt",)
+    )
+    state = StateDB(tmp_path / "state")
+    files = FileCache()
+    inputs = current_inputs(task, files)
+    assert isinstance(inputs, fanin.SlicedInputs) and len(inputs.slices) > 4
+    outputs = {p: fp for p in task.outputs if (fp := files.fingerprint(p)) is not None}
+    state.save_success(task.name, task.action.digest, inputs, outputs, 1.0, 0)
+    state.commit()
+    for path in task.inputs:  # every stat moves, no content does
+        st = os.stat(path)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    touched = check(task, state.record(task.name), FileCache())
+    assert not touched.stale and touched.refresh
+    fewer = Task(task.name, task.action, task.inputs[:7] + task.inputs[8:], task.outputs)
+    dropped = check(fewer, state.record(task.name), FileCache())
+    assert dropped.stale and dropped.reason == f"inputs changed (removed {task.inputs[7]})"
+    for i, path in enumerate(task.inputs):
+        if i % 3 == 2:
+            Path(path).write_text(f"{i} again\n")
+    edited = check(task, state.record(task.name), FileCache())
+    assert edited.stale and edited.reason == f"input {task.inputs[2]} changed"
+    files = FileCache()
+    now = current_inputs(task, files, state.record(task.name))
+    plain = {p: files.fingerprint(p) for p in task.inputs}
+    assert cache_key("s", ("o",), now) == cache_key("s", ("o",), plain)  # type: ignore[arg-type]
+    state.close()

@@ -184,14 +184,15 @@ def test_the_head_is_read_alone_and_takes_only_its_own_paths(tmp_path: Path) -> 
     os.chdir(tmp_path)
     tasks = [mk(f"t{i}", ("in.txt", f"x{i}"), (f"o{i}",)) for i in range(5_000)]
     value = snapshot.fresh(tasks, FileCache().stat).pack()
-    head, paths = snapshot.split(value)
+    head, paths = snapshot.fresh(tasks, FileCache().stat).packed()
+    assert head + paths == value
     assert len(head) < 2_000 < len(paths)
     alone = snapshot.Saved.parse(head)
     assert alone is not None and not alone.has_paths
     assert snapshot.value_digest(head) == snapshot.value_digest(value)
     edited = [*tasks[:-1], mk("t4999", ("in.txt", "y"), ("o4999",))]
     other = snapshot.fresh(edited, FileCache().stat)
-    _, other_paths = snapshot.split(other.pack())
+    _, other_paths = other.packed()
     assert not alone.take_paths(other_paths) and not alone.take_paths(paths[:-1])
     assert not alone.take_paths(None) and not alone.has_paths
     assert alone.take_paths(paths) and alone.paths_of(0)[:2] == ["in.txt", "x0"]
