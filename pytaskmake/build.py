@@ -277,8 +277,9 @@ class Build:
         if self.known is not None:
             known, files = self.known, self.files
             seed = lambda j: known.seed(j, files)  # noqa: E731
+            suspects = lambda j: known.suspects_in(j, files.stat)  # noqa: E731
             marked, self._checked_chunks = dirty_past_snapshot(
-                known, names, self.graph, moved, self.state.read_ahead, seed
+                known, names, self.graph, moved, self.state.read_ahead, seed, suspects
             )
             known.let_go()  # every file this build checks is known now
         else:

@@ -10,7 +10,7 @@ so a rerun that rewrites the same bytes stops there (early cutoff).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from . import snapshot
 from .graph import BuildGraph
@@ -32,14 +32,16 @@ def dirty_past_snapshot(
     moved: Callable[[Task], bool],
     read_ahead: Callable[[list[str]], None] = lambda names: None,
     seed: Callable[[int], None] = lambda j: None,
+    suspects: Callable[[int], Sequence[Task] | None] = lambda j: None,
 ) -> tuple[set[str], set[int]]:
     """The dirty set when a snapshot comparison names the chunks that changed; and the
     chunks checked whole.
 
-    Every task of a changed chunk is asked about, then every task of each chunk the
-    dirty set reaches, until no new chunk is reached: at the end only those chunks
-    are digested again, and from the stats taken here (a file edited during the
-    build must not slip into the snapshot unchecked).
+    The suspects of a changed chunk (`suspects`: the snapshot's answer, else every
+    task of it) are asked about, then those of each chunk the dirty set reaches,
+    until no new chunk is reached: at the end only those chunks are digested again,
+    and from the stats taken here (a file edited during the build must not slip
+    into the snapshot unchecked).
     """
     chunks = known.chunks
     if known.suspects is not None:  # the caller named the files that changed
@@ -53,9 +55,11 @@ def dirty_past_snapshot(
     chunk_of = chunks.index() if todo else None
     while todo:
         for j in todo:
-            tasks = chunks.tasks_of(j)
-            read_ahead([t.name for t in tasks])  # their records, in a few queries
             seed(j)  # their files' stats, when taken already (Comparison.seed)
+            tasks = suspects(j)
+            if tasks is None:
+                tasks = chunks.tasks_of(j)
+            read_ahead([t.name for t in tasks])  # their records, in a few queries
             # (a task already marked is checked once its upstream is done: a summary of
             # 100,000 inputs downstream of an edit is not also stamped here, before)
             marked.update([t.name for t in tasks if t.name not in marked and moved(t)])

@@ -317,7 +317,7 @@ def test_a_partial_build_then_a_deleted_output(project: Project) -> None:
 
 
 def test_a_touched_input_checks_only_the_chunks_it_reaches(project: Project) -> None:
-    """Past a snapshot miss only the chunks whose files moved are read, and those reached."""
+    """Past a snapshot miss only the tasks whose files moved are read, and those reached."""
     names = ["t0"] + [f"t{i}" for i in range(1, 4001)] + ["last"]
     names += [f"t{i}" for i in range(4001, 8000)]
     bounds = snapshot.Chunks([Task(n, "true", (), ()) for n in names]).bounds
@@ -344,7 +344,9 @@ def test_a_touched_input_checks_only_the_chunks_it_reaches(project: Project) -> 
     assert runs(project) == [] and "up to date 8001" in result.stdout
     now = stamps(project.root)
     assert now["t5"] != 7 and now["t0"] != 7  # checked, found clean, re-recorded
-    assert now["last"] != 7 and now["t4500"] != 7  # the chunk t0 reaches is checked whole
+    assert now["last"] != 7  # reached
+    assert now["t4500"] == 7  # in the chunk reached, but its files did not move: not read
+    assert now["t3041"] != 7 and now["t3042"] == 7  # a.txt moved, b.txt did not
     assert now["t7000"] == 7  # a chunk nothing reached was never read
     assert "up to date 8001" in build(project, "--no-cache").stdout  # the snapshot again
     project.write("a.txt", "A\n")
@@ -534,3 +536,49 @@ def test_a_command_edited_everywhere_seeds_the_stats_under_the_tasks_own_paths(
     assert all(id(p) in keys for t in tasks for p in (*t.inputs, *t.outputs))
     assert len(files._known) == 12_000
     assert files.stat("f7") == FileCache().stat("f7") and files.stat("o7") is None
+
+
+def test_chunks_like_cuts_where_the_names_say_whatever_was_edited(tmp_path: Path) -> None:
+    """An edited command keeps the saved cuts (digested once); an added task moves
+    them: either way the chunks are those the names give."""
+    os.chdir(tmp_path)
+    tasks = [mk(f"t{i}", (f"f{i}",), (f"o{i}",)) for i in range(9_000)]
+    saved = snapshot.fresh(tasks, FileCache().stat)
+    edited = [*tasks[:50], mk("t50", ("f50",), ("o50",), cmd="new"), *tasks[51:]]
+    grown = [*tasks, mk("t9000", ("f9000",), ("o9000",))]
+    for now in (tasks, edited, grown):
+        found, fresh = snapshot.chunks_like(saved, now), snapshot.Chunks(now)
+        assert (found.bounds, found.declarations) == (fresh.bounds, fresh.declarations)
+    assert snapshot.chunks_like(saved, edited).declarations != saved.declarations
+
+
+EDITED = """
+for i in range(3000):
+    cmd = "echo t{i} >> runs.log; cat in{k}.txt > out/t{i}.txt" + ("  # v2" if i == 1234 else "")
+    task(f"t{i}", cmd.format(i=i, k=i % 3), inputs=[f"in{i % 3}.txt"], outputs=[f"out/t{i}.txt"])
+"""
+
+
+def test_a_command_edited_reads_that_task_and_those_whose_files_moved(project: Project) -> None:
+    """One command edited among 3,000 tasks (one chunk or two): the edited task runs;
+    of the others only those whose files moved since the snapshot are read (an input
+    edited at the same time reruns its readers), never every task of the chunk."""
+    for k in range(3):
+        project.write(f"in{k}.txt", f"{k}\n")
+    (project.root / "out").mkdir()
+    project.taskfile(EDITED.replace('+ ("  # v2" if i == 1234 else "")', ""))
+    build(project, "-j2")
+    assert len(runs(project)) == 3000
+    set_stamps(project.root, 7)  # a task whose record is read is re-recorded
+    project.taskfile(EDITED)
+    project.write("in2.txt", "two\n")  # the readers of in2.txt: i % 3 == 2
+    build(project, "-j2")
+    assert sorted(runs(project)) == sorted(
+        {f"t{i}" for i in range(3000) if i % 3 == 2} | {"t1234"}
+    )
+    now = stamps(project.root)
+    assert now["t1234"] != 7 and now["t2"] != 7  # ran
+    assert now["t0"] == 7 and now["t1"] == 7 and now["t1233"] == 7  # never read
+    assert project.read("out/t5.txt") == "two\n"
+    result = build(project)
+    assert runs(project) == [] and "up to date 3000" in result.stdout
