@@ -42,10 +42,13 @@ def add_implicit_inputs(tasks: list[Task], root: Path) -> None:
         except TypeError:  # not all plain shell commands: argv lists, callables
             named = set(chain.from_iterable(_words(t) or () for t in chunk))
         _drop_declared(named, chunk)
-        named = {_bare(w) for w in named}  # (few are left: `p_7.txt;` of `(cat p_7.txt;)`)
+        # a declared path with shell punctuation (`p_7.txt;` of `(cat p_7.txt;)`) names
+        # no file: dropped here, not stat'ed once a point (nor kept in the memo)
+        bare = {_bare(w): w for w in named}
+        named = set(bare)
         _drop_declared(named, chunk)
-        usual = not any([finder.file(w) for w in named])
-        del named, commands  # (before the next chunk's are made)
+        usual = not any([finder.file(bare[w]) for w in named])
+        del named, bare, commands  # (before the next chunk's are made)
         if usual:
             continue  # every word is a declared path, or no file
         for t in chunk:
@@ -73,7 +76,7 @@ def _drop_declared(words: set[str], tasks: list[Task]) -> None:
 
 
 def _bare(word: str) -> str:
-    """A command word without the shell punctuation around it: `(python3`, `tool.py;`."""
+    """A command word without the shell punctuation around it: `(cat`, `p_7.txt;`."""
     return word.lstrip("<(").rstrip(";)&|").strip("'\"")
 
 
@@ -132,7 +135,7 @@ class _Finder:
         return found
 
     def _look(self, word: str) -> str | None:
-        text = _bare(word)
+        text = word.lstrip("<").strip("'\"")
         if "=" in text and text.startswith("-"):  # --config=path
             text = text.split("=", 1)[1]
         if not text or text.startswith("-") or "$" in text or "*" in text or _number(text):

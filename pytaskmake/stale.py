@@ -274,7 +274,7 @@ def _check_sliced(
         found = _inputs_found(task, s.paths, recorded, files)
         if isinstance(found, Verdict):
             return found
-        slices[i] = s._replace(files=found, digest=fanin.slice_digest(found))
+        slices[i] = fanin.encoded(s, found)
     return _clean(task, record, files, SlicedInputs(slices, record), outputs)
 
 

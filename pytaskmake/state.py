@@ -218,6 +218,11 @@ def encode_files(
     return _encoded((("I", inputs.items()), ("O", outputs.items()), ("T", (traced or {}).items())))
 
 
+def encode_inputs(files: Mapping[str, Fingerprint]) -> str:
+    """A fan-in slice's files as its row keeps them (see fanin.Slice.text)."""
+    return _encoded((("I", files.items()),))
+
+
 def encode_parts(
     inputs: Mapping[str, Fingerprint],
     outputs: Mapping[str, Fingerprint],
@@ -823,12 +828,12 @@ class StateDB:
         order: list[int] = []
         rows: list[tuple[str, int, int | None, str | None, str]] = []
         for s in inputs.slices:
-            if s.files is None:
+            if s.kept:
                 if had.get(s.seq) != s.stamp or s.stamp is None:
                     raise RuntimeError(f"slice {s.seq} of {name}'s record is gone")
                 order.append(s.seq)
             else:
-                text = _encoded((("I", s.files.items()),))
+                text = s.text if s.text is not None else encode_inputs(s.files or {})
                 rows.append((name, next(fresh), s.stamp, s.digest, text))
                 order.append(rows[-1][1])
         for text in encode_parts({}, outputs, traced):

@@ -86,26 +86,3 @@ def test_an_argv_word_naming_a_file_is_an_input(project: Project) -> None:
     build(project)
     assert runs(project) == ["sim"] and project.read("out.txt") == "x=2\n"
 
-
-def test_a_script_next_to_shell_punctuation_is_an_input(project: Project) -> None:
-    """`(python3 tool.py; echo) > out` names tool.py as much as `python3 tool.py` does;
-    the sweep's own punctuated paths (declared, or per point) are no implicit input."""
-    project.write("tool.py", "print('v1')\n")
-    for i in range(3):
-        project.write(f"p_{i}.txt", f"{i}\n")
-    project.taskfile(
-        """
-        for i in range(3):
-            cmd = f"(python3 tool.py; cat p_{i}.txt;) > o{i}.txt"
-            task(f"sim{i}", f"echo sim{i} >> runs.log; " + cmd,
-                 inputs=[f"p_{i}.txt"], outputs=[f"o{i}.txt"])
-        """
-    )
-    build(project)
-    assert sorted(runs(project)) == ["sim0", "sim1", "sim2"]
-    build(project)
-    assert runs(project) == []
-    project.write("tool.py", "print('v2')\n")
-    build(project)
-    assert sorted(runs(project)) == ["sim0", "sim1", "sim2"]
-    assert project.read("o1.txt") == "v2\n1\n"

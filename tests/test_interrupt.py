@@ -635,11 +635,23 @@ def test_state_db_with_garbage_in_its_middle_is_set_aside(project: Project) -> N
         data[(number - 1) * page : number * page] = b"\xde\xad\xbe\xef" * (page // 4)
     path.write_bytes(bytes(data))
     # The records are not read while the no-op snapshot (an intact page) vouches for
-    # every file; as soon as something changes they are, and the damage shows.
+    # every file; as soon as a file of the damaged record's task moves it is, and the
+    # damage shows: the state is set aside, that task reruns, and no snapshot is saved
+    # (the records of the tasks this build did not read are lost), so the next build
+    # treats every other task as never run.
     quiet = project.run(*NO_CACHE)
     assert quiet.returncode == 0 and runs(project) == [], quiet.stdout + quiet.stderr
-    (project.root / "out" / "t07.txt").unlink()
-    _assert_rebuilt_from_nothing(project, total)
+    (project.root / "big.txt").unlink()
+    found = project.run(*NO_CACHE)
+    assert_no_traceback(found)
+    assert found.returncode == 0 and "state.db" in found.stdout + found.stderr
+    assert runs(project) == ["big"]
+    assert list((project.root / ".pytaskmake").glob("state.db.damaged*"))
+    assert project.run(*NO_CACHE).returncode == 0
+    assert len(runs(project)) == total - 1  # the records lost: never run
+    assert len(state_rows(project.root)) == total
+    assert project.run(*NO_CACHE).returncode == 0
+    assert runs(project) == []
 
 
 def test_state_database_write_error_is_one_line(project: Project) -> None:
