@@ -373,16 +373,23 @@ class Comparison:
         others = self._unrepeated()
         if sum(saved.bounds[k + 1] - saved.bounds[k] for k in others) > _MOST_SUSPECTED:
             return None
-        declared: set[int] = set()
-        was: dict[str, int] = {}
-        for k in others:
-            declared.update(array("q", saved.task_digests(k)))
-            was.update(zip(saved.paths_of(k), array("q", saved.file_digests(k)), strict=True))
+        # each task is compared with the stats of the saved chunk it was declared in
+        # (the same path may be saved with other stats in a chunk digested later in
+        # the build that saved them: a file edited while that build started)
+        declared = {d: k for k in others for d in array("q", saved.task_digests(k))}
+        stats: dict[int, dict[str, int]] = {}
         found = []
         for t, digest in zip(tasks, array("q", task_digests(tasks)), strict=True):
-            if digest not in declared or any(
-                was.get(p) != hash(stat(p) or _MISSING) for p in chain(t.inputs, t.outputs)
-            ):
+            k = declared.get(digest)
+            if k is None:
+                found.append(t)
+                continue
+            was = stats.get(k)
+            if was is None:
+                was = stats[k] = dict(
+                    zip(saved.paths_of(k), array("q", saved.file_digests(k)), strict=True)
+                )
+            if any(was.get(p) != hash(stat(p) or _MISSING) for p in chain(t.inputs, t.outputs)):
                 found.append(t)
         return found
 
