@@ -95,7 +95,11 @@ CREATE TABLE IF NOT EXISTS slices (
 _SLICED = "S\0"
 _BIG_TABLES = ("parts", "slices")
 _SNAPSHOT = "snapshot"  # meta key of the no-op snapshot's head (see snapshot.py)
-_SNAPSHOT_PATHS = "snapshot paths"  # ... and of its paths, read only when needed
+# ... and of its paths, read only when needed, in pieces of _PIECE bytes (sqlite holds
+# a bound value, the record it builds and its pages at once: three copies of 11 MB
+# at 100,000 points, the peak of a full build's last second)
+_SNAPSHOT_PATHS = "snapshot paths "
+_PIECE = 1 << 20
 _AHEAD = 20_000  # rows read_ahead keeps (~6 MB): more than a chunk of the snapshot's
 CLEANED = "cleaned"  # the action of a record --clean left: run it, never restore it
 
@@ -341,18 +345,27 @@ def read_snapshot(directory: Path) -> bytes | None:
         with db:  # (one read transaction: the head and the paths of the same snapshot)
             db.execute("BEGIN")
             head = _snapshot_in(db)
-            return None if head is None else head + (_snapshot_in(db, _SNAPSHOT_PATHS) or b"")
+            return None if head is None else head + (_snapshot_paths_in(db) or b"")
     except sqlite3.Error:  # locked by a writer, say: no prefetch
         return None
     finally:
         db.close()
 
 
-def _snapshot_in(db: sqlite3.Connection, key: str = _SNAPSHOT) -> bytes | None:
-    """The snapshot's head (or paths) kept in `db`; raises sqlite3.DatabaseError when
-    unreadable."""
-    found = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+def _snapshot_in(db: sqlite3.Connection) -> bytes | None:
+    """The snapshot's head kept in `db`; raises sqlite3.DatabaseError when unreadable."""
+    found = db.execute("SELECT value FROM meta WHERE key = ?", (_SNAPSHOT,)).fetchone()
     return bytes(found[0]) if found else None
+
+
+def _snapshot_paths_in(db: sqlite3.Connection) -> bytes | None:
+    """The snapshot's paths, its pieces joined (the head's digest tells whether they
+    are all there, and its own)."""
+    pieces = db.execute(
+        "SELECT value FROM meta WHERE key >= ? AND key < ? ORDER BY key",
+        (_SNAPSHOT_PATHS, _SNAPSHOT_PATHS + "\uffff"),
+    ).fetchall()
+    return b"".join(bytes(p) for (p,) in pieces) if pieces else None
 
 
 class StateDB:
@@ -534,22 +547,35 @@ class StateDB:
     def snapshot_paths(self) -> bytes | None:
         """The saved snapshot's paths (the head says whether they are its own), or None."""
         try:
-            return _snapshot_in(self._db, _SNAPSHOT_PATHS)
+            return _snapshot_paths_in(self._db)
         except sqlite3.DatabaseError:
             return None
 
     def save_snapshot(self, head: bytes, paths: bytes = b"") -> None:
+        self._drop_pieces()
+        view = memoryview(paths)
         self._db.executemany(
             "INSERT OR REPLACE INTO meta VALUES (?, ?)",
-            [(_SNAPSHOT, head), (_SNAPSHOT_PATHS, paths)],
+            [(_SNAPSHOT, head)]
+            + [
+                (f"{_SNAPSHOT_PATHS}{k // _PIECE:06d}", view[k : k + _PIECE])
+                for k in range(0, len(paths), _PIECE)
+            ],
         )
         self._snapshot_may_exist = True
 
     def _drop_snapshot(self) -> None:
         """Before any record changes: a snapshot must never vouch for changed records."""
         if self._snapshot_may_exist:
-            self._db.execute("DELETE FROM meta WHERE key IN (?, ?)", (_SNAPSHOT, _SNAPSHOT_PATHS))
+            self._db.execute("DELETE FROM meta WHERE key = ?", (_SNAPSHOT,))
+            self._drop_pieces()
             self._snapshot_may_exist = False
+
+    def _drop_pieces(self) -> None:
+        self._db.execute(
+            "DELETE FROM meta WHERE key >= ? AND key < ?",
+            (_SNAPSHOT_PATHS, _SNAPSHOT_PATHS + "\uffff"),
+        )
 
     def record(self, name: str) -> TaskRecord | None:
         """A task's record; the last one asked for is kept until anything is written, as

@@ -532,3 +532,24 @@ def test_durations_of_many_tasks_do_not_load_every_row(state_dir: Path) -> None:
     assert len(found) == 12_001 and found["t3"] == 1.5 and found["failed"] == 9.5
     assert "never" not in found
     db.close()
+
+
+def test_the_snapshots_paths_are_kept_in_pieces_and_read_back_whole(state_dir: Path) -> None:
+    """11 MB of paths at 100,000 points were one bound value: three copies of it in
+    sqlite at once. Pieces of 1 MiB come back as they went in; a piece missing reads
+    as other paths (the head's digest refuses them); dropping leaves none."""
+    from pytaskmake import state as st
+
+    db = StateDB(state_dir)
+    paths = bytes(range(256)) * (st._PIECE // 100)  # 2.56 pieces
+    db.save_snapshot(b"head", paths)
+    db.commit()
+    with _raw(state_dir) as raw:
+        keys = [k for (k,) in raw.execute("SELECT key FROM meta WHERE key LIKE 'snapshot%'")]
+    assert sorted(keys) == ["snapshot", *[f"snapshot paths {k:06d}" for k in range(3)]]
+    assert db.snapshot() == b"head" and db.snapshot_paths() == paths
+    db.save_snapshot(b"head2", b"short")  # fewer pieces: none of the last left over
+    assert db.snapshot_paths() == b"short"
+    db.save_failure("t", "sh:x", 1.0)  # any record written drops it all
+    assert db.snapshot() is None and db.snapshot_paths() is None
+    db.close()
