@@ -96,10 +96,10 @@ _SLICED = "S\0"
 _BIG_TABLES = ("parts", "slices")
 _SNAPSHOT = "snapshot"  # meta key of the no-op snapshot's head (see snapshot.py)
 # ... and of its paths, read only when needed, in pieces of _PIECE bytes (sqlite holds
-# a bound value, the record it builds and its pages at once: three copies of 11 MB
-# at 100,000 points, the peak of a full build's last second)
+# a bound value, the record it builds and its pages at once: one row of 12 MB at
+# 100,000 points cost +24.4 MB of peak; pieces of 1 MiB +3.0 MB, of 256 KiB +1.5 MB)
 _SNAPSHOT_PATHS = "snapshot paths "
-_PIECE = 1 << 20
+_PIECE = 1 << 18
 _AHEAD = 20_000  # rows read_ahead keeps (~6 MB): more than a chunk of the snapshot's
 CLEANED = "cleaned"  # the action of a record --clean left: run it, never restore it
 

@@ -536,7 +536,7 @@ def test_durations_of_many_tasks_do_not_load_every_row(state_dir: Path) -> None:
 
 def test_the_snapshots_paths_are_kept_in_pieces_and_read_back_whole(state_dir: Path) -> None:
     """11 MB of paths at 100,000 points were one bound value: three copies of it in
-    sqlite at once. Pieces of 1 MiB come back as they went in; a piece missing reads
+    sqlite at once. Pieces of _PIECE come back as they went in; a piece missing reads
     as other paths (the head's digest refuses them); dropping leaves none."""
     from pytaskmake import state as st
 
