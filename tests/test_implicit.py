@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 from conftest import Project, build, runs
 
@@ -86,3 +89,23 @@ def test_an_argv_word_naming_a_file_is_an_input(project: Project) -> None:
     build(project)
     assert runs(project) == ["sim"] and project.read("out.txt") == "x=2\n"
 
+
+
+def test_a_word_also_written_with_punctuation_is_still_an_input(tmp_path: Path) -> None:
+    """`data.txt` and `data.txt;` in one chunk's commands: the plain one names the file,
+    whatever order a set gives them (string hashes differ in every process)."""
+    (tmp_path / "data.txt").write_text("1\n")
+    script = (
+        "from pathlib import Path\n"
+        "from pytaskmake.implicit import add_implicit_inputs\n"
+        "from pytaskmake.taskfile import Task\n"
+        "t = Task('t', 'cat data.txt > out; wc -l data.txt;', (), ('out',))\n"
+        "add_implicit_inputs([t], Path('.'))\n"
+        "print(t.inputs)\n"
+    )
+    for seed in range(8):
+        env = {**os.environ, "PYTHONHASHSEED": str(seed)}
+        done = subprocess.run(
+            [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert done.stdout.strip() == "('data.txt',)", (seed, done.stdout, done.stderr)
