@@ -65,12 +65,19 @@ def declarations_digest(tasks: Sequence[Task]) -> bytes:
     no back-references, so equal values give equal bytes whatever objects hold
     them): unambiguous, and a chunk of tasks costs one C call.
     """
-    rows = [(t.name, t.signature, t.inputs, t.outputs, t.deps, t.log) for t in tasks]
+    return blake2b(_marshalled([_declared(t) for t in tasks]), digest_size=16).digest()
+
+
+def _declared(t: Task) -> tuple[object, ...]:
+    """What the graph and the rebuilder read of a task's declaration."""
+    return (t.name, t.signature, t.inputs, t.outputs, t.deps, t.log)
+
+
+def _marshalled(rows: list[tuple[object, ...]]) -> bytes:
     try:
-        data = marshal.dumps(rows, 2)
+        return marshal.dumps(rows, 2)
     except ValueError:  # a str subclass (marshal takes exact types): the same as str
-        data = marshal.dumps([_as_plain_str(row) for row in rows], 2)
-    return blake2b(data, digest_size=16).digest()
+        return marshal.dumps([_as_plain_str(row) for row in rows], 2)
 
 
 def _as_plain_str(row: tuple[object, ...]) -> tuple[object, ...]:
@@ -112,12 +119,7 @@ def task_digests(tasks: Sequence[Task]) -> bytes:
     it (so a task whose digest a snapshot holds is declared as it was then)."""
     found = bytearray()
     for t in tasks:
-        row = (t.name, t.signature, t.inputs, t.outputs, t.deps, t.log)
-        try:
-            data = marshal.dumps(row, 2)
-        except ValueError:  # a str subclass: the same as str
-            data = marshal.dumps(_as_plain_str(row), 2)
-        found += blake2b(data, digest_size=8).digest()
+        found += blake2b(_marshalled([_declared(t)]), digest_size=8).digest()
     return bytes(found)
 
 
