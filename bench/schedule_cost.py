@@ -12,8 +12,10 @@ builds. Run it with a checkout of earlier code on PYTHONPATH for the "before":
 
 from __future__ import annotations
 
+import inspect
 import statistics
 import time
+from array import array
 
 from pytaskmake.graph import BuildGraph
 from pytaskmake.scheduler import Scheduler
@@ -38,9 +40,15 @@ def once(graph: BuildGraph, names: list[str], recorded: dict[str, float]) -> flo
     if hasattr(Scheduler, "for_build"):
         from pytaskmake.resources import Limits
 
-        s = Scheduler.for_build(
-            graph.tasks, names, graph.upstream, graph.dependants, Limits(2), dict(recorded), {}
-        )
+        if "index" in inspect.signature(Scheduler.for_build).parameters:  # positions
+            seconds = array("d", [recorded[n] for n in names])
+            s = Scheduler.for_build(
+                graph.tasks, names, graph.upstream, graph.dependants, Limits(2), seconds, {}
+            )
+        else:
+            s = Scheduler.for_build(
+                graph.tasks, names, graph.upstream, graph.dependants, Limits(2), dict(recorded), {}
+            )
         take = lambda: s.admit(0.0)  # noqa: E731
     else:  # before the scheduling issue: declaration order, no admission
         s = Scheduler(names, graph.upstream, graph.dependants)

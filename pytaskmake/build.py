@@ -34,7 +34,7 @@ from .graph import BuildGraph
 from .hashing import BIG, BackgroundHasher, Hashed
 from .outputs import OutputKeeper
 from .resources import Limits, available_memory
-from .scheduler import Scheduler
+from .scheduler import Scheduler, positions
 from .stale import FORCED, Rebuilder, Verdict, record_stamp
 from .state import StateDB
 from .taskfile import Task
@@ -120,9 +120,8 @@ class Build:
             self.names if self.known is None else affected, exists
         )
         self._notice_lost_records()
-        recorded = self.state.durations(affected) if affected else {}
         if affected:  # before anything runs: a task that can never fit is an error
-            self.scheduler = self._scheduler(affected, recorded)
+            self.scheduler = self._scheduler(affected)
             # so is a task no worker can ever run (lazily: an executor that can run
             # anything never builds these jobs)
             self.executor.check(self._job(n) for n in affected if n not in self._blocked)
@@ -150,14 +149,16 @@ class Build:
         emit(finished)
         return finished
 
-    def _scheduler(self, affected: list[str], recorded: dict[str, float]) -> Scheduler:
+    def _scheduler(self, affected: list[str]) -> Scheduler:
         """The ready queue of this build (ResourceError if a task can never fit)."""
         graph, options = self.graph, self.options
         mem = available_memory() if options.mem is None else options.mem
         limits = Limits(self.executor.jobs, mem, dict(options.resources))
         peaks = self.state.peaks(affected)
+        index = positions(affected)
+        recorded = self.state.durations(affected, index)
         return Scheduler.for_build(
-            graph.tasks, affected, graph.upstream, graph.dependants, limits, recorded, peaks
+            graph.tasks, affected, graph.upstream, graph.dependants, limits, recorded, peaks, index
         )
 
     def _started_event(self, affected: list[str]) -> ev.BuildStarted:
@@ -167,7 +168,7 @@ class Build:
             return ev.BuildStarted(0, self.executor.jobs)
         estimate, demands = self.scheduler.estimates, self.scheduler.demands
         assert estimate is not None
-        expected = estimate.completed(affected)  # the same dict, filled in
+        expected = estimate.completed()
         cpus = {n: d.cpus for n, d in demands.items() if d.cpus > 1}
         pool = self.scheduler.pool
         held = pool is not None and any(d.mem for d in demands.values())
@@ -281,7 +282,7 @@ class Build:
             marked, self._checked_chunks = dirty_past_snapshot(
                 known, names, self.graph, moved, self.state.read_ahead, seed, suspects
             )
-            known.let_go()  # every file this build checks is known now
+            known.checked()  # every file this build checks is known now
         else:
             marked = dirty_everywhere(names, self.graph, moved)
         self.counts[ev.UP_TO_DATE] = len(names) - len(marked)

@@ -12,6 +12,7 @@ and verify the blob's hash first: a corrupt blob is dropped, never restored.
 from __future__ import annotations
 
 import errno
+import heapq
 import json
 import mmap
 import os
@@ -431,6 +432,9 @@ def _lines_naming(path: Path, needle: bytes) -> list[list[object]]:
         return []
 
 
+_RUN = 65_536  # keys sorted at a time (see _KeySet)
+
+
 class _KeySet:
     """Run-cache keys, held as the first 64 bits of each in a sorted array: 8 bytes
     a key instead of ~130 for a string in a set (600,002 keys: ~5 MB, not ~80 MB).
@@ -442,16 +446,23 @@ class _KeySet:
     """
 
     def __init__(self, keys: Iterable[str]) -> None:
-        prefixes: list[int] = []
+        """Sorted a run of _RUN keys at a time, then merged: sorting them all as one
+        list held ~44 bytes a key at once (880,000 keys after a few sweeps of 200,000
+        tasks: 37 MiB more at the peak of the build that read them)."""
         self._odd: set[str] = set()
+        runs: list[array] = []
+        run = array("Q")
         for key in keys:
             found = _prefix(key)
             if found is None:
                 self._odd.add(key)
-            else:
-                prefixes.append(found)
-        prefixes.sort()
-        self._sorted = array("Q", prefixes)
+                continue
+            run.append(found)
+            if len(run) >= _RUN:
+                runs.append(array("Q", sorted(run)))
+                run = array("Q")
+        runs.append(array("Q", sorted(run)))
+        self._sorted = runs[0] if len(runs) == 1 else array("Q", heapq.merge(*runs))
 
     def __contains__(self, key: str) -> bool:
         found = _prefix(key)

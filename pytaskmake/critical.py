@@ -10,7 +10,8 @@ that may run, and only when some may (a no-op never does).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from array import array
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from .taskfile import Task
 
@@ -43,19 +44,26 @@ class Estimates:
     """Expected seconds of each task: recorded, else its family's mean, else the
     mean of all recorded, else 1."""
 
-    def __init__(self, tasks: dict[str, Task], recorded: dict[str, float]) -> None:
-        """`recorded`: last durations by name (0: --touch, --clean: unknown); kept, not
-        copied (a sweep's is 200,000 entries)."""
-        self._tasks = tasks
+    def __init__(
+        self, tasks: dict[str, Task], names: list[str], index: dict[str, int], recorded: array
+    ) -> None:
+        """`recorded`: the last duration of each of `names` (`index`: their positions),
+        0 when unknown (never run, --touch, --clean); kept, not copied."""
+        self._tasks, self._names, self._index = tasks, names, index
         self.recorded = recorded
         self._families: dict[str, float] | None = None  # computed when first needed
-        known = [d for d in recorded.values() if d > 0]
-        self.known = bool(known)
-        self.default = sum(known) / len(known) if known else 1.0
+        count, total = 0, 0.0
+        for seconds in recorded:
+            if seconds > 0:
+                count += 1
+                total += seconds
+        self.known = count > 0
+        self.default = total / count if count else 1.0
 
     def __call__(self, name: str) -> float:
-        found = self.recorded.get(name)
-        if found is not None and found > 0:
+        k = self._index.get(name)
+        found = self.recorded[k] if k is not None else 0.0
+        if found > 0:
             return found
         if not self.known:
             return 1.0
@@ -65,7 +73,7 @@ class Estimates:
 
     def _family_means(self) -> dict[str, float]:
         sums: dict[str, list[float]] = {}
-        for name, seconds in self.recorded.items():
+        for name, seconds in zip(self._names, self.recorded, strict=True):
             task = self._tasks.get(name)
             if task is not None and seconds > 0:
                 total = sums.setdefault(family(task), [0.0, 0.0])
@@ -73,46 +81,80 @@ class Estimates:
                 total[1] += 1
         return {f: s / n for f, (s, n) in sums.items()}
 
-    def completed(self, names: list[str]) -> dict[str, float]:
-        """`recorded` with the estimate of each of `names` it lacks (for ETAs), when
-        there is any history to estimate from; else as it is."""
+    def completed(self) -> Expected:
+        """The expected seconds of every task, those unrecorded estimated (for ETAs),
+        when there is any history to estimate from; else the recorded ones alone."""
         if self.known:
-            missing = {n: self(n) for n in names if self.recorded.get(n, 0.0) <= 0}
-            self.recorded.update(missing)
-        return self.recorded
+            recorded = self.recorded
+            for k, name in enumerate(self._names):
+                if recorded[k] <= 0:
+                    recorded[k] = self(name)
+        return Expected(self._names, self._index, self.recorded)
+
+
+class Expected(Mapping[str, float]):
+    """Seconds by name, over a build's positions (a dict of 200,000 floats was 12 MiB);
+    a task whose duration is unknown (0) is not a key."""
+
+    def __init__(self, names: list[str], index: dict[str, int], seconds: array) -> None:
+        self._names, self._index, self._seconds = names, index, seconds
+
+    def get(self, name: str, default: float | None = None) -> float | None:  # type: ignore[override]
+        k = self._index.get(name)
+        found = self._seconds[k] if k is not None else 0.0
+        return found if found > 0 else default
+
+    def __getitem__(self, name: str) -> float:
+        found = self.get(name)
+        if found is None:
+            raise KeyError(name)
+        return found
+
+    def __contains__(self, name: object) -> bool:
+        return self.get(name) is not None  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[str]:
+        return (n for n, s in zip(self._names, self._seconds, strict=True) if s > 0)
+
+    def __len__(self) -> int:
+        return sum(1 for s in self._seconds if s > 0)
 
 
 def remaining_paths(
     names: list[str],
-    upstream: dict[str, tuple[str, ...]],
-    dependants: dict[str, tuple[str, ...]],
+    index: dict[str, int],
+    upstream: Mapping[str, Sequence[str]],
+    dependants: Mapping[str, Sequence[str]],
     weight: Callable[[str], float] | None,
-) -> dict[str, float]:
-    """For each of `names` (a selection closed under what it needs), the longest path
-    of weights (None: 1 each) from it to the end of the build, itself included: O(V+E)."""
+) -> array:
+    """For each of `names` (a selection closed under what it needs; `index`: their
+    positions), the longest path of weights (None: 1 each) from it to the end of the
+    build, itself included, by position: O(V+E)."""
     everything = len(names) == len(upstream)
-    selected: Iterable[str] | set[str] = upstream if everything else set(names)
-    if everything:
-        below = {n: len(dependants[n]) for n in names}
-    else:
-        below = {n: sum(1 for c in dependants[n] if c in selected) for n in names}
-    stack = [n for n, count in below.items() if not count]
-    level: dict[str, float] = {}
-    get = level.get
+    # per position: how many of its selected dependants have no length yet
+    below = array("l", bytes(8 * len(names)))
+    for k, name in enumerate(names):
+        below[k] = (
+            len(dependants[name])
+            if everything
+            else sum(1 for child in dependants[name] if child in index)
+        )
+    stack = [k for k, count in enumerate(below) if not count]
+    level = array("d", bytes(8 * len(names)))
+    where = index.get
     while stack:
-        name = stack.pop()
+        k = stack.pop()
+        name = names[k]
         longest = 0.0
         for child in dependants[name]:
-            after = get(child)
-            if after is not None and after > longest:
-                longest = after
-        level[name] = (1.0 if weight is None else weight(name)) + longest
+            c = where(child)
+            if c is not None and level[c] > longest:
+                longest = level[c]
+        level[k] = (1.0 if weight is None else weight(name)) + longest
         for up in upstream[name]:
-            count = below.get(up)
-            if count is not None:
-                if count == 1:
-                    del below[up]
-                    stack.append(up)
-                else:
-                    below[up] = count - 1
+            u = where(up)
+            if u is not None:
+                below[u] -= 1
+                if not below[u]:
+                    stack.append(u)
     return level

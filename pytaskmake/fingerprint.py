@@ -209,7 +209,7 @@ class FileCache:
         if len(packed) != size * len(paths):
             return  # not about these paths: take nothing
         for k, path in enumerate(paths):
-            if path not in known:
+            if known.get(path, _UNKNOWN) is _UNKNOWN:
                 item = packed[k * size : (k + 1) * size]
                 known[path] = None if item == _ABSENT else item
 
@@ -230,7 +230,7 @@ class FileCache:
         """`fingerprint` with the file's stat as it is now, after pytaskmake itself did
         something that moves only its ctime (a hard link into the run cache, a chmod
         back): the content read a moment ago is still what the file holds."""
-        self._known.pop(path, None)
+        self.forget(path)
         st = self.stat(path)
         old = fingerprint[0]
         if st is None or st[:3] != old[:3] or (st[4] & 0o111) != (old[4] & 0o111):
@@ -239,5 +239,11 @@ class FileCache:
         return (st, fingerprint[1])
 
     def forget(self, path: str) -> None:
-        """Drop what is known of a file a task is about to (re)write."""
-        self._known.pop(path, None)
+        """Drop what is known of a file a task is about to (re)write.
+
+        Its entry stays, as _UNKNOWN: a build rewriting 200,000 of 300,000 known files
+        deleted and added as many keys, and the dict was made again at twice its size
+        (10 MiB more, and both at once while it was copied)."""
+        known = self._known
+        if path in known:
+            known[path] = _UNKNOWN

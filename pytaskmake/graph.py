@@ -9,7 +9,7 @@ cycle reports, --graph), because importing networkx alone costs ~0.25 s.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from .errors import GraphError, UsageError
@@ -211,15 +211,25 @@ def _check_logs(tasks: Iterable[Task], producer: dict[str, str]) -> None:
 
 
 def _check_acyclic(
-    upstream: dict[str, tuple[str, ...]], dependants: dict[str, tuple[str, ...]]
+    upstream: Mapping[str, tuple[str, ...]],
+    dependants: Mapping[str, tuple[str, ...]],
+    within: set[str] | None = None,
 ) -> None:
-    """Reject a cycle, naming its tasks in order.
+    """Reject a cycle, naming its tasks in order; `within`: only among these tasks (a
+    set closed under `dependants`), else among all.
 
     Counting in-degrees (Kahn) is O(V+E) and cheap; only when tasks are left over
     is networkx asked to find the cycle among them.
     """
-    waiting = {name: len(ups) for name, ups in upstream.items() if ups}
-    ready = [name for name, ups in upstream.items() if not ups]
+    waiting: dict[str, int] = {}
+    ready: list[str] = []
+    for name in upstream if within is None else within:
+        ups = upstream[name]
+        count = len(ups) if within is None else sum(1 for up in ups if up in within)
+        if count:
+            waiting[name] = count
+        else:
+            ready.append(name)
     while ready:
         for child in dependants[ready.pop()]:
             waiting[child] -= 1

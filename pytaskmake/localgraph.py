@@ -25,6 +25,18 @@ from .graph import BuildGraph, _check_acyclic, _check_logs, _producers
 from .taskfile import Task
 
 Edges = tuple[str, ...]
+# an edge list as kept: a task's one neighbour as its name alone (a 1-tuple costs 48
+# bytes, and 200,000 tasks of a sweep have one reader or one producer each: 14 MiB
+# at 100,000 points), any other number as a tuple
+Kept = str | Edges
+
+
+def _edges(kept: Kept) -> Edges:
+    return (kept,) if type(kept) is str else kept  # type: ignore[return-value]
+
+
+def _kept(edges: Edges | list[str]) -> Kept:
+    return edges[0] if len(edges) == 1 else tuple(edges)
 
 
 class LocalGraph(BuildGraph):
@@ -39,17 +51,17 @@ class LocalGraph(BuildGraph):
         self.producer = _producers(tasks.values())
         _check_logs(tasks.values(), self.producer)
         _check_deps(tasks)
-        self._upstream: dict[str, Edges] = {}
-        self._readers: dict[str, Edges] = {}
+        self._upstream: dict[str, Kept] = {}
+        self._readers: dict[str, Kept] = {}
         self.upstream = _Lazy(tasks, self._upstream_named)  # type: ignore[assignment]
         self.dependants = _Lazy(tasks, self._readers_named)  # type: ignore[assignment]
         changed = list(changed)
         if changed:
             self._check_acyclic_from(changed)
 
-    def readers(self, names: Iterable[str]) -> Mapping[str, Edges]:
+    def readers(self, names: Iterable[str]) -> Mapping[str, Kept]:
         """The dependants of `names` (and of any task asked about before), found in one
-        pass over every task for those not known yet."""
+        pass over every task for those not known yet; as kept (see `_edges`)."""
         unknown = [n for n in names if n not in self._readers]
         if unknown:
             self._scan(unknown)
@@ -74,7 +86,7 @@ class LocalGraph(BuildGraph):
                     if dep in wanted and (not found[dep] or found[dep][-1] != name):
                         found[dep].append(name)
         for n, readers in found.items():
-            self._readers[n] = tuple(readers) if readers else ()
+            self._readers[n] = _kept(readers)
 
     def _readers_named(self, name: str) -> Edges:
         """One task's dependants; on a miss, those of every task not known yet, in the
@@ -84,13 +96,15 @@ class LocalGraph(BuildGraph):
         if found is None:
             self._scan([n for n in self.tasks if n not in self._readers])
             found = self._readers[name]
-        return found
+        return _edges(found)
 
     def _upstream_named(self, name: str) -> Edges:
         ups = self._upstream.get(name)
         if ups is None:
-            ups = self._upstream[name] = self._upstream_of(self.tasks[name])
-        return ups
+            found = self._upstream_of(self.tasks[name])
+            self._upstream[name] = _kept(found)
+            return found
+        return _edges(ups)
 
     def downstream(self, marked: set[str], selected: set[str] | None = None) -> set[str]:
         """`marked` grown by every task downstream of one of them (of `selected`, when
@@ -100,7 +114,7 @@ class LocalGraph(BuildGraph):
             readers = self.readers(frontier)
             reached = []
             for name in frontier:
-                for child in readers[name]:
+                for child in _edges(readers[name]):
                     if child not in marked and (selected is None or child in selected):
                         marked.add(child)
                         reached.append(child)
@@ -111,8 +125,7 @@ class LocalGraph(BuildGraph):
         """GraphError when a cycle passes through a changed task (see the module's
         docstring): Kahn's count over their downstream closure."""
         reach = self.downstream(set(changed))
-        upstream = {n: tuple(u for u in self._upstream_named(n) if u in reach) for n in reach}
-        _check_acyclic(upstream, {n: self._readers[n] for n in reach})
+        _check_acyclic(self.upstream, self.dependants, reach)
 
 
 class _Lazy(Mapping[str, Edges]):

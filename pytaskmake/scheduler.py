@@ -15,14 +15,19 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable, Iterable
+from array import array
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .critical import Estimates, remaining_paths
 from .resources import ONE, Demand, Limits, Pool, demands_of
 from .taskfile import Task
 
-Entry = tuple[Any, int, str]  # (priority key, declaration position, name): lower first
+# A ready task in a heap, lower first: (priority key, declaration position), or, when
+# the keys are ints (the critical path's steps), both in one int: a sweep starts with
+# 100,000 simulations ready, and their tuples took 10 MiB
+Entry = Any
+_POSITION = (1 << 32) - 1  # the low bits of a packed entry
 
 
 _SHORT = 0.1  # seconds: paths this short are all alike (our own latency is that order)
@@ -36,31 +41,46 @@ def _rounded(length: float) -> int:
     return 0 if length < _SHORT else 1 + int(math.log(length / _SHORT) * _PER_STEP)
 
 
+def positions(names: list[str]) -> dict[str, int]:
+    """Each name's position in `names`: what the scheduler, the critical path and the
+    recorded durations of one build index their arrays by."""
+    return {name: k for k, name in enumerate(names)}
+
+
 class Scheduler:
-    """Tracks which selected tasks are waiting, ready, running, done, failed or skipped."""
+    """Tracks which selected tasks are waiting, ready, running, done, failed or skipped.
+
+    Per task it keeps an array slot, not a dict entry: a build of 200,000 tasks kept
+    two dicts of them and a tuple per ready task (~25 MiB); the one dict is `index`.
+    """
 
     def __init__(
         self,
         names: Iterable[str],
-        upstream: dict[str, tuple[str, ...]] | dict[str, list[str]],
-        dependants: dict[str, tuple[str, ...]] | dict[str, list[str]],
+        upstream: Mapping[str, Sequence[str]],
+        dependants: Mapping[str, Sequence[str]],
         priority: Callable[[str], Any] | None = None,
         demand: Callable[[str], Demand] | None = None,
         pool: Pool | None = None,
         estimate: Callable[[str], float] | None = None,
+        index: dict[str, int] | None = None,
+        int_keys: bool = False,
     ) -> None:
-        """`priority(name)`: a sort key, lower first (ties: declaration order);
-        `demand(name)`: what a task holds while it runs; `pool`: what is free (None:
-        no limit but the caller's); `estimate(name)`: its expected seconds."""
-        order = list(names)
-        everything = len(order) == len(upstream)  # the usual case: no set of 200,000 names
-        selected = upstream if everything else set(order)
+        """`priority(name)`: a sort key, lower first (ties: declaration order; an int
+        each when `int_keys`); `demand(name)`: what a task holds while it runs; `pool`:
+        what is free (None: no limit but the caller's); `estimate(name)`: its expected
+        seconds; `index`: positions(names), when the caller has it."""
+        order = names if isinstance(names, list) else list(names)
+        self._names = order
+        self._index = index = positions(order) if index is None else index
+        everything = len(order) == len(upstream)  # the usual case: no test per edge
         self._dependants = dependants
-        self._waiting: dict[str, int] = {}
-        # declaration positions of the tasks still waiting, dropped as each is released
-        # (a dict of 200,000 positions cost ~15 MB)
-        self._rank: dict[str, int] = {}
+        # per position: how many of its selected upstream tasks are not done (0 once
+        # ready, or skipped)
+        self._waiting = array("l", bytes(8 * len(order)))
+        self._left = 0  # how many wait
         self._priority = priority
+        self._packed = priority is None or int_keys
         self._uniform = demand is None  # every task holds ONE: no lookup per task
         self.demand: Callable[[str], Demand] = demand or (lambda name: ONE)
         self.pool = pool
@@ -70,14 +90,15 @@ class Scheduler:
         self._running: dict[str, tuple[float, Demand]] = {}  # admitted: (start, demand)
         self.demands: dict[str, Demand] = {}  # for_build: the tasks not holding ONE
         self.estimates: Estimates | None = None  # for_build: expected seconds of each task
+        waiting = self._waiting
         for position, name in enumerate(order):
             ups = upstream[name]
-            count = len(ups) if everything else sum(1 for up in ups if up in selected)
+            count = len(ups) if everything else sum(1 for up in ups if up in index)
             if count:
-                self._waiting[name] = count
-                self._rank[name] = position
+                waiting[position] = count
+                self._left += 1
             else:
-                self._heap(name).append((self._key(name), position, name))
+                self._heap(name).append(self._entry(name, position))
         for heap in self._ready.values():
             heapq.heapify(heap)
         self.total = len(order)
@@ -87,31 +108,48 @@ class Scheduler:
         cls,
         tasks: dict[str, Task],
         names: list[str],
-        upstream: dict[str, tuple[str, ...]],
-        dependants: dict[str, tuple[str, ...]],
+        upstream: Mapping[str, Sequence[str]],
+        dependants: Mapping[str, Sequence[str]],
         limits: Limits,
-        recorded: dict[str, float],
+        recorded: array,
         peaks: dict[str, int],
+        index: dict[str, int] | None = None,
     ) -> Scheduler:
         """The ready queue of a build of `names`: what each holds (declared, or memory
         learned from its recorded `peaks`; ResourceError if one can never fit in
         `limits`), ordered by `priority=`, then the critical path weighed by the
-        `recorded` durations (see critical.py)."""
+        `recorded` durations (per position, 0 unknown: see critical.py)."""
+        index = positions(names) if index is None else index
         demands = demands_of(tasks, names, peaks, limits)
-        estimate = Estimates(tasks, recorded)
-        levels = remaining_paths(names, upstream, dependants, estimate if estimate.known else None)
-        pop = levels.pop
+        estimate = Estimates(tasks, names, index, recorded)
+        levels = remaining_paths(
+            names, index, upstream, dependants, estimate if estimate.known else None
+        )
+        steps = array("l", [-_rounded(length) for length in levels])  # (lower first)
+        del levels
+        where = index.__getitem__
         if any(tasks[name].priority for name in demands):  # (declared ones are all there)
-            priority = lambda name: (-tasks[name].priority, -_rounded(pop(name)))  # noqa: E731
+            priority = lambda name: (-tasks[name].priority, steps[where(name)])  # noqa: E731
+            int_keys = False
         else:  # the usual case: the critical path alone
-            priority = lambda name: -_rounded(pop(name))  # noqa: E731
+            priority = lambda name: steps[where(name)]  # noqa: E731
+            int_keys = True
         demand = (lambda name: demands.get(name, ONE)) if demands else None
-        made = cls(names, upstream, dependants, priority, demand, Pool(limits), estimate)
+        made = cls(
+            names, upstream, dependants, priority, demand, Pool(limits), estimate, index, int_keys
+        )
         made.demands, made.estimates = demands, estimate
         return made
 
-    def _key(self, name: str) -> Any:
-        return 0 if self._priority is None else self._priority(name)
+    def _entry(self, name: str, position: int) -> Entry:
+        if self._priority is None:
+            return position
+        if self._packed:
+            return (self._priority(name) << 32) | position
+        return (self._priority(name), position)
+
+    def _name(self, entry: Entry) -> str:
+        return self._names[entry & _POSITION if self._packed else entry[1]]
 
     def _heap(self, name: str) -> list[Entry]:
         if self._uniform:
@@ -123,7 +161,7 @@ class Scheduler:
         return heap
 
     def _push(self, name: str, position: int) -> None:
-        heapq.heappush(self._heap(name), (self._key(name), position, name))
+        heapq.heappush(self._heap(name), self._entry(name, position))
 
     def _classes(self) -> list[Demand]:
         """The demands with ready tasks, their most urgent task first."""
@@ -135,7 +173,7 @@ class Scheduler:
     def pop(self) -> str | None:
         """The most urgent ready task regardless of resources, or None when nothing is ready."""
         classes = self._classes()
-        return heapq.heappop(self._ready[classes[0]])[2] if classes else None
+        return self._name(heapq.heappop(self._ready[classes[0]])) if classes else None
 
     def admit(self, now: float) -> str | None:
         """The most urgent ready task that may start now, its resources taken from the
@@ -146,7 +184,7 @@ class Scheduler:
         if self._uniform:  # one heap: its most urgent task, if a slot is free
             if not self._one or pool.slots < 1:
                 return None
-            name = heapq.heappop(self._one)[2]
+            name = self._name(heapq.heappop(self._one))
             pool.slots -= 1  # (pool.take(ONE))
             self._running[name] = (now, ONE)
             return name
@@ -160,7 +198,7 @@ class Scheduler:
         for demand in classes[1:]:
             if not pool.fits(demand):
                 continue
-            name = self._ready[demand][0][2]
+            name = self._name(self._ready[demand][0])
             if now + self._estimate(name) <= shadow or spare.fits(demand):
                 return self._take(demand, now)
         return None
@@ -183,7 +221,7 @@ class Scheduler:
         return math.inf, free  # never fits (limits are checked before the build)
 
     def _take(self, demand: Demand, now: float) -> str:
-        name = heapq.heappop(self._ready[demand])[2]
+        name = self._name(heapq.heappop(self._ready[demand]))
         assert self.pool is not None
         self.pool.take(demand)
         self._running[name] = (now, demand)
@@ -198,28 +236,34 @@ class Scheduler:
     def succeeded(self, name: str) -> None:
         """`name` is done (ran, restored or up to date): release what waited on it."""
         self.release(name)
-        waiting = self._waiting
+        waiting, index = self._waiting, self._index
         for child in self._dependants[name]:
-            if child in waiting:
-                waiting[child] -= 1
-                if not waiting[child]:
-                    del waiting[child]
-                    self._push(child, self._rank.pop(child))
+            k = index.get(child)
+            if k is not None and waiting[k]:
+                waiting[k] -= 1
+                if not waiting[k]:
+                    self._left -= 1
+                    self._push(child, k)
 
     def failed(self, name: str) -> list[str]:
         """`name` failed: every selected task downstream can no longer run; returns them."""
         self.release(name)
+        waiting, index = self._waiting, self._index
         skipped: list[str] = []
         stack = list(self._dependants[name])
         while stack:
             child = stack.pop()
-            if self._waiting.pop(child, None) is not None:
-                self._rank.pop(child, None)
+            k = index.get(child)
+            if k is not None and waiting[k]:
+                waiting[k] = 0
+                self._left -= 1
                 skipped.append(child)
                 stack.extend(self._dependants[child])
         return skipped
 
     def blocked(self) -> list[str]:
         """Tasks still waiting when the build stops (never reached)."""
-        ready = [n for heap in self._ready.values() for _, _, n in heap]
-        return ready + list(self._waiting)
+        ready = [self._name(entry) for heap in self._ready.values() for entry in heap]
+        if not self._left:
+            return ready
+        return ready + [n for n, count in zip(self._names, self._waiting, strict=True) if count]

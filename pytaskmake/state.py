@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import count, islice
 from pathlib import Path
@@ -731,22 +732,26 @@ class StateDB:
                 self._db.executemany(f"DELETE FROM {table} WHERE name = ?", dropped)
             parted.difference_update(n for (n,) in dropped)
 
-    def durations(self, names: list[str]) -> dict[str, float]:
-        """Last known run time of each of `names`, for ETAs and scheduling."""
+    def durations(self, names: list[str], index: dict[str, int]) -> array:
+        """Last known run time of each of `names` (`index`: their positions), by
+        position; 0 when unknown. For ETAs and scheduling."""
+        found = array("d", bytes(8 * len(names)))
         if self._rows is None and len(names) > 10_000:  # one pass beats 10,000 queries
             try:  # (not load(): every row held for the whole build, 59 MiB at 100,000 points)
-                every = dict(self._db.execute("SELECT name, duration FROM tasks"))
+                where = index.get
+                for name, seconds in self._db.execute("SELECT name, duration FROM tasks"):
+                    k = where(name)
+                    if k is not None and seconds:
+                        found[k] = seconds
+                return found
             except sqlite3.OperationalError:  # locked, disk full...: not damage
                 raise
             except sqlite3.DatabaseError:
                 self._load_midway()
-            else:
-                return {n: d for n in names if (d := every.get(n)) is not None}
-        found = {}
-        for name in names:
+        for k, name in enumerate(names):
             row = self.row(name)
-            if row is not None:
-                found[name] = row[3]
+            if row is not None and row[3]:
+                found[k] = row[3]
         return found
 
     def save_success(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -79,3 +80,23 @@ def test_the_memo_hashes_once_per_stat_and_forgets_on_request(tmp_path: Path) ->
     (tmp_path / "f").unlink()
     files.forget(str(path))
     assert files.fingerprint(str(path)) is None and files.stat(str(path)) is None
+
+
+def test_forgetting_rewritten_files_does_not_grow_the_memo(tmp_path: Path) -> None:
+    """A build rewrites most files it knows (every output of a parameter edit): each
+    is forgotten, then known again. The memo keeps its entries, so it is never made
+    again at twice its size (10 MiB at 100,000 points), and reads the new files."""
+    paths = [str(tmp_path / f"f{i}") for i in range(30_000)]
+    for p in paths:
+        Path(p).write_text("old")
+    files = FileCache()
+    for p in paths:
+        files.fingerprint(p)
+    size = sys.getsizeof(files._known)
+    for p in paths[:20_000]:
+        Path(p).write_text("new!")
+        files.forget(p)
+        files.fingerprint(p)
+    assert sys.getsizeof(files._known) == size
+    assert files.fingerprint(paths[0]) == (stat_of(paths[0]), hash_file(paths[0]))
+    assert files.fingerprint(paths[-1]) == (stat_of(paths[-1]), hash_file(paths[-1]))

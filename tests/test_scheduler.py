@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from array import array
+from collections.abc import Callable
 
 import pytest
 from conftest import Project, build
@@ -11,7 +13,7 @@ from hypothesis import strategies as st
 
 from pytaskmake.critical import Estimates, family, remaining_paths
 from pytaskmake.resources import ONE, Demand, Limits, Pool
-from pytaskmake.scheduler import Scheduler
+from pytaskmake.scheduler import Scheduler, positions
 from pytaskmake.taskfile import Task
 
 Edges = list[tuple[str, str]]
@@ -126,6 +128,30 @@ def test_custom_priority_orders_ready_tasks() -> None:
     weight = {"a": 3.0, "b": 1.0, "c": 2.0}
     s = Scheduler(names, upstream, dependants, priority=weight.__getitem__)
     assert drain(s) == ["b", "c", "a"]
+
+
+def test_int_keys_packed_with_positions_order_as_key_then_declaration() -> None:
+    """Int priorities are kept with each task's position in one int (what for_build
+    does: 100,000 ready simulations): the order is that of (key, position) tuples,
+    negative keys and positions past 2**16 included, as tasks become ready in any order."""
+    rnd = random.Random(7)
+    names = [f"t{i}" for i in range(70_000)]
+    key = {n: rnd.randrange(-40, 3) for n in names}
+    heads = names[::7]  # each released the six tasks after it
+    edges = [(names[i - i % 7], n) for i, n in enumerate(names) if i % 7]
+    upstream, dependants = relations(edges, names)
+    orders = []
+    for int_keys in (True, False):
+        s = Scheduler(names, upstream, dependants, key.__getitem__, int_keys=int_keys)
+        order = []
+        while (name := s.pop()) is not None:
+            order.append(name)
+            if int(name[1:]) % 5:  # the others fail to release their followers
+                s.succeeded(name)
+        orders.append((order, sorted(s.blocked())))
+    assert orders[0] == orders[1]
+    assert orders[0][0][0] == min(heads, key=lambda n: (key[n], int(n[1:])))
+    assert len(orders[0][1]) > 1000, "some were left waiting"
 
 
 @st.composite
@@ -323,10 +349,24 @@ def test_the_remaining_path_weighs_each_task_by_its_duration() -> None:
     names = ["a", "b", "c", "d", "e"]
     upstream, dependants = relations([("a", "b"), ("b", "d"), ("c", "d")], names)
     weight = {"a": 1.0, "b": 2.0, "c": 10.0, "d": 0.5, "e": 4.0}
-    level = remaining_paths(names, upstream, dependants, weight.__getitem__)
+    level = lengths(names, upstream, dependants, weight.__getitem__)
     assert level == {"d": 0.5, "b": 2.5, "a": 3.5, "c": 10.5, "e": 4.0}
-    selected = remaining_paths(["a", "b"], upstream, dependants, weight.__getitem__)
+    selected = lengths(["a", "b"], upstream, dependants, weight.__getitem__)
     assert selected == {"b": 2.0, "a": 3.0}, "only the selection counts"
+
+
+def lengths(
+    names: list[str], upstream: Relations, dependants: Relations, weight: Callable[[str], float]
+) -> dict[str, float]:
+    """remaining_paths by name."""
+    found = remaining_paths(names, positions(names), upstream, dependants, weight)
+    return dict(zip(names, found, strict=True))
+
+
+def estimates(tasks: dict[str, Task], recorded: dict[str, float]) -> Estimates:
+    names = list(tasks)
+    seconds = array("d", [recorded.get(n, 0.0) for n in names])
+    return Estimates(tasks, names, positions(names), seconds)
 
 
 def test_unknown_durations_are_their_familys_mean_else_everyones() -> None:
@@ -341,11 +381,11 @@ def test_unknown_durations_are_their_familys_mean_else_everyones() -> None:
             ("x", "other"),
         ]
     }
-    est = Estimates(tasks, {"s1": 10.0, "s2": 20.0, "p1": 1.0})
+    est = estimates(tasks, {"s1": 10.0, "s2": 20.0, "p1": 1.0})
     assert est("s3") == 15.0
     assert est("p2") == 1.0
     assert est("x") == pytest.approx(31.0 / 3)
-    assert Estimates(tasks, {})("x") == 1.0
+    assert estimates(tasks, {})("x") == 1.0
     assert family(tasks["p1"]) == "python3 parse.py"
 
 
