@@ -248,9 +248,8 @@ class Build:
         else:
             self.chunks = snapshot.Chunks(list(self.graph.tasks.values()))
             saved = snapshot.fresh(self.chunks.tasks, self.files.stat, self.chunks)
-        head, paths = saved.packed()
-        self.state.save_snapshot(head, paths)
-        self.saved_value = head  # (what tells it apart: see snapshot.value_digest)
+        self.state.save_snapshot(saved.head, saved.released())
+        self.saved_value = saved.head()  # (what tells it apart: see snapshot.value_digest)
         self.saved = saved
 
     def _verified(self) -> bool:

@@ -31,7 +31,7 @@ import os
 import signal
 import threading
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain
 
 from .cuts import cut_points
@@ -46,6 +46,7 @@ _MAX_CHUNK = 8 * CHUNK  # a run of names without a boundary is cut here
 # else is simply not a match
 _MAGIC = b"pytaskmake snapshot 5\n"
 _LENGTH = 8
+_TUPLE = b"("  # marshal's tuple (format 2)
 _MISSING: Stat = (-1, -1, -1, -1, -1)
 # past this many tasks in the saved chunks a changed one may come from, all of its
 # tasks are checked (their digests would be a set of them all: a parameter edited)
@@ -251,15 +252,48 @@ class Saved:
     def packed(self) -> tuple[bytes, bytes]:
         """The packed head and paths, apart (as the state keeps them: 7 MB of paths at
         100,000 points are not copied into one value and out again)."""
-        if None in self._paths_read():
+        paths = b"".join(self._parts(release=False))
+        return self.head(), paths
+
+    def released(self) -> Iterator[bytes]:
+        """The packed paths, a chunk's at a time, each chunk's file list let go of once
+        given (then `head()`, and the paths are to be read again: `take_paths`). At
+        100,000 points, the lists as strings and packed whole were 18 MiB at once, at
+        the very end of a build that reran everything: its peak."""
+        return self._parts(release=True)
+
+    def _parts(self, release: bool) -> Iterator[bytes]:
+        """marshal.dumps((paths, tasks, files), 2), in parts (a tuple is "(", its
+        length in 4 bytes, then its items); sets paths_digest once all are given."""
+        paths = self._paths_read()
+        if None in paths:
             raise RuntimeError("a snapshot whose chunks were let go of (keep) is not saved")
-        paths = marshal.dumps((self._paths_read(), self._tasks, self._files), 2)
-        self.paths_digest = _digest(paths)
+        digest = blake2b(digest_size=16)
+        count = len(paths)
+        items: list[str | None] = list(paths)
+        if release:
+            self._paths = None
+        del paths
+        for j in range(-1, count + 2):
+            if j < 0:
+                part = _TUPLE + (3).to_bytes(4, "little") + _TUPLE + count.to_bytes(4, "little")
+            elif j < count:
+                part = marshal.dumps(items[j], 2)
+                if release:
+                    items[j] = None
+            else:
+                part = marshal.dumps(self._tasks if j == count else self._files, 2)
+            digest.update(part)
+            yield part
+        self.paths_digest = digest.digest()
+
+    def head(self) -> bytes:
+        """The packed head (after the paths were packed: it holds their digest)."""
         head = marshal.dumps(
             (self.declarations, self.digests.tobytes(), self.bounds, self.paths_digest), 2
         )
         size = len(_MAGIC) + _LENGTH + len(head)
-        return _MAGIC + size.to_bytes(_LENGTH, "little") + head, paths
+        return _MAGIC + size.to_bytes(_LENGTH, "little") + head
 
     def _paths_read(self) -> tuple[str, ...]:
         if self._paths is None:

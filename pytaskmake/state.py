@@ -359,6 +359,22 @@ def _snapshot_in(db: sqlite3.Connection) -> bytes | None:
     return bytes(found[0]) if found else None
 
 
+def _pieces(data: bytes | Iterable[bytes]) -> Iterator[bytes | memoryview]:
+    """`data` (whole, or its parts in order) cut in pieces of _PIECE bytes."""
+    if isinstance(data, bytes):
+        view = memoryview(data)
+        yield from (view[k : k + _PIECE] for k in range(0, len(data), _PIECE))
+        return
+    held = bytearray()
+    for part in data:
+        held += part
+        while len(held) >= _PIECE:
+            yield bytes(held[:_PIECE])
+            del held[:_PIECE]
+    if held:
+        yield bytes(held)
+
+
 def _snapshot_paths_in(db: sqlite3.Connection) -> bytes | None:
     """The snapshot's paths, its pieces joined (the head's digest tells whether they
     are all there, and its own)."""
@@ -552,17 +568,16 @@ class StateDB:
         except sqlite3.DatabaseError:
             return None
 
-    def save_snapshot(self, head: bytes, paths: bytes = b"") -> None:
+    def save_snapshot(
+        self, head: bytes | Callable[[], bytes], paths: bytes | Iterable[bytes] = b""
+    ) -> None:
+        """Keep the snapshot: its paths in pieces of _PIECE, then its head (`head()`
+        once `paths`, given in parts, are all written: the head holds their digest)."""
         self._drop_pieces()
-        view = memoryview(paths)
-        self._db.executemany(
-            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
-            [(_SNAPSHOT, head)]
-            + [
-                (f"{_SNAPSHOT_PATHS}{k // _PIECE:06d}", view[k : k + _PIECE])
-                for k in range(0, len(paths), _PIECE)
-            ],
-        )
+        insert = "INSERT OR REPLACE INTO meta VALUES (?, ?)"
+        for k, piece in enumerate(_pieces(paths)):
+            self._db.execute(insert, (f"{_SNAPSHOT_PATHS}{k:06d}", piece))
+        self._db.execute(insert, (_SNAPSHOT, head if isinstance(head, bytes) else head()))
         self._snapshot_may_exist = True
 
     def _drop_snapshot(self) -> None:

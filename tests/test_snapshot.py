@@ -6,6 +6,7 @@ never hide a failed task, a new cycle, a missing output or a killed build.
 
 from __future__ import annotations
 
+import marshal
 import os
 import sqlite3
 import time
@@ -198,6 +199,22 @@ def test_the_head_is_read_alone_and_takes_only_its_own_paths(tmp_path: Path) -> 
     assert not alone.take_paths(other_paths) and not alone.take_paths(paths[:-1])
     assert not alone.take_paths(None) and not alone.has_paths
     assert alone.take_paths(paths) and alone.paths_of(0)[:2] == ["in.txt", "x0"]
+
+
+def test_a_snapshot_saved_in_parts_is_the_one_packed_whole(tmp_path: Path) -> None:
+    """The end of a build saves the snapshot a chunk at a time, letting go of each
+    chunk's file list (at 100,000 points the lists and their packed copy were 18 MiB
+    at once): the value is marshal's, byte for byte, and the lists are read again."""
+    os.chdir(tmp_path)
+    tasks = [mk(f"t{i}", ("in.txt", f"x{i}"), (f"o{i}",)) for i in range(5_000)]
+    whole = snapshot.fresh(tasks, FileCache().stat)
+    head, paths = whole.packed()
+    lists = tuple(whole.joined_paths(j) for j in range(len(whole.digests)))
+    assert paths == marshal.dumps((lists, whole._tasks, whole._files), 2)
+    parted = snapshot.fresh(tasks, FileCache().stat)
+    assert b"".join(parted.released()) == paths and parted.head() == head
+    assert not parted.has_paths
+    assert parted.take_paths(paths) and parted.joined_paths(1) == lists[1]
 
 
 # --- through the CLI ----------------------------------------------------------------------

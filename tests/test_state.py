@@ -532,6 +532,7 @@ def test_durations_of_many_tasks_do_not_load_every_row(state_dir: Path) -> None:
     assert db._rows is None  # (load() would hold every row for the whole build)
     assert len(found) == 12_000 and found["t3"] == 1.5 and found["failed"] == 9.5
     assert "never" not in found and "t0" not in found  # (0 s: unknown)
+    db.close()
 
 
 def durations(db: StateDB, names: list[str]) -> dict[str, float]:
@@ -539,7 +540,6 @@ def durations(db: StateDB, names: list[str]) -> dict[str, float]:
     found = db.durations(names, positions(names))
     assert len(found) == len(names)
     return {n: s for n, s in zip(names, found, strict=True) if s}
-    db.close()
 
 
 def test_the_snapshots_paths_are_kept_in_pieces_and_read_back_whole(state_dir: Path) -> None:
@@ -558,6 +558,10 @@ def test_the_snapshots_paths_are_kept_in_pieces_and_read_back_whole(state_dir: P
     assert db.snapshot() == b"head" and db.snapshot_paths() == paths
     db.save_snapshot(b"head2", b"short")  # fewer pieces: none of the last left over
     assert db.snapshot_paths() == b"short"
+    parts = [paths[k : k + 1000] for k in range(0, len(paths), 1000)]
+    heads = iter([b"head3"])
+    db.save_snapshot(lambda: next(heads), iter(parts))  # in parts: the same pieces
+    assert db.snapshot() == b"head3" and db.snapshot_paths() == paths
     db.save_failure("t", "sh:x", 1.0)  # any record written drops it all
     assert db.snapshot() is None and db.snapshot_paths() is None
     db.close()
