@@ -132,7 +132,7 @@ def remaining_paths(
     build, itself included, by position: O(V+E)."""
     everything = len(names) == len(upstream)
     # per position: how many of its selected dependants have no length yet
-    below = array("l", bytes(8 * len(names)))
+    below = array("q", bytes(8 * len(names)))
     for k, name in enumerate(names):
         below[k] = (
             len(dependants[name])

@@ -32,7 +32,9 @@ Kept = str | Edges
 
 
 def _edges(kept: Kept) -> Edges:
-    return (kept,) if type(kept) is str else kept  # type: ignore[return-value]
+    # (isinstance: a task may be named by a str subclass, a StrEnum member, and its
+    # name is then kept as given)
+    return (kept,) if isinstance(kept, str) else kept
 
 
 def _kept(edges: Edges | list[str]) -> Kept:

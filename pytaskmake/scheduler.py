@@ -77,7 +77,7 @@ class Scheduler:
         self._dependants = dependants
         # per position: how many of its selected upstream tasks are not done (0 once
         # ready, or skipped)
-        self._waiting = array("l", bytes(8 * len(order)))
+        self._waiting = array("q", bytes(8 * len(order)))
         self._left = 0  # how many wait
         self._priority = priority
         self._packed = priority is None or int_keys

@@ -237,8 +237,9 @@ class Saved:
         return self._paths is not None
 
     def keep(self, chunks: set[int]) -> None:
-        """Hold the file lists and digests of these saved chunks only; those of the
-        others read as damaged from now on (never as empty: see `_part`)."""
+        """Hold the file lists and digests of these saved chunks only; asking for
+        another's from now on is a bug, a RuntimeError (never an empty list: see
+        `_part`)."""
         if self._paths is None:
             return
         if not chunks.issuperset(range(len(self._paths))):
