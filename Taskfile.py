@@ -72,6 +72,16 @@ task(  # Taskfile edits at 100,000 points against ninja: two 6-minute set-up bui
     log=".pytaskmake/logs/bench-edits-100k.log",
     cache=False,
 )
+task(  # about 35 minutes: a parameter every simulation uses, at 100,000 points (everything
+    # reruns: time and peak memory against ninja; two set-up builds, a warm-up, one run each)
+    "bench-param-100k",
+    "python bench/run.py --sizes 100000 --scenarios param --repeat 1 --timeout 1800"
+    " --tools pytaskmake,ninja --cache-revert '' --out bench/results-param-100k.md",
+    inputs=sources + bench,
+    outputs=["bench/results-param-100k.md"],
+    log=".pytaskmake/logs/bench-param-100k.log",
+    cache=False,
+)
 task(  # about 5 minutes: every input rewritten unchanged (ninja reruns all 20,001 tasks)
     "bench-regen",
     "python bench/run.py --sizes 10000 --scenarios noop,regen --repeat 3"
@@ -81,9 +91,9 @@ task(  # about 5 minutes: every input rewritten unchanged (ninja reruns all 20,0
     log=".pytaskmake/logs/bench-regen.log",
     cache=False,
 )
-task(  # about 5 minutes: the same edits at 10,000 points
+task(  # about 10 minutes: the same edits at 10,000 points, and a parameter edited
     "bench-edits-10k",
-    "python bench/run.py --sizes 10000 --scenarios noop,edit,add10,cmd,remove10 --repeat 5"
+    "python bench/run.py --sizes 10000 --scenarios noop,edit,add10,cmd,param,remove10 --repeat 5"
     " --tools pytaskmake,ninja --cache-revert '' --out bench/results-edits-10k.md",
     inputs=sources + bench,
     outputs=["bench/results-edits-10k.md"],

@@ -231,11 +231,7 @@ class Engine:
         if self._local is None:  # (kept across a watcher's builds: the same declarations)
             from .localgraph import LocalGraph
 
-            chunks = known.chunks
-            changed = [
-                t.name for j, i in enumerate(known.matched) if i < 0 for t in chunks.tasks_of(j)
-            ]
-            self._local = LocalGraph(self.tasks, changed)
+            self._local = LocalGraph(self.tasks, [t.name for t in known.redeclared()])
             self._emit_warnings()
         return self._local
 

@@ -362,6 +362,8 @@ class Comparison:
         # hand them over (see seed) until let go of
         self.prefetch: Prefetch | None = None
         self._seeded: set[int] = set()
+        self._digested: dict[int, bytes] = {}  # task_digests of changed chunks, once each
+        self._before: dict[int, int] | None | bool = False  # (False: not yet read)
 
     def let_go(self) -> None:
         """No more seeding: stop the Prefetch's children (a build may last for hours)."""
@@ -376,6 +378,7 @@ class Comparison:
         hours its build may last."""
         self.let_go()
         self.saved.keep({i for i in self.matched if i >= 0})
+        self._digested, self._before = {}, False
 
     def seed(self, j: int, files: FileCache) -> None:
         """Before the tasks of current chunk `j` are checked: give `files` the stats the
@@ -433,16 +436,15 @@ class Comparison:
                 if hash(stat(p) or _MISSING) != was
             }
             return [t for t in tasks if _names_any(t, moved)]
-        others = self._unrepeated()
-        if sum(saved.bounds[k + 1] - saved.bounds[k] for k in others) > _MOST_SUSPECTED:
+        declared = self._declared_before()
+        if declared is None:
             return None
         # each task is compared with the stats of the saved chunk it was declared in
         # (the same path may be saved with other stats in a chunk digested later in
         # the build that saved them: a file edited while that build started)
-        declared = {d: k for k in others for d in array("q", saved.task_digests(k))}
         stats: dict[int, dict[str, int]] = {}
         found = []
-        for t, digest in zip(tasks, array("q", task_digests(tasks)), strict=True):
+        for t, digest in zip(tasks, array("q", self._task_digests(j)), strict=True):
             k = declared.get(digest)
             if k is None:
                 found.append(t)
@@ -455,6 +457,42 @@ class Comparison:
             if any(was.get(p) != hash(stat(p) or _MISSING) for p in chain(t.inputs, t.outputs)):
                 found.append(t)
         return found
+
+    def redeclared(self) -> list[Task]:
+        """The tasks declared anew or edited: in a chunk no saved one repeats, with a
+        declaration no saved chunk held (all of such chunks' tasks past
+        _MOST_SUSPECTED). Any new edge of the graph has one of them at an end: a
+        command edited among 20,000 tasks names one task, not the 2,048 of its chunk
+        and what is downstream of them (localgraph.py's cycle check)."""
+        chunks = self.chunks
+        changed = [j for j, i in enumerate(self.matched) if i < 0]
+        declared = self._declared_before()
+        if declared is None:
+            return [t for j in changed for t in chunks.tasks_of(j)]
+        return [
+            t
+            for j in changed
+            for t, digest in zip(chunks.tasks_of(j), array("q", self._task_digests(j)), strict=True)
+            if digest not in declared
+        ]
+
+    def _task_digests(self, j: int) -> bytes:
+        found = self._digested.get(j)
+        if found is None:
+            found = self._digested[j] = task_digests(self.chunks.tasks_of(j))
+        return found
+
+    def _declared_before(self) -> dict[int, int] | None:
+        """Each task digest of the saved chunks no current one repeats, and its chunk;
+        None past _MOST_SUSPECTED tasks (a command every task has edited)."""
+        if self._before is False:
+            others = self._unrepeated()
+            saved = self.saved
+            if sum(saved.bounds[k + 1] - saved.bounds[k] for k in others) > _MOST_SUSPECTED:
+                self._before = None
+            else:
+                self._before = {d: k for k in others for d in array("q", saved.task_digests(k))}
+        return self._before  # type: ignore[return-value]
 
     def _unrepeated(self) -> list[int]:
         """The saved chunks no current one repeats (their tasks were edited, or moved)."""

@@ -589,6 +589,27 @@ def test_a_checked_comparison_holds_only_the_saved_chunks_it_repeats(tmp_path: P
     assert comparison.updated(stat, set()).pack() == snapshot.fresh(tasks, stat, chunks).pack()
 
 
+def test_redeclared_tasks_are_the_new_and_edited_ones_not_their_chunks(tmp_path: Path) -> None:
+    """The tasks whose declarations no saved chunk held: a command edited names that
+    task, points added name the new tasks (and a reader whose inputs grew), never
+    the other tasks of their chunks; past _MOST_SUSPECTED, every task of them."""
+    os.chdir(tmp_path)
+    old = [mk(f"t{i}", (f"f{i}",), (f"o{i}",)) for i in range(8_000)]
+    old.append(mk("all", tuple(f"o{i}" for i in range(8_000)), ("all.txt",)))
+    saved = Saved(snapshot.fresh(old, FileCache().stat).pack())
+    edited = [mk("t4321", ("f4321",), ("o4321",), cmd="new") if t.name == "t4321" else t
+              for t in old]  # fmt: skip
+    grown = [*old[:-1], mk("t8000", ("f8000",), ("o8000",))]
+    grown.append(mk("all", tuple(f"o{i}" for i in range(8_001)), ("all.txt",)))
+    for tasks, expected in ((edited, ["t4321"]), (grown, ["t8000", "all"])):
+        comparison = snapshot.compare(saved, snapshot.chunks_like(saved, tasks))
+        assert comparison is not None
+        assert [t.name for t in comparison.redeclared()] == expected
+    every = [mk(t.name, t.inputs, t.outputs, cmd="v2") for t in old]
+    comparison = snapshot.compare(saved, snapshot.chunks_like(saved, every))
+    assert comparison is not None and len(comparison.redeclared()) == len(every)
+
+
 def test_chunks_like_cuts_where_the_names_say_whatever_was_edited(tmp_path: Path) -> None:
     """An edited command keeps the saved cuts (digested once); an added task moves
     them: either way the chunks are those the names give."""
