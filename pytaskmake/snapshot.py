@@ -378,7 +378,7 @@ class Comparison:
         hours its build may last."""
         self.let_go()
         self.saved.keep({i for i in self.matched if i >= 0})
-        self._digested, self._before = {}, False
+        self._before = False  # (its chunks are let go of; the digests serve `updated`)
 
     def seed(self, j: int, files: FileCache) -> None:
         """Before the tasks of current chunk `j` are checked: give `files` the stats the
@@ -532,7 +532,7 @@ class Comparison:
                 tasks.append(saved.task_digests(i))
             else:
                 joined = "\0".join(paths_of_tasks(current.tasks_of(j)))
-                tasks.append(task_digests(current.tasks_of(j)))
+                tasks.append(self._task_digests(j))
             paths.append(joined)
             if j in again:
                 digest, each = stats_digests(joined.split("\0") if joined else [], stat)
