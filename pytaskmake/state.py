@@ -571,14 +571,16 @@ class StateDB:
     def save_snapshot(
         self, head: bytes | Callable[[], bytes], paths: bytes | Iterable[bytes] = b""
     ) -> None:
-        """Keep the snapshot: its paths in pieces of _PIECE, then its head (`head()`
-        once `paths`, given in parts, are all written: the head holds their digest)."""
-        self._drop_pieces()
+        """Keep the snapshot, in one transaction: its paths in pieces of _PIECE, then
+        its head (`head()` once `paths`, given in parts, are all written: the head
+        holds their digest)."""
         insert = "INSERT OR REPLACE INTO meta VALUES (?, ?)"
-        for k, piece in enumerate(_pieces(paths)):
-            self._db.execute(insert, (f"{_SNAPSHOT_PATHS}{k:06d}", piece))
-        self._db.execute(insert, (_SNAPSHOT, head if isinstance(head, bytes) else head()))
-        self._snapshot_may_exist = True
+        with self.transaction():
+            self._drop_pieces()
+            for k, piece in enumerate(_pieces(paths)):
+                self._db.execute(insert, (f"{_SNAPSHOT_PATHS}{k:06d}", piece))
+            self._db.execute(insert, (_SNAPSHOT, head if isinstance(head, bytes) else head()))
+            self._snapshot_may_exist = True
 
     def _drop_snapshot(self) -> None:
         """Before any record changes: a snapshot must never vouch for changed records."""

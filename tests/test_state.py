@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -564,4 +565,23 @@ def test_the_snapshots_paths_are_kept_in_pieces_and_read_back_whole(state_dir: P
     assert db.snapshot() == b"head3" and db.snapshot_paths() == paths
     db.save_failure("t", "sh:x", 1.0)  # any record written drops it all
     assert db.snapshot() is None and db.snapshot_paths() is None
+    db.close()
+
+
+def test_a_snapshot_save_that_fails_midway_leaves_the_last_one_whole(state_dir: Path) -> None:
+    """The pieces and the head are one transaction: a save stopped between them (an
+    error, a disk full) keeps the last snapshot, head and pieces, never a mix."""
+    from pytaskmake import state as st
+
+    db = StateDB(state_dir)
+    old = bytes(range(256)) * (st._PIECE // 100)
+    db.save_snapshot(b"old head", old)
+
+    def parts() -> Iterator[bytes]:
+        yield b"n" * (st._PIECE + 10)  # a whole piece is written...
+        raise OSError("disk full")  # ...then the save stops
+
+    with pytest.raises(OSError):
+        db.save_snapshot(lambda: b"new head", parts())
+    assert db.snapshot() == b"old head" and db.snapshot_paths() == old
     db.close()
