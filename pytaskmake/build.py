@@ -248,8 +248,8 @@ class Build:
         else:
             self.chunks = snapshot.Chunks(list(self.graph.tasks.values()))
             saved = snapshot.fresh(self.chunks.tasks, self.files.stat, self.chunks)
-        self.state.save_snapshot(saved.head, saved.released())
-        self.saved_value = saved.head()  # (what tells it apart: see snapshot.value_digest)
+        # (the head written tells it apart: see snapshot.value_digest)
+        self.saved_value = self.state.save_snapshot(saved.head, saved.released())
         self.saved = saved
 
     def _verified(self) -> bool:

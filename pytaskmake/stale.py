@@ -104,7 +104,7 @@ class Rebuilder:
 
     Two questions, asked of the same stamps: `moved` (the cheap one, for the dirty
     set: did anything about this task move since its record?) and `verdict` (must
-    it run, and why?). A task found moved is remembered, so its stamp is not
+    it run, and why?). A fan-in found moved is remembered, so its stamp is not
     computed twice (a summary of 100,000 inputs stats them all).
     """
 
@@ -126,11 +126,11 @@ class Rebuilder:
         """True unless the task succeeded with this action and no file's stat moved.
 
         `remember`: keep the answer for verdict(); not when asking about every task
-        of a build, nor from verdict() itself (a full build of 200,000 never-run
-        tasks kept a set of 200,000 names: ~8 MB, for the cheap answer "no record").
-        Only a fan-in's is kept: its stamp stats 100,000 files, any other task's
-        costs microseconds (a parameter every simulation uses, edited, kept 100,000
-        names: 4 MiB, for 100,000 stamps of a few files each).
+        of a build (a full build of 200,000 never-run tasks kept a set of 200,000
+        names: ~8 MB, for the cheap answer "no record"). Only a fan-in's is kept: its
+        stamp stats 100,000 files, any other task's costs microseconds, and verdict()
+        computes it again from the one row it reads (a parameter every simulation
+        uses, edited, kept 100,000 names: 4 MiB).
         """
         if (
             self.forced
@@ -151,11 +151,11 @@ class Rebuilder:
             return RERUN
         if task.always:
             return ALWAYS
-        if task.name not in self._moved and not self.moved(task, remember=False):
-            return UNCHANGED  # the no-op fast path, without building a record
-        record = self.state.record(task.name)
-        found = check(task, record, self.files, stamp_moved=True)
-        if record is not None and record.ok and record.traced:
+        record = self.state.record(task.name)  # (its row read once: files only if needed)
+        # a fan-in found moved is not stamped again (100,000 stats); any other task's
+        # stamp is check()'s fast path
+        found = check(task, record, self.files, stamp_moved=task.name in self._moved)
+        if found is not UNCHANGED and record is not None and record.ok and record.traced:
             self.traced_seen = True
         return found
 

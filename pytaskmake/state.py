@@ -570,17 +570,19 @@ class StateDB:
 
     def save_snapshot(
         self, head: bytes | Callable[[], bytes], paths: bytes | Iterable[bytes] = b""
-    ) -> None:
+    ) -> bytes:
         """Keep the snapshot, in one transaction: its paths in pieces of _PIECE, then
         its head (`head()` once `paths`, given in parts, are all written: the head
-        holds their digest)."""
+        holds their digest). Returns the head written."""
         insert = "INSERT OR REPLACE INTO meta VALUES (?, ?)"
         with self.transaction():
             self._drop_pieces()
             for k, piece in enumerate(_pieces(paths)):
                 self._db.execute(insert, (f"{_SNAPSHOT_PATHS}{k:06d}", piece))
-            self._db.execute(insert, (_SNAPSHOT, head if isinstance(head, bytes) else head()))
+            written = head if isinstance(head, bytes) else head()
+            self._db.execute(insert, (_SNAPSHOT, written))
             self._snapshot_may_exist = True
+        return written
 
     def _drop_snapshot(self) -> None:
         """Before any record changes: a snapshot must never vouch for changed records."""
@@ -765,6 +767,7 @@ class StateDB:
                 raise
             except sqlite3.DatabaseError:
                 self._load_midway()
+                found = array("d", bytes(8 * len(names)))  # (what was read is set aside)
         for k, name in enumerate(names):
             row = self.row(name)
             if row is not None and row[3]:
