@@ -5,8 +5,11 @@ An entry is keyed by the task's action signature plus its inputs' content hashes
 by its hash. Blobs appear atomically (hard link, or copy + rename). Entries go to
 an append-only journal of the writing process (`index/*.log`, one line each), so
 storing costs one write() and no new file per task, and concurrent builds sharing
-a directory (even over NFS) never write the same file. Restores copy (or reflink)
-and verify the blob's hash first: a corrupt blob is dropped, never restored.
+a directory (even over NFS) never write the same file. When the process is done
+with its journal it writes beside it the sorted key prefixes of its entries
+(`index/*.keys`), so that a later build answers a miss without reading the
+journals (see RunCache.peek). Restores copy (or reflink) and verify the blob's hash
+first: a corrupt blob is dropped, never restored.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import mmap
 import os
 import shutil
+import sys
 import time
 from array import array
 from bisect import bisect_left
@@ -77,8 +81,11 @@ def cache_key(
 class RunCache:
     """A cache directory: `blobs/HASH` and the entry journals `index/*.log`."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, read_only: bool = False) -> None:
+        """`read_only`: for looking only (-n): not even a journal's .keys file is
+        written on its behalf (see _present)."""
         self.root = directory
+        self.read_only = read_only
         self.blobs = directory / "blobs"
         self.index = directory / "index"
         self.tmp = directory / "tmp"
@@ -92,7 +99,10 @@ class RunCache:
         self._journals_read: list[Path] = []
         self._scans = 0
         self._keys: _KeySet | None = None  # keys with an entry, when read (see peek)
+        self._indexed: bool | None = None  # whether those are cheap to read (see peek)
         self._key_hits = 0  # lookups that found their key in _keys, each then searched
+        self._put = array("Q")  # the key prefixes of this process's entries (its .keys)
+        self._put_odd = False  # it put a key not in hex: no .keys file then
         self.stored = 0  # bytes of outputs stored by this process (see keep_within)
 
     # -- the index ---------------------------------------------------------------
@@ -119,6 +129,12 @@ class RunCache:
             path = self.index / f"{self._token}.log"
             self._journal = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.write(self._journal, (json.dumps(record) + "\n").encode())
+        if record[0] == "put":
+            found = _prefix(str(record[1]))
+            if found is None:
+                self._put_odd = True
+            else:
+                self._put.append(found)
         # A put is not kept in memory: a build stores each key once and never looks it
         # up again (outputs belong to one task), and 200,000 entries would cost ~60 MB.
         if self._entries is not None and record[0] != "put":
@@ -131,7 +147,9 @@ class RunCache:
 
         The first few lookups of a process search the journals for the key instead
         of loading them all: an edit among 200,000 cached tasks looks up three keys,
-        and loading the whole index for them cost ~250 MB of memory.
+        and loading the whole index for them cost ~250 MB of memory. When the
+        journals have their .keys files, the keys present are read from those at
+        once and only a key among them is searched for (see peek).
         """
         found = self.peek(key)
         if found is not None:
@@ -139,10 +157,15 @@ class RunCache:
         return found
 
     def peek(self, key: str) -> dict[str, str] | None:
-        """lookup() that writes nothing (not even the use): for -n, which touches nothing."""
+        """lookup() that writes nothing (not even the use): for -n, which touches nothing.
+
+        A search reads every journal: at 170 MB of journals (a cache that kept a few
+        sweeps of 200,000 tasks) ten points added, 21 lookups and all misses, spent
+        1.8 s searching. When the journals' .keys files cover nearly all of them
+        (`_cheap_keys`), a miss is answered from those keys first."""
         if self._entries is not None:
             entry = self._entries.get(key)
-        elif self._scans < _SCANNED_LOOKUPS:
+        elif self._scans < _SEARCHED_FIRST and not self._cheap_keys():
             self._scans += 1
             entry = self._scan(key)
         elif key not in self._present():
@@ -154,24 +177,44 @@ class RunCache:
             entry = self._load().get(key)
         return None if entry is None else dict(entry.outputs)
 
+    def _cheap_keys(self) -> bool:
+        """Whether the keys present can be read without parsing more than
+        _CHEAP_BYTES of journals: nearly all of them have their .keys file."""
+        if self._keys is not None:
+            return True
+        if self._indexed is None:
+            uncovered = 0
+            for journal in self.index.glob("*.log"):
+                try:
+                    uncovered += os.stat(journal).st_size - _covered(journal)
+                except OSError:
+                    pass  # (compacted away meanwhile)
+            self._indexed = uncovered <= _CHEAP_BYTES
+        return self._indexed
+
     def _present(self) -> _KeySet:
         """The keys that have an entry, read once: a build whose lookups mostly miss
         (a parameter every simulation uses, changed) no longer loads every entry the
         cache ever recorded (400,002 entries: 365 MiB and 4.0 s; their keys as a set
         of strings: 53 MiB, as _KeySet: 3 MiB). Misses only, from here: a key found
-        here is searched for (see peek)."""
+        here is searched for (see peek).
+
+        A journal's .keys file stands for the part of it it covers; only the rest is
+        parsed. A key dropped since its entry was put may then read as present: it is
+        searched for, and found dropped."""
         if self._keys is None:
-            journals = sorted(self.index.glob("*.log"))
+            parts = [(j, _read_keys(j)) for j in sorted(self.index.glob("*.log"))]
             dropped: dict[str, float] = {}
-            for journal in journals:
-                for key, moment in _keyed(journal, '["drop", "'):
+            for journal, indexed in parts:
+                for key, moment in _keyed(journal, '["drop", "', indexed[1] if indexed else 0):
                     dropped[key] = max(dropped.get(key, moment), moment)
-            self._keys = _KeySet(
-                key
-                for journal in journals
-                for key, moment in _keyed(journal, '["put", "')
-                if dropped.get(key, -1.0) < moment
-            )
+            runs: list[array] = []
+            odd: list[str] = []
+            for journal, indexed in parts:
+                if indexed is not None:
+                    runs.append(indexed[0])
+                runs.append(self._parsed_keys(journal, indexed, dropped, odd))
+            self._keys = _KeySet(odd, runs)
         return self._keys
 
     def _scan(self, key: str) -> _Entry | None:
@@ -380,19 +423,74 @@ class RunCache:
         )
         temp = self.tmp / f"{self._token}-compact"
         temp.write_text(lines)
-        os.replace(temp, self.index / f"compact-{self._token}.log")
+        compact = self.index / f"compact-{self._token}.log"
+        os.replace(temp, compact)
+        prefixes = [_prefix(key) for key in entries]
+        if None not in prefixes:
+            self._write_keys(compact, len(lines.encode()), array("Q", prefixes))  # type: ignore[arg-type]
         if self._journal is not None:
             os.close(self._journal)
             self._journal = None
         own = self.index / f"{self._token}.log"  # its records are in the compact file now
         for journal in [*self._journals_read, own]:
-            if journal.name != f"compact-{self._token}.log":
+            if journal.name != compact.name:
                 _unlink_quietly(str(journal))
+                _unlink_quietly(str(journal.with_suffix(".keys")))
 
     def close(self) -> None:
-        if self._journal is not None:
-            os.close(self._journal)
-            self._journal = None
+        """Done with this process's journal: close it, and write its .keys file."""
+        if self._journal is None:
+            return
+        fd, self._journal = self._journal, None
+        try:
+            size = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+        if len(self._put) and not self._put_odd:
+            self._write_keys(self.index / f"{self._token}.log", size, self._put)
+
+    def _parsed_keys(
+        self,
+        journal: Path,
+        indexed: tuple[array, int] | None,
+        dropped: dict[str, float],
+        odd: list[str],
+    ) -> array:
+        """The sorted prefixes of the keys `journal` puts past its .keys file (all of
+        them when it has none) and no later drop removed; a key not in hex goes to
+        `odd`. A journal parsed whole gets its .keys file then (a killed build's, or
+        one written before .keys files were), so the next build need not parse it."""
+        reached = [0 if indexed is None else indexed[1]]
+        every, kept = array("Q"), array("Q")
+        whole = True  # every key in hex: a .keys file can hold them
+        for key, moment in _keyed(journal, '["put", "', reached[0], reached):
+            found = _prefix(key)
+            live = dropped.get(key, -1.0) < moment
+            if found is None:
+                whole = False
+                if live:
+                    odd.append(key)
+                continue
+            every.append(found)
+            if live:
+                kept.append(found)
+        if indexed is None and whole and not self.read_only and reached[0] >= _WORTH_KEYS:
+            self._write_keys(journal, reached[0], every)
+        return array("Q", sorted(kept))
+
+    def _write_keys(self, journal: Path, covered: int, prefixes: array) -> None:
+        """Beside `journal`, the sorted prefixes of the keys it puts in its first
+        `covered` bytes (renamed into place: a reader sees all of it or none). Not
+        written is only slower: the journal is then parsed."""
+        ordered = array("Q", sorted(prefixes))
+        if sys.byteorder == "big":
+            ordered.byteswap()
+        temp = self.tmp / f"{self._token}-keys"
+        try:
+            temp.write_bytes(_KEYS_MAGIC + covered.to_bytes(8, "little") + ordered.tobytes())
+            os.replace(temp, journal.with_suffix(".keys"))
+        except OSError:
+            _unlink_quietly(str(temp))
 
 
 @dataclass
@@ -414,6 +512,43 @@ def _read_journal(path: Path) -> list[list[object]]:
 # the journals at memory speed, a load parses them as JSON (~100 times slower): at
 # 200,000 entries a load took 3.5 s, a search ~20 ms.
 _SCANNED_LOOKUPS = 64
+# Lookups searched before the keys present are read, when the journals lack .keys
+# files: a search reads ~20 times faster than a parse, and the parse writes them
+_SEARCHED_FIRST = 16
+# Journal bytes without a .keys file past which the keys present are not read before
+# the first lookups (parsed at ~150 MB/s here: ~25 ms)
+_CHEAP_BYTES = 4 << 20
+_KEYS_MAGIC = b"ptmkeys1"  # a .keys file: this, the bytes covered, then the prefixes
+_WORTH_KEYS = 64 << 10  # a journal parsed whole gets a .keys file past this many bytes
+
+
+def _covered(journal: Path) -> int:
+    """How many bytes of `journal` its .keys file covers (0: none)."""
+    try:
+        with open(journal.with_suffix(".keys"), "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return 0
+    return int.from_bytes(head[8:], "little") if head[:8] == _KEYS_MAGIC else 0
+
+
+def _read_keys(journal: Path) -> tuple[array, int] | None:
+    """The sorted key prefixes of `journal`'s .keys file and the bytes it covers;
+    None when it has none, or one that does not read so."""
+    try:
+        with open(journal.with_suffix(".keys"), "rb") as f:
+            data = f.read()
+        size = os.stat(journal).st_size
+    except OSError:
+        return None
+    covered = int.from_bytes(data[8:16], "little")
+    if data[:8] != _KEYS_MAGIC or len(data) < 16 or len(data) % 8 or covered > size:
+        return None
+    found = array("Q")
+    found.frombytes(data[16:])
+    if sys.byteorder == "big":
+        found.byteswap()
+    return found, covered
 
 
 def _lines_naming(path: Path, needle: bytes) -> list[list[object]]:
@@ -445,31 +580,58 @@ class _KeySet:
     release writes) is kept whole.
     """
 
-    def __init__(self, keys: Iterable[str]) -> None:
-        """Sorted a run of _RUN keys at a time, then merged: sorting them all as one
-        list held ~44 bytes a key at once (880,000 keys after a few sweeps of 200,000
-        tasks: 37 MiB more at the peak of the build that read them)."""
+    def __init__(self, keys: Iterable[str], runs: Iterable[array] = ()) -> None:
+        """`keys` and the small `runs` (sorted prefixes, as .keys files hold them: a
+        build that adds ten points writes one of 21 keys), sorted _RUN keys at a time;
+        the large runs kept as they are. Sorting them all as one list held ~44 bytes a
+        key at once (880,000 keys after a few sweeps of 200,000 tasks: 37 MiB more at
+        the peak of the build that read them). A few runs are searched each until
+        many lookups have been made, then merged."""
         self._odd: set[str] = set()
-        runs: list[array] = []
-        run = array("Q")
+        kept: list[array] = []
+        pool = array("Q")
+        for run in runs:
+            if len(run) >= _RUN:
+                kept.append(run)
+                continue
+            pool.extend(run)
+            if len(pool) >= _RUN:
+                kept.append(array("Q", sorted(pool)))
+                pool = array("Q")
         for key in keys:
             found = _prefix(key)
             if found is None:
                 self._odd.add(key)
                 continue
-            run.append(found)
-            if len(run) >= _RUN:
-                runs.append(array("Q", sorted(run)))
-                run = array("Q")
-        runs.append(array("Q", sorted(run)))
-        self._sorted = runs[0] if len(runs) == 1 else array("Q", heapq.merge(*runs))
+            pool.append(found)
+            if len(pool) >= _RUN:
+                kept.append(array("Q", sorted(pool)))
+                pool = array("Q")
+        if pool:
+            kept.append(array("Q", sorted(pool)))
+        if len(kept) > _FEW_RUNS:
+            kept = [array("Q", heapq.merge(*kept))]
+        self._runs = kept
+        self._asked = 0
 
     def __contains__(self, key: str) -> bool:
         found = _prefix(key)
         if found is None:
             return key in self._odd
-        i = bisect_left(self._sorted, found)
-        return i < len(self._sorted) and self._sorted[i] == found
+        runs = self._runs
+        if len(runs) > 1:
+            self._asked += 1
+            if self._asked > _MERGE_AFTER:  # (a parameter edited: 200,000 lookups)
+                runs = self._runs = [array("Q", heapq.merge(*runs))]
+        for ordered in runs:
+            i = bisect_left(ordered, found)
+            if i < len(ordered) and ordered[i] == found:
+                return True
+        return False
+
+
+_FEW_RUNS = 16  # sorted runs searched one by one (journals' .keys files, mostly)
+_MERGE_AFTER = 256  # lookups before they are merged (~0.3 s at 1,000,000 keys)
 
 
 def _prefix(key: str) -> int | None:
@@ -480,17 +642,29 @@ def _prefix(key: str) -> int | None:
         return None
 
 
-def _keyed(path: Path, prefix: str) -> Iterator[tuple[str, float]]:
+def _keyed(
+    path: Path, prefix: str, start: int = 0, reached: list[int] | None = None
+) -> Iterator[tuple[str, float]]:
     """(key, moment) of each well-formed journal line starting with `prefix` (a put
-    or a drop), read a line at a time. A line is `["put", "KEY", {...}, MOMENT]` as
+    or a drop), read a line at a time from byte `start`; `reached[0]` is kept at the
+    byte past the last whole line read. A line is `["put", "KEY", {...}, MOMENT]` as
     json.dumps writes it: the key and moment are read in place; a line that does
     not read so (torn by a killed writer) is parsed as JSON or skipped."""
+    tag = prefix.encode()
     try:
-        with open(path, errors="replace") as f:
-            for line in f:
-                if not line.startswith(prefix):
+        with open(path, "rb") as f:
+            if start:
+                f.seek(start)
+            at = start
+            for raw in f:
+                if raw[-1:] != b"\n":
+                    break  # being written, or torn: not a line yet
+                at += len(raw)
+                if reached is not None:
+                    reached[0] = at
+                if not raw.startswith(tag):
                     continue
-                line = line.rstrip("\n")
+                line = raw.decode(errors="replace").rstrip("\n")
                 try:
                     key = line[len(prefix) : line.index('"', len(prefix))]
                     if not line.endswith("]") or "\\" in key:

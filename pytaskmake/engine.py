@@ -367,6 +367,8 @@ class Engine:
             finished = build.run()
         finally:
             executor.close()
+            if cache is not None:
+                cache.close()  # (its journal's keys written: later lookups read those)
         if cache is not None and cache.stored:
             self._keep_cache_bounded(cache)
         self._saved = build.saved
@@ -507,7 +509,7 @@ class Engine:
             return None
         from .cache import RunCache
 
-        return RunCache(directory)
+        return RunCache(directory, read_only=True)
 
     def _run_cache(self) -> RunCache | None:
         if not self.options.use_cache:

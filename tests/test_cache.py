@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from array import array
 from pathlib import Path
 
+import pytest
 from conftest import Project, build, runs
 
 from pytaskmake.cache import RunCache, _KeySet, cache_key, parse_size
@@ -220,10 +222,14 @@ def test_parse_size() -> None:
     assert parse_size("1024") == 1024
 
 
-def test_lookups_searching_the_journals_agree_with_the_loaded_index(tmp_path: Path) -> None:
-    """The first lookups of a build search the journals; then the keys present are
-    read, and misses answered from them, hits searched; past that the whole index is
-    loaded. Every way gives the same answers."""
+@pytest.mark.parametrize("keys_files", [True, False], ids=["with-keys-files", "journals-only"])
+def test_lookups_searching_the_journals_agree_with_the_loaded_index(
+    tmp_path: Path, keys_files: bool
+) -> None:
+    """The first lookups of a build search the journals (when their .keys files are
+    missing; else the keys present are read from those at once); then the keys
+    present are read, and misses answered from them, hits searched; past that the
+    whole index is loaded. Every way gives the same answers, drops included."""
     out = tmp_path / "o.txt"
     out.write_text("x")
     fp = ((0, 1, 0, 0, 0o100644), hash_file(str(out)))
@@ -243,6 +249,9 @@ def test_lookups_searching_the_journals_agree_with_the_loaded_index(tmp_path: Pa
     dropping.close()
     with open(next((tmp_path / "c/index").glob("*.log")), "a") as journal:
         journal.write(f'["put", "{keys[5]}", {{"half')  # a writer killed mid-line
+    if not keys_files:
+        for written in (tmp_path / "c/index").glob("*.keys"):
+            written.unlink()
     unknown = [cache_key("sh:none", (), {}), "0" * 40]
     asked = keys[:64] + unknown + keys[64:] + unknown  # searched, then by key, then loaded
     searching = RunCache(tmp_path / "c")
@@ -270,6 +279,16 @@ def test_the_key_set_never_misses_a_key_it_holds() -> None:
     assert all(cache_key(f"sh:x{i}", ("o",), {}) not in keys for i in range(1000))
     assert held[7][:16] + "f" * 24 in keys  # the same first 64 bits: maybe present
     assert "f" * 40 not in _KeySet([]) and "0" * 40 not in keys
+    # the same keys as sorted runs (.keys files: a large one, many small ones) beside
+    # loose keys: all found, before and after the runs are merged (past 256 lookups)
+    runs = [array("Q", sorted(int(k[:16], 16) for k in held[:70_000]))]
+    runs += [
+        array("Q", sorted(int(k[:16], 16) for k in held[i : i + 21]))
+        for i in range(70_000, 71_050, 21)
+    ]
+    from_runs = _KeySet(held[71_050:], runs)
+    assert all(k in from_runs for k in held[::-1])
+    assert not any(cache_key(f"sh:x{i}", ("o",), {}) in from_runs for i in range(1000))
 
 
 def test_forcing_means_running_and_dry_run_says_what_would_be_restored(project: Project) -> None:
@@ -398,3 +417,100 @@ def test_a_restored_task_replays_what_it_printed(project: Project) -> None:
     assert "replaying what it printed" in again.stdout
     assert project.run("cache", "--prune", "0").returncode == 0  # its blob goes too
     assert not list((project.root / ".pytaskmake" / "cache" / "blobs").iterdir())
+
+
+def _journal_keys(index: Path) -> dict[str, set[str]]:
+    """Per journal, the keys its put lines name."""
+    found: dict[str, set[str]] = {}
+    for journal in index.glob("*.log"):
+        lines = journal.read_text().splitlines()
+        found[journal.stem] = {line.split('"')[3] for line in lines if line.startswith('["put"')}
+    return found
+
+
+def _keys_file(path: Path) -> tuple[int, list[int]]:
+    data = path.read_bytes()
+    assert data[:8] == b"ptmkeys1"
+    prefixes = array("Q")
+    prefixes.frombytes(data[16:])
+    return int.from_bytes(data[8:16], "little"), list(prefixes)
+
+
+def test_a_build_leaves_beside_its_journal_the_keys_it_put(project: Project) -> None:
+    """Each build's journal gets a .keys file: the sorted first 64 bits of every key it
+    put, and how many of its bytes that covers (the whole journal). A later build
+    reads those instead of searching every journal for each key it looks up."""
+    project.taskfile(SWEEP)
+    project.write("cfg.txt", "latency-model=1\n")
+    assert project.run().returncode == 0
+    project.write("cfg.txt", "latency-model=2\n")
+    assert project.run().returncode == 0
+    index = project.root / ".pytaskmake/cache/index"
+    put = _journal_keys(index)
+    assert len(put) == 2 and all(len(keys) == 6 for keys in put.values())
+    for stem, keys in put.items():
+        covered, prefixes = _keys_file(index / f"{stem}.keys")
+        assert covered == (index / f"{stem}.log").stat().st_size
+        assert prefixes == sorted(int(k[:16], 16) for k in keys)
+    project.write("cfg.txt", "latency-model=1\n")  # back: restored through the keys read
+    assert project.run().returncode == 0 and len(runs(project)) == 12
+    assert snapshot(project)["out/sim0.dat"] == b"latency-model=1\n0\n"
+
+
+def test_keys_files_that_are_stale_or_damaged_hide_no_entry(tmp_path: Path) -> None:
+    """A journal written past its .keys file (an older release's writer, say) has its
+    later entries found; a damaged or foreign .keys file is ignored; a key its .keys
+    file lists but a later journal dropped is a miss."""
+    out = tmp_path / "o.txt"
+    out.write_text("x")
+    fp = ((0, 1, 0, 0, 0o100644), hash_file(str(out)))
+    keys = [cache_key(f"sh:{i}", (str(out),), {}) for i in range(6)]
+    for key in keys[:3]:
+        cache = RunCache(tmp_path / "c")
+        cache.store(key, {str(out): fp})
+        cache.close()
+        time.sleep(0.002)
+    index = tmp_path / "c/index"
+    journals = sorted(index.glob("*.log"), key=lambda j: j.stat().st_mtime)
+    assert len(journals) == 3 and len(list(index.glob("*.keys"))) == 3
+    with open(journals[0], "a") as journal:  # past what its .keys file covers
+        journal.write(f'["put", "{keys[3]}", {{"{out}": "{fp[1]}"}}, {time.time()}]\n')
+    journals[1].with_suffix(".keys").write_bytes(b"ptmkeys1\x07")  # truncated
+    journals[2].with_suffix(".keys").write_bytes(b"something else entirely!")
+    dropping = RunCache(tmp_path / "c")
+    dropping.drop(keys[0])
+    dropping.close()
+    cache = RunCache(tmp_path / "c")
+    found = [cache.lookup(k) is not None for k in keys]
+    assert found == [False, True, True, True, False, False]
+    assert cache._keys is not None  # answered from the keys present, not by searching
+
+
+def test_a_journal_without_its_keys_gets_them_once_read_whole(tmp_path: Path) -> None:
+    """A journal with no .keys file (a killed build's, or one written by an earlier
+    release) gets one when a build reads its keys, covering its whole lines; a
+    dry run (read-only) writes none."""
+    out = tmp_path / "o.txt"
+    out.write_text("x")
+    fp = ((0, 1, 0, 0, 0o100644), hash_file(str(out)))
+    keys = [cache_key(f"sh:{i}", (str(out),), {}) for i in range(600)]  # ~100 KB of lines
+    cache = RunCache(tmp_path / "c")
+    for key in keys:
+        cache.store(key, {str(out): fp})
+    cache.close()
+    index = tmp_path / "c/index"
+    (written,) = index.glob("*.keys")
+    written.unlink()  # as if killed before writing it
+    journal = written.with_suffix(".log")
+    with open(journal, "a") as f:
+        f.write(f'["put", "{keys[0]}", {{"half')  # and torn mid-line
+    looking = RunCache(tmp_path / "c", read_only=True)
+    assert looking.peek(keys[7]) == {str(out): fp[1]}
+    assert looking.peek(cache_key("sh:none", (), {})) is None
+    assert not written.exists()
+    building = RunCache(tmp_path / "c")
+    assert building.lookup(cache_key("sh:none", (), {})) is None
+    covered, prefixes = _keys_file(written)
+    assert covered == journal.read_bytes().rindex(b"\n") + 1
+    assert prefixes == sorted(int(k[:16], 16) for k in keys)
+    assert all(RunCache(tmp_path / "c").peek(k) is not None for k in keys[::50])
