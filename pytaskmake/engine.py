@@ -148,7 +148,7 @@ class Engine:
         # the load's warnings, said once the graph is valid (a cycle is the news then)
         self._warnings = list(tasks.warnings) if isinstance(tasks, Registry) else []
         if isinstance(tasks, Registry):  # (known from the load: no pass over 200,000 tasks)
-            self._always = tasks.has_always
+            self._always, self._trace = tasks.has_always, tasks.has_trace
 
     @classmethod
     def from_taskfile(
@@ -179,6 +179,7 @@ class Engine:
         self._inputs: set[str] | None = None  # every task's inputs (a watcher asks)
         self._written: set[str] | None = None  # every task's outputs and logs
         self._always: bool | None = None  # whether a task says always=True
+        self._trace: bool | None = None  # whether a task says trace=True
 
     def _has_always(self) -> bool:
         """Whether a task runs on every build (then no snapshot can say "nothing to do")."""
@@ -192,7 +193,7 @@ class Engine:
         self._set_tasks(tasks.tasks if isinstance(tasks, Registry) else {t.name: t for t in tasks})
         self._warnings = list(tasks.warnings) if isinstance(tasks, Registry) else []
         if isinstance(tasks, Registry):
-            self._always = tasks.has_always
+            self._always, self._trace = tasks.has_always, tasks.has_trace
 
     def reads(self, path: str) -> str | None:
         """The input a changed file counts for (itself, or an input folder holding it),
@@ -389,6 +390,10 @@ class Engine:
     def _traced(self, executor: Executor, names: list[str]) -> Executor:
         """`executor`, tracing what --lint, --trace-deps or trace=True ask for."""
         which = "--lint" if self.options.lint else "--trace-deps" * self.options.trace_deps
+        if self._trace is None:
+            self._trace = any(t.trace for t in self.tasks.values())
+        if not which and not self._trace:
+            return executor  # (no pass over the selected tasks: nothing to trace)
         notice = lambda message: self.observer.handle(ev.Notice(message))  # noqa: E731
         from . import tracing
 

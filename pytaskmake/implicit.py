@@ -44,11 +44,13 @@ def add_implicit_inputs(tasks: list[Task], root: Path) -> None:
         _drop_declared(named, chunk)
         # a declared path with shell punctuation (`p_7.txt;` of `(cat p_7.txt;)`) names
         # no file: dropped here, not stat'ed once a point (nor kept in the memo)
-        kept = {_bare(w) for w in named}
-        _drop_declared(kept, chunk)
-        named = {w for w in named if _bare(w) in kept}  # (every spelling of a word kept)
+        if any(w != (bare := _bare(w)) and bare for w in named):  # (`<` alone: no file)
+            kept = {_bare(w) for w in named}
+            _drop_declared(kept, chunk)
+            named = {w for w in named if _bare(w) in kept}  # (every spelling of a word kept)
+            del kept
         usual = not any([finder.file(w) for w in named])
-        del named, kept, commands  # (before the next chunk's are made)
+        del named, commands  # (before the next chunk's are made)
         if usual:
             continue  # every word is a declared path, or no file
         for t in chunk:

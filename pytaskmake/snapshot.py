@@ -428,35 +428,40 @@ class Comparison:
         it, not the 2,048 of its chunk; ten points added: the new tasks and the
         summary). Call after seed(j), so that `stat` knows the chunk's files.
         """
-        saved, tasks, i = self.saved, self.chunks.tasks_of(j), self.matched[j]
+        tasks, i = self.chunks.tasks_of(j), self.matched[j]
         if i >= 0:  # the same declarations: which files moved?
-            moved = {
-                p
-                for p, was in zip(saved.paths_of(i), array("q", saved.file_digests(i)), strict=True)
-                if hash(stat(p) or _MISSING) != was
-            }
+            moved = self._moved_in(i, stat)
             return [t for t in tasks if _names_any(t, moved)]
         declared = self._declared_before()
         if declared is None:
             return None
         # each task is compared with the stats of the saved chunk it was declared in
         # (the same path may be saved with other stats in a chunk digested later in
-        # the build that saved them: a file edited while that build started)
-        stats: dict[int, dict[str, int]] = {}
+        # the build that saved them: a file edited while that build started); a task
+        # of the same digest names only files that chunk lists
+        moved_in: dict[int, set[str]] = {}
         found = []
         for t, digest in zip(tasks, array("q", self._task_digests(j)), strict=True):
             k = declared.get(digest)
             if k is None:
                 found.append(t)
                 continue
-            was = stats.get(k)
-            if was is None:
-                was = stats[k] = dict(
-                    zip(saved.paths_of(k), array("q", saved.file_digests(k)), strict=True)
-                )
-            if any(was.get(p) != hash(stat(p) or _MISSING) for p in chain(t.inputs, t.outputs)):
+            moved = moved_in.get(k)
+            if moved is None:
+                moved = moved_in[k] = self._moved_in(k, stat)
+            if moved and _names_any(t, moved):
                 found.append(t)
         return found
+
+    def _moved_in(self, k: int, stat: Callable[[str], Stat | None]) -> set[str]:
+        """The files of saved chunk `k` whose stats are not those it saved (each file
+        once: every simulation of a sweep reads the same parameters file)."""
+        saved = self.saved
+        return {
+            p
+            for p, was in zip(saved.paths_of(k), array("q", saved.file_digests(k)), strict=True)
+            if hash(stat(p) or _MISSING) != was
+        }
 
     def redeclared(self) -> list[Task]:
         """The tasks declared anew or edited: in a chunk no saved one repeats, with a

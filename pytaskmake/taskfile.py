@@ -48,6 +48,7 @@ class Task:
         cache: bool = True,
         where: str = "",  # "Taskfile.py:12", for messages
     ) -> None:
+        # (task()'s common path sets these slots itself, without calling this)
         self.name = name
         if type(action) is ShellAction and type(action.command) is str:
             action = action.command  # (a str subclass stays wrapped: see `action`)
@@ -173,6 +174,7 @@ class Task:
 # trace, depfile, always, scheduling (cpus, mem, resources, priority) or None: one
 # slot, memory learned, priority 0
 _DEFAULTS = (None, None, 0, True, True, (), False, None, False, None)
+_new_task = object.__new__  # (a sweep's 200,000 tasks made without __init__: ~5% of a load)
 
 
 class Registry:
@@ -200,6 +202,7 @@ class Registry:
         self.listed: set[str] | None = None
         self.warnings: list[str] = []  # said to the user; the load goes on
         self.has_always = False  # a task says always=True (no snapshot can say "no-op")
+        self.has_trace = False  # a task says trace=True (tracing.wrap)
         self.given: dict[str, str] = {}  # NAME=value from the command line (params.py)
         self.asked: dict[str, str] = {}  # names param() was called with -> where
 
@@ -354,7 +357,9 @@ def task(
         and action
         and not action.isspace()
     ):  # the sweep's shape: its paths are checked in bulk once the Taskfile has run
-        new = Task(name, action, tuple(inputs), tuple(outputs), where=where)
+        new = _new_task(Task)  # (Task.__init__'s checks are all known to pass here)
+        new.name, new._action, new.deps, new.where, new._extra = name, action, (), where, _DEFAULTS
+        new.inputs, new.outputs = tuple(inputs), tuple(outputs)
         registry.unchecked.append(new)
     else:
         try:
@@ -370,6 +375,7 @@ def task(
                 registry.unsigned.append(new)
             if trace is not False or depfile is not None:
                 new._set_discovery(*_check_discovery(registry.root, new, trace, depfile))
+                registry.has_trace = registry.has_trace or new.trace
             if cpus != 1 or mem is not None or resources is not None or priority != 0:
                 new._set_scheduling(*_check_scheduling(name, cpus, mem, resources, priority))
         except (TypeError, ValueError) as exc:
