@@ -26,6 +26,7 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import zip_longest
 from pathlib import Path
 from stat import S_ISDIR
 
@@ -103,6 +104,7 @@ class RunCache:
         self._key_hits = 0  # lookups that found their key in _keys, each then searched
         self._put = array("Q")  # the key prefixes of this process's entries (its .keys)
         self._put_odd = False  # it put a key not in hex: no .keys file then
+        self._drops = 0  # drops it wrote
         self.stored = 0  # bytes of outputs stored by this process (see keep_within)
 
     # -- the index ---------------------------------------------------------------
@@ -129,7 +131,9 @@ class RunCache:
             path = self.index / f"{self._token}.log"
             self._journal = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.write(self._journal, (json.dumps(record) + "\n").encode())
-        if record[0] == "put":
+        if record[0] == "drop":
+            self._drops += 1
+        elif record[0] == "put":
             found = _prefix(str(record[1]))
             if found is None:
                 self._put_odd = True
@@ -205,24 +209,33 @@ class RunCache:
         if self._keys is None:
             parts = [(j, _read_keys(j)) for j in sorted(self.index.glob("*.log"))]
             dropped: dict[str, float] = {}
+            drops: dict[Path, int] = {}
             for journal, indexed in parts:
-                for key, moment in _keyed(journal, '["drop", "', indexed[1] if indexed else 0):
+                start = 0 if indexed is None else indexed.covered
+                for key, moment in _keyed(journal, '["drop", "', start):
                     dropped[key] = max(dropped.get(key, moment), moment)
+                    drops[journal] = drops.get(journal, 0) + 1
             runs: list[array] = []
+            tags: list[str | None] = []
             odd: list[str] = []
             for journal, indexed in parts:
                 if indexed is not None:
-                    runs.append(indexed[0])
-                runs.append(self._parsed_keys(journal, indexed, dropped, odd))
-            self._keys = _KeySet(odd, runs)
+                    runs.append(indexed.prefixes)
+                    tags.append(journal.name if indexed.whole else None)
+                dropping = drops.get(journal, 0)
+                runs.append(self._parsed_keys(journal, indexed, dropped, dropping, odd))
+                tags.append(None)
+            self._keys = _KeySet(odd, runs, tags)
         return self._keys
 
     def _scan(self, key: str) -> _Entry | None:
         """The entry of `key`, from the journal lines that name it (in time order)."""
         needle = json.dumps(key).encode()
         records: list[list[object]] = []
+        elsewhere = self._keys.elsewhere(key) if self._keys is not None else ()
         for journal in sorted(self.index.glob("*.log")):
-            records += _lines_naming(journal, needle)
+            if journal.name not in elsewhere:  # (a large journal whose keys tell it not)
+                records += _lines_naming(journal, needle)
         records.sort(key=lambda r: r[-1])  # type: ignore[arg-type, return-value]
         entries: dict[str, _Entry] = {}
         for record in records:
@@ -427,7 +440,7 @@ class RunCache:
         os.replace(temp, compact)
         prefixes = [_prefix(key) for key in entries]
         if None not in prefixes:
-            self._write_keys(compact, len(lines.encode()), array("Q", prefixes))  # type: ignore[arg-type]
+            self._write_keys(compact, len(lines.encode()), array("Q", prefixes), 0)  # type: ignore[arg-type]
         if self._journal is not None:
             os.close(self._journal)
             self._journal = None
@@ -447,20 +460,21 @@ class RunCache:
         finally:
             os.close(fd)
         if len(self._put) and not self._put_odd:
-            self._write_keys(self.index / f"{self._token}.log", size, self._put)
+            self._write_keys(self.index / f"{self._token}.log", size, self._put, self._drops)
 
     def _parsed_keys(
         self,
         journal: Path,
-        indexed: tuple[array, int] | None,
+        indexed: _Keys | None,
         dropped: dict[str, float],
+        drops: int,
         odd: list[str],
     ) -> array:
         """The sorted prefixes of the keys `journal` puts past its .keys file (all of
         them when it has none) and no later drop removed; a key not in hex goes to
         `odd`. A journal parsed whole gets its .keys file then (a killed build's, or
         one written before .keys files were), so the next build need not parse it."""
-        reached = [0 if indexed is None else indexed[1]]
+        reached = [0 if indexed is None else indexed.covered]
         every, kept = array("Q"), array("Q")
         whole = True  # every key in hex: a .keys file can hold them
         for key, moment in _keyed(journal, '["put", "', reached[0], reached):
@@ -475,19 +489,21 @@ class RunCache:
             if live:
                 kept.append(found)
         if indexed is None and whole and not self.read_only and reached[0] >= _WORTH_KEYS:
-            self._write_keys(journal, reached[0], every)
+            self._write_keys(journal, reached[0], every, drops)
         return array("Q", sorted(kept))
 
-    def _write_keys(self, journal: Path, covered: int, prefixes: array) -> None:
+    def _write_keys(self, journal: Path, covered: int, prefixes: array, drops: int) -> None:
         """Beside `journal`, the sorted prefixes of the keys it puts in its first
-        `covered` bytes (renamed into place: a reader sees all of it or none). Not
-        written is only slower: the journal is then parsed."""
+        `covered` bytes, and how many drops those hold (renamed into place: a reader
+        sees all of it or none). Not written is only slower: the journal is then
+        parsed."""
         ordered = array("Q", sorted(prefixes))
         if sys.byteorder == "big":
             ordered.byteswap()
         temp = self.tmp / f"{self._token}-keys"
         try:
-            temp.write_bytes(_KEYS_MAGIC + covered.to_bytes(8, "little") + ordered.tobytes())
+            head = _KEYS_MAGIC + covered.to_bytes(8, "little") + drops.to_bytes(8, "little")
+            temp.write_bytes(head + ordered.tobytes())
             os.replace(temp, journal.with_suffix(".keys"))
         except OSError:
             _unlink_quietly(str(temp))
@@ -518,7 +534,9 @@ _SEARCHED_FIRST = 16
 # Journal bytes without a .keys file past which the keys present are not read before
 # the first lookups (parsed at ~150 MB/s here: ~25 ms)
 _CHEAP_BYTES = 4 << 20
-_KEYS_MAGIC = b"ptmkeys1"  # a .keys file: this, the bytes covered, then the prefixes
+# a .keys file: this, the journal bytes it covers, the drops among them, then the prefixes
+_KEYS_MAGIC = b"ptmkeys1"
+_KEYS_HEAD = 24
 _WORTH_KEYS = 64 << 10  # a journal parsed whole gets a .keys file past this many bytes
 
 
@@ -529,12 +547,12 @@ def _covered(journal: Path) -> int:
             head = f.read(16)
     except OSError:
         return 0
-    return int.from_bytes(head[8:], "little") if head[:8] == _KEYS_MAGIC else 0
+    return int.from_bytes(head[8:16], "little") if head[:8] == _KEYS_MAGIC else 0
 
 
-def _read_keys(journal: Path) -> tuple[array, int] | None:
-    """The sorted key prefixes of `journal`'s .keys file and the bytes it covers;
-    None when it has none, or one that does not read so."""
+def _read_keys(journal: Path) -> _Keys | None:
+    """What `journal`'s .keys file says; None when it has none, or one that does not
+    read so."""
     try:
         with open(journal.with_suffix(".keys"), "rb") as f:
             data = f.read()
@@ -542,13 +560,30 @@ def _read_keys(journal: Path) -> tuple[array, int] | None:
     except OSError:
         return None
     covered = int.from_bytes(data[8:16], "little")
-    if data[:8] != _KEYS_MAGIC or len(data) < 16 or len(data) % 8 or covered > size:
+    drops = int.from_bytes(data[16:_KEYS_HEAD], "little")
+    if data[:8] != _KEYS_MAGIC or len(data) < _KEYS_HEAD or len(data) % 8 or covered > size:
         return None
     found = array("Q")
-    found.frombytes(data[16:])
+    found.frombytes(data[_KEYS_HEAD:])
     if sys.byteorder == "big":
         found.byteswap()
-    return found, covered
+    return _Keys(found, covered, drops, size)
+
+
+@dataclass(frozen=True)
+class _Keys:
+    """A journal's .keys file, read."""
+
+    prefixes: array  # sorted
+    covered: int  # the journal's first bytes it stands for
+    drops: int  # drop lines among them
+    size: int  # the journal's size when read
+
+    @property
+    def whole(self) -> bool:
+        """Whether it tells every key the journal holds or drops: a lookup that finds
+        a key's prefix elsewhere need not search this journal."""
+        return self.covered == self.size and self.drops == 0
 
 
 def _lines_naming(path: Path, needle: bytes) -> list[list[object]]:
@@ -580,19 +615,26 @@ class _KeySet:
     release writes) is kept whole.
     """
 
-    def __init__(self, keys: Iterable[str], runs: Iterable[array] = ()) -> None:
+    def __init__(
+        self, keys: Iterable[str], runs: Iterable[array] = (), tags: Iterable[str | None] = ()
+    ) -> None:
         """`keys` and the small `runs` (sorted prefixes, as .keys files hold them: a
         build that adds ten points writes one of 21 keys), sorted _RUN keys at a time;
         the large runs kept as they are. Sorting them all as one list held ~44 bytes a
         key at once (880,000 keys after a few sweeps of 200,000 tasks: 37 MiB more at
         the peak of the build that read them). A few runs are searched each until
-        many lookups have been made, then merged."""
+        many lookups have been made, then merged.
+
+        `tags` name the runs that are a journal's every key (see `elsewhere`)."""
         self._odd: set[str] = set()
         kept: list[array] = []
+        self._tagged: list[tuple[str, array]] | None = []
         pool = array("Q")
-        for run in runs:
+        for run, tag in zip_longest(runs, tags):
             if len(run) >= _RUN:
                 kept.append(run)
+                if tag is not None:
+                    self._tagged.append((tag, run))
                 continue
             pool.extend(run)
             if len(pool) >= _RUN:
@@ -609,25 +651,38 @@ class _KeySet:
                 pool = array("Q")
         if pool:
             kept.append(array("Q", sorted(pool)))
-        if len(kept) > _FEW_RUNS:
-            kept = [array("Q", heapq.merge(*kept))]
         self._runs = kept
         self._asked = 0
+        if len(kept) > _FEW_RUNS:
+            self._merge()
+
+    def _merge(self) -> None:
+        """One run of them all (the journals they came from are then not told apart)."""
+        self._runs = [array("Q", heapq.merge(*self._runs))]
+        self._tagged = None
+
+    def elsewhere(self, key: str) -> set[str]:
+        """The tags of the runs that do not hold `key`: their journals need not be
+        searched for it (none once the runs are merged)."""
+        found = _prefix(key)
+        if found is None or not self._tagged:
+            return set()
+        return {tag for tag, ordered in self._tagged if not _holds(ordered, found)}
 
     def __contains__(self, key: str) -> bool:
         found = _prefix(key)
         if found is None:
             return key in self._odd
-        runs = self._runs
-        if len(runs) > 1:
+        if len(self._runs) > 1:
             self._asked += 1
             if self._asked > _MERGE_AFTER:  # (a parameter edited: 200,000 lookups)
-                runs = self._runs = [array("Q", heapq.merge(*runs))]
-        for ordered in runs:
-            i = bisect_left(ordered, found)
-            if i < len(ordered) and ordered[i] == found:
-                return True
-        return False
+                self._merge()
+        return any(_holds(ordered, found) for ordered in self._runs)
+
+
+def _holds(ordered: array, found: int) -> bool:
+    i = bisect_left(ordered, found)
+    return i < len(ordered) and ordered[i] == found
 
 
 _FEW_RUNS = 16  # sorted runs searched one by one (journals' .keys files, mostly)

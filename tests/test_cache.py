@@ -429,10 +429,11 @@ def _journal_keys(index: Path) -> dict[str, set[str]]:
 
 
 def _keys_file(path: Path) -> tuple[int, list[int]]:
+    """(journal bytes covered, sorted key prefixes) of a .keys file that holds no drops."""
     data = path.read_bytes()
-    assert data[:8] == b"ptmkeys1"
+    assert data[:8] == b"ptmkeys1" and int.from_bytes(data[16:24], "little") == 0
     prefixes = array("Q")
-    prefixes.frombytes(data[16:])
+    prefixes.frombytes(data[24:])
     return int.from_bytes(data[8:16], "little"), list(prefixes)
 
 
@@ -514,3 +515,39 @@ def test_a_journal_without_its_keys_gets_them_once_read_whole(tmp_path: Path) ->
     assert covered == journal.read_bytes().rindex(b"\n") + 1
     assert prefixes == sorted(int(k[:16], 16) for k in keys)
     assert all(RunCache(tmp_path / "c").peek(k) is not None for k in keys[::50])
+
+
+def test_a_hit_searches_only_the_large_journals_whose_keys_hold_it(tmp_path: Path) -> None:
+    """A large journal (a full build's: 70,000 entries here) whose .keys file covers it
+    whole and holds no drop is searched only for keys whose prefix it holds; small
+    journals and uncovered tails always are. Every answer stays right: hits in it,
+    hits elsewhere, a drop written later, a line appended past its .keys file."""
+    out = tmp_path / "o.txt"
+    out.write_text("x")
+    fp = ((0, 1, 0, 0, 0o100644), hash_file(str(out)))
+    large = [cache_key(f"sh:{i}", (str(out),), {}) for i in range(70_000)]
+    small = [cache_key(f"sh:small{i}", (str(out),), {}) for i in range(3)]
+    cache = RunCache(tmp_path / "c")
+    for key in large:
+        cache.store(key, {str(out): fp})
+    cache.close()
+    (big,) = (tmp_path / "c/index").glob("*.log")
+    time.sleep(0.01)
+    later = RunCache(tmp_path / "c")
+    for key in small:
+        later.store(key, {str(out): fp})
+    later.drop(large[5])
+    later.close()
+    looking = RunCache(tmp_path / "c")
+    assert looking.lookup(large[7]) == {str(out): fp[1]}
+    assert looking.lookup(large[5]) is None  # dropped in the small journal
+    assert looking.lookup(small[0]) == {str(out): fp[1]}
+    assert looking.lookup(cache_key("sh:none", (), {})) is None
+    assert looking._keys is not None and looking._keys.elsewhere(small[0]) == {big.name}
+    assert looking._keys.elsewhere(large[7]) == set()
+    extra = cache_key("sh:extra", (str(out),), {})
+    with open(big, "a") as journal:  # past its .keys file: no longer told whole
+        journal.write(f'["put", "{extra}", {{"{out}": "{fp[1]}"}}, {time.time()}]\n')
+    again = RunCache(tmp_path / "c")
+    assert again.lookup(extra) == {str(out): fp[1]} and again.lookup(small[1]) is not None
+    assert again._keys is not None and again._keys.elsewhere(small[1]) == set()
