@@ -437,6 +437,7 @@ class RunCache:
         temp = self.tmp / f"{self._token}-compact"
         temp.write_text(lines)
         compact = self.index / f"compact-{self._token}.log"
+        _unlink_quietly(str(compact.with_suffix(".keys")))  # (of an earlier compaction)
         os.replace(temp, compact)
         prefixes = [_prefix(key) for key in entries]
         if None not in prefixes:
@@ -459,7 +460,7 @@ class RunCache:
             size = os.fstat(fd).st_size
         finally:
             os.close(fd)
-        if len(self._put) and not self._put_odd:
+        if not self._put_odd:  # (uses alone too: what it covers is not parsed again)
             self._write_keys(self.index / f"{self._token}.log", size, self._put, self._drops)
 
     def _parsed_keys(
@@ -473,8 +474,11 @@ class RunCache:
         """The sorted prefixes of the keys `journal` puts past its .keys file (all of
         them when it has none) and no later drop removed; a key not in hex goes to
         `odd`. A journal parsed whole gets its .keys file then (a killed build's, or
-        one written before .keys files were), so the next build need not parse it."""
-        reached = [0 if indexed is None else indexed.covered]
+        one written before .keys files were), so the next build need not parse it;
+        so does one whose .keys file left much of it out (written by a reader while
+        its build still ran)."""
+        start = 0 if indexed is None else indexed.covered
+        reached = [start]
         every, kept = array("Q"), array("Q")
         whole = True  # every key in hex: a .keys file can hold them
         for key, moment in _keyed(journal, '["put", "', reached[0], reached):
@@ -488,7 +492,10 @@ class RunCache:
             every.append(found)
             if live:
                 kept.append(found)
-        if indexed is None and whole and not self.read_only and reached[0] >= _WORTH_KEYS:
+        if whole and not self.read_only and reached[0] - start >= _WORTH_KEYS:
+            if indexed is not None:
+                every.extend(indexed.prefixes)
+                drops += indexed.drops
             self._write_keys(journal, reached[0], every, drops)
         return array("Q", sorted(kept))
 
@@ -535,7 +542,7 @@ _SEARCHED_FIRST = 16
 # the first lookups (parsed at ~150 MB/s here: ~25 ms)
 _CHEAP_BYTES = 4 << 20
 # a .keys file: this, the journal bytes it covers, the drops among them, then the prefixes
-_KEYS_MAGIC = b"ptmkeys1"
+_KEYS_MAGIC = b"ptmkeys2"
 _KEYS_HEAD = 24
 _WORTH_KEYS = 64 << 10  # a journal parsed whole gets a .keys file past this many bytes
 
@@ -545,9 +552,11 @@ def _covered(journal: Path) -> int:
     try:
         with open(journal.with_suffix(".keys"), "rb") as f:
             head = f.read(16)
+        size = os.stat(journal).st_size
     except OSError:
         return 0
-    return int.from_bytes(head[8:16], "little") if head[:8] == _KEYS_MAGIC else 0
+    covered = int.from_bytes(head[8:16], "little")
+    return covered if head[:8] == _KEYS_MAGIC and covered <= size else 0
 
 
 def _read_keys(journal: Path) -> _Keys | None:
@@ -690,11 +699,15 @@ _MERGE_AFTER = 256  # lookups before they are merged (~0.3 s at 1,000,000 keys)
 
 
 def _prefix(key: str) -> int | None:
-    """The first 64 bits of a hex key, or None for a key that is not hex."""
-    try:
-        return int(key[:16], 16) if len(key) >= 16 else None
-    except ValueError:
+    """The first 64 bits of a hex key, or None for a key that is not hex (int() alone
+    would read "-1", "+f" or "a_b" too)."""
+    head = key[:16]
+    if len(head) < 16 or head.strip(_HEX):
         return None
+    return int(head, 16)
+
+
+_HEX = "0123456789abcdefABCDEF"
 
 
 def _keyed(
@@ -712,17 +725,17 @@ def _keyed(
                 f.seek(start)
             at = start
             for raw in f:
-                if raw[-1:] != b"\n":
-                    break  # being written, or torn: not a line yet
-                at += len(raw)
-                if reached is not None:
-                    reached[0] = at
+                whole = raw[-1:] == b"\n"  # (else the last line: being written, or torn,
+                if whole:  # or whole but for its newline: read, never counted as covered)
+                    at += len(raw)
+                    if reached is not None:
+                        reached[0] = at
                 if not raw.startswith(tag):
                     continue
                 line = raw.decode(errors="replace").rstrip("\n")
                 try:
                     key = line[len(prefix) : line.index('"', len(prefix))]
-                    if not line.endswith("]") or "\\" in key:
+                    if not whole or not line.endswith("]") or "\\" in key:
                         raise ValueError(line)
                     yield key, float(line[line.rindex(", ") + 2 : -1])
                 except ValueError:

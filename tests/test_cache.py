@@ -431,7 +431,7 @@ def _journal_keys(index: Path) -> dict[str, set[str]]:
 def _keys_file(path: Path) -> tuple[int, list[int]]:
     """(journal bytes covered, sorted key prefixes) of a .keys file that holds no drops."""
     data = path.read_bytes()
-    assert data[:8] == b"ptmkeys1" and int.from_bytes(data[16:24], "little") == 0
+    assert data[:8] == b"ptmkeys2" and int.from_bytes(data[16:24], "little") == 0
     prefixes = array("Q")
     prefixes.frombytes(data[24:])
     return int.from_bytes(data[8:16], "little"), list(prefixes)
@@ -476,7 +476,7 @@ def test_keys_files_that_are_stale_or_damaged_hide_no_entry(tmp_path: Path) -> N
     assert len(journals) == 3 and len(list(index.glob("*.keys"))) == 3
     with open(journals[0], "a") as journal:  # past what its .keys file covers
         journal.write(f'["put", "{keys[3]}", {{"{out}": "{fp[1]}"}}, {time.time()}]\n')
-    journals[1].with_suffix(".keys").write_bytes(b"ptmkeys1\x07")  # truncated
+    journals[1].with_suffix(".keys").write_bytes(b"ptmkeys2\x07")  # truncated
     journals[2].with_suffix(".keys").write_bytes(b"something else entirely!")
     dropping = RunCache(tmp_path / "c")
     dropping.drop(keys[0])
@@ -551,3 +551,31 @@ def test_a_hit_searches_only_the_large_journals_whose_keys_hold_it(tmp_path: Pat
     again = RunCache(tmp_path / "c")
     assert again.lookup(extra) == {str(out): fp[1]} and again.lookup(small[1]) is not None
     assert again._keys is not None and again._keys.elsewhere(small[1]) == set()
+
+
+def test_a_last_line_whole_but_for_its_newline_is_still_an_entry(tmp_path: Path) -> None:
+    """A writer killed between a line and its newline leaves a whole entry: found, as
+    the journals were always read, and never counted as covered by a .keys file (its
+    journal is read again past the last newline). A build that only restored still
+    writes its .keys (its uses are then not parsed again)."""
+    out = tmp_path / "o.txt"
+    out.write_text("x")
+    fp = ((0, 1, 0, 0, 0o100644), hash_file(str(out)))
+    keys = [cache_key(f"sh:{i}", (str(out),), {}) for i in range(600)]
+    cache = RunCache(tmp_path / "c")
+    for key in keys[:-1]:
+        cache.store(key, {str(out): fp})
+    cache.close()
+    (journal,) = (tmp_path / "c/index").glob("*.log")
+    journal.with_suffix(".keys").unlink()
+    with open(journal, "a") as f:
+        f.write(f'["put", "{keys[-1]}", {{"{out}": "{fp[1]}"}}, {time.time()}]')  # no \n
+    for _ in range(2):  # the second time from the .keys file the first wrote
+        reading = RunCache(tmp_path / "c")
+        assert reading.lookup(keys[-1]) == {str(out): fp[1]}
+        assert reading.lookup(cache_key("sh:none", (), {})) is None
+        reading.close()
+    covered, _ = _keys_file(journal.with_suffix(".keys"))
+    assert covered == journal.read_bytes().rindex(b"\n") + 1
+    uses = [p for p in (tmp_path / "c/index").glob("*.log") if p != journal]
+    assert len(uses) == 2 and all(p.with_suffix(".keys").exists() for p in uses)
