@@ -377,17 +377,19 @@ class RunCache:
         freed = sum(self._remove_blob(d, st) for d, st in blobs.items() if d not in uses)
         size = sum(st.st_size for st in blobs.values() if st.st_nlink == 1) - freed
         removed = 0
+        dropped: list[str] = []
         for key in sorted(entries, key=lambda k: entries[k].used):
             if size <= max_bytes and max_bytes > 0:  # (0: empty it, links to outputs too)
                 break
             removed += 1
+            dropped.append(key)
             for value in entries.pop(key).outputs.values():
                 digest = _blob_of(value)[0]
                 uses[digest] -= 1
                 if uses[digest] == 0 and digest in blobs:
                     gained = self._remove_blob(digest, blobs[digest])
                     size, freed = size - gained, freed + gained
-        self._compact(entries)
+        self._compact(entries, dropped)
         return removed, freed
 
     def _remove_blob(self, digest: str, st: os.stat_result) -> int:
@@ -429,25 +431,34 @@ class RunCache:
                     total += st.st_size
         return total
 
-    def _compact(self, entries: dict[str, _Entry]) -> None:
-        """Rewrite the journals as one, holding only the live entries."""
+    def _compact(self, entries: dict[str, _Entry], dropped: list[str]) -> None:
+        """Rewrite the journals as one, holding only the live entries.
+
+        A journal another build may still be appending to (`_closed`) is kept: its
+        entries put after it was read would go with it (a prune while a build ran
+        lost them: rerun instead of restored). The entries `dropped` are then written
+        dropped, so that its copies of them do not come back."""
+        compact = self.index / f"compact-{self._token}.log"
+        own = self.index / f"{self._token}.log"  # (closed here: its records go in compact)
+        kept = [j for j in self._journals_read if j not in (compact, own) and not _closed(j)]
         lines = "".join(
             json.dumps(["put", key, e.outputs, e.used]) + "\n" for key, e in entries.items()
         )
+        now = time.time()
+        drops = dropped if kept else []
+        lines += "".join(json.dumps(["drop", key, now]) + "\n" for key in drops)
         temp = self.tmp / f"{self._token}-compact"
         temp.write_text(lines)
-        compact = self.index / f"compact-{self._token}.log"
         _unlink_quietly(str(compact.with_suffix(".keys")))  # (of an earlier compaction)
         os.replace(temp, compact)
         prefixes = [_prefix(key) for key in entries]
         if None not in prefixes:
-            self._write_keys(compact, len(lines.encode()), array("Q", prefixes), 0)  # type: ignore[arg-type]
+            self._write_keys(compact, len(lines.encode()), array("Q", prefixes), len(drops))  # type: ignore[arg-type]
         if self._journal is not None:
             os.close(self._journal)
             self._journal = None
-        own = self.index / f"{self._token}.log"  # its records are in the compact file now
         for journal in [*self._journals_read, own]:
-            if journal.name != compact.name:
+            if journal.name != compact.name and journal not in kept:
                 _unlink_quietly(str(journal))
                 _unlink_quietly(str(journal.with_suffix(".keys")))
 
@@ -545,6 +556,26 @@ _CHEAP_BYTES = 4 << 20
 _KEYS_MAGIC = b"ptmkeys2"
 _KEYS_HEAD = 24
 _WORTH_KEYS = 64 << 10  # a journal parsed whole gets a .keys file past this many bytes
+
+
+def _closed(journal: Path) -> bool:
+    """Whether no build may still append to `journal`: its .keys file covers it whole
+    (its build closed it), it is a compaction's (written whole), or it was written by
+    a process not running on this host. A journal of another host's running build
+    whose number no process here has reads as closed, as every journal did before."""
+    indexed = _read_keys(journal)
+    if indexed is not None and indexed.covered == indexed.size:
+        return True
+    pid = journal.name.split("-", 1)[0]
+    if journal.name.startswith("compact-") or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # (another user's: running)
+        return False
+    return False
 
 
 def _covered(journal: Path) -> int:

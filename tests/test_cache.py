@@ -579,3 +579,29 @@ def test_a_last_line_whole_but_for_its_newline_is_still_an_entry(tmp_path: Path)
     assert covered == journal.read_bytes().rindex(b"\n") + 1
     uses = [p for p in (tmp_path / "c/index").glob("*.log") if p != journal]
     assert len(uses) == 2 and all(p.with_suffix(".keys").exists() for p in uses)
+
+
+def test_a_prune_keeps_the_journal_of_a_build_still_writing(tmp_path: Path) -> None:
+    """A prune (another shell's `pytaskmake cache --prune`, or a build past the size
+    limit) while a build runs kept the entries it read and deleted the running build's
+    journal: what that build stored afterwards was lost, and going back ran it again.
+    The journal stays; what the prune dropped stays dropped."""
+    out = tmp_path / "o.txt"
+    out.write_text("x")
+    fp = ((0, 1, 0, 0, 0o100644), hash_file(str(out)))
+    keys = [cache_key(f"sh:{i}", (str(out),), {}) for i in range(4)]
+    running = RunCache(tmp_path / "c")  # this process: a build that has not finished
+    running.store(keys[0], {str(out): fp})
+    running.store(keys[1], {str(out): fp})
+    assert RunCache(tmp_path / "c").prune(10 << 30) == (0, 0)
+    running.store(keys[2], {str(out): fp})  # stored after the prune read the journals
+    running.close()
+    after = RunCache(tmp_path / "c")
+    assert [after.lookup(k) is not None for k in keys] == [True, True, True, False]
+    late = RunCache(tmp_path / "c")  # a build running across a prune to 0
+    late.store(keys[0], {str(out): fp})  # (put again before the prune: dropped by it)
+    RunCache(tmp_path / "c").prune(0)
+    late.store(keys[3], {str(out): fp})
+    late.close()
+    found = RunCache(tmp_path / "c")
+    assert [found.lookup(k) is not None for k in keys] == [False, False, False, True]
