@@ -365,8 +365,11 @@ class RunCache:
 
         Blobs still hard-linked from a current output cost no extra space; a blob no
         entry needs is removed all the same (the output keeps its file), and a limit
-        of 0 empties the cache. Returns (entries removed, bytes freed).
+        of 0 empties the cache. Returns (entries removed, bytes freed). A blob no entry
+        read here needs but linked since the read began is kept: a build running
+        beside this one is about to name it (its inode's ctime tells: a link sets it).
         """
+        began = time.time() - 1.0  # (filesystem clocks tick coarser than ours)
         entries = self._load(fresh=True)
         uses: dict[str, int] = {}
         for entry in entries.values():
@@ -374,7 +377,8 @@ class RunCache:
                 digest = _blob_of(value)[0]
                 uses[digest] = uses.get(digest, 0) + 1
         blobs = self._blob_files()
-        freed = sum(self._remove_blob(d, st) for d, st in blobs.items() if d not in uses)
+        orphans = [d for d, st in blobs.items() if d not in uses and st.st_ctime < began]
+        freed = sum(self._remove_blob(d, blobs[d]) for d in orphans)
         size = sum(st.st_size for st in blobs.values() if st.st_nlink == 1) - freed
         removed = 0
         dropped: list[str] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from array import array
 from pathlib import Path
@@ -605,3 +606,11 @@ def test_a_prune_keeps_the_journal_of_a_build_still_writing(tmp_path: Path) -> N
     late.close()
     found = RunCache(tmp_path / "c")
     assert [found.lookup(k) is not None for k in keys] == [False, False, False, True]
+    # a blob linked by a running build after the prune read the entries is kept (the
+    # build's entry naming it comes next); an older one no entry names is not
+    young = tmp_path / "young.txt"
+    young.write_text("young")
+    digest = hash_file(str(young))
+    os.link(young, tmp_path / "c/blobs" / digest)
+    assert RunCache(tmp_path / "c").prune(10 << 30) == (0, 0)
+    assert (tmp_path / "c/blobs" / digest).exists()
