@@ -449,7 +449,7 @@ class RunCache:
             json.dumps(["put", key, e.outputs, e.used]) + "\n" for key, e in entries.items()
         )
         now = time.time()
-        drops = dropped if kept else []
+        drops = dropped + _dead_in(kept, entries) if kept else []
         lines += "".join(json.dumps(["drop", key, now]) + "\n" for key in drops)
         temp = self.tmp / f"{self._token}-compact"
         temp.write_text(lines)
@@ -457,7 +457,8 @@ class RunCache:
         os.replace(temp, compact)
         prefixes = [_prefix(key) for key in entries]
         if None not in prefixes:
-            self._write_keys(compact, len(lines.encode()), array("Q", prefixes), len(drops))  # type: ignore[arg-type]
+            closed = len(drops) | _BY_WRITER  # (written whole: nobody appends to it)
+            self._write_keys(compact, len(lines.encode()), array("Q", prefixes), closed)  # type: ignore[arg-type]
         if self._journal is not None:
             os.close(self._journal)
             self._journal = None
@@ -476,7 +477,8 @@ class RunCache:
         finally:
             os.close(fd)
         if not self._put_odd:  # (uses alone too: what it covers is not parsed again)
-            self._write_keys(self.index / f"{self._token}.log", size, self._put, self._drops)
+            own = self.index / f"{self._token}.log"
+            self._write_keys(own, size, self._put, self._drops | _BY_WRITER)
 
     def _parsed_keys(
         self,
@@ -559,16 +561,25 @@ _CHEAP_BYTES = 4 << 20
 # a .keys file: this, the journal bytes it covers, the drops among them, then the prefixes
 _KEYS_MAGIC = b"ptmkeys2"
 _KEYS_HEAD = 24
+_BY_WRITER = 1 << 63  # in the drops word: written by the journal's own build, closing it
 _WORTH_KEYS = 64 << 10  # a journal parsed whole gets a .keys file past this many bytes
 
 
+def _dead_in(journals: list[Path], entries: dict[str, _Entry]) -> list[str]:
+    """The keys `journals` put that are not live in `entries` (a drop read elsewhere, a
+    prune before): a compaction that keeps those journals writes them dropped again,
+    since its own file replaces the drops it read."""
+    return list({k for j in journals for k, _ in _keyed(j, '["put", "') if k not in entries})
+
+
 def _closed(journal: Path) -> bool:
-    """Whether no build may still append to `journal`: its .keys file covers it whole
-    (its build closed it), it is a compaction's (written whole), or it was written by
-    a process not running on this host. A journal of another host's running build
-    whose number no process here has reads as closed, as every journal did before."""
+    """Whether no build may still append to `journal`: its .keys file, written by its
+    own build as it closed it (not by a reader), covers it whole; it is a compaction's
+    (written whole); or it was written by a process not running on this host. A
+    journal of another host's running build whose number no process here has reads as
+    closed, as every journal did before."""
     indexed = _read_keys(journal)
-    if indexed is not None and indexed.covered == indexed.size:
+    if indexed is not None and indexed.by_writer and indexed.covered == indexed.size:
         return True
     pid = journal.name.split("-", 1)[0]
     if journal.name.startswith("compact-") or not pid.isdigit():
@@ -604,14 +615,14 @@ def _read_keys(journal: Path) -> _Keys | None:
     except OSError:
         return None
     covered = int.from_bytes(data[8:16], "little")
-    drops = int.from_bytes(data[16:_KEYS_HEAD], "little")
+    flags = int.from_bytes(data[16:_KEYS_HEAD], "little")
     if data[:8] != _KEYS_MAGIC or len(data) < _KEYS_HEAD or len(data) % 8 or covered > size:
         return None
     found = array("Q")
     found.frombytes(data[_KEYS_HEAD:])
     if sys.byteorder == "big":
         found.byteswap()
-    return _Keys(found, covered, drops, size)
+    return _Keys(found, covered, flags & ~_BY_WRITER, size, bool(flags & _BY_WRITER))
 
 
 @dataclass(frozen=True)
@@ -622,6 +633,7 @@ class _Keys:
     covered: int  # the journal's first bytes it stands for
     drops: int  # drop lines among them
     size: int  # the journal's size when read
+    by_writer: bool  # written by the journal's own build as it closed it (see _closed)
 
     @property
     def whole(self) -> bool:

@@ -432,7 +432,8 @@ def _journal_keys(index: Path) -> dict[str, set[str]]:
 def _keys_file(path: Path) -> tuple[int, list[int]]:
     """(journal bytes covered, sorted key prefixes) of a .keys file that holds no drops."""
     data = path.read_bytes()
-    assert data[:8] == b"ptmkeys2" and int.from_bytes(data[16:24], "little") == 0
+    drops = int.from_bytes(data[16:24], "little") & ~(1 << 63)  # (the top bit: its writer's)
+    assert data[:8] == b"ptmkeys2" and drops == 0
     prefixes = array("Q")
     prefixes.frombytes(data[24:])
     return int.from_bytes(data[8:16], "little"), list(prefixes)
@@ -614,3 +615,30 @@ def test_a_prune_keeps_the_journal_of_a_build_still_writing(tmp_path: Path) -> N
     os.link(young, tmp_path / "c/blobs" / digest)
     assert RunCache(tmp_path / "c").prune(10 << 30) == (0, 0)
     assert (tmp_path / "c/blobs" / digest).exists()
+
+
+def test_a_prune_keeps_a_running_journal_another_build_indexed_and_stays_pruned(
+    tmp_path: Path,
+) -> None:
+    """Two holes of the prune's keeping (found by a break-it session): a .keys file
+    another build wrote for a running build's journal made it read as closed, and a
+    second prune forgot the first one's drops, so pruned entries came back without
+    their blobs ("missing or corrupt", then run)."""
+    out = tmp_path / "o.txt"
+    out.write_text("x")
+    fp = ((0, 1, 0, 0, 0o100644), hash_file(str(out)))
+    keys = [cache_key(f"sh:{i}", (str(out),), {}) for i in range(601)]
+    running = RunCache(tmp_path / "c")
+    for key in keys[:600]:  # ~100 KB of journal: a reader indexes it
+        running.store(key, {str(out): fp})
+    reader = RunCache(tmp_path / "c")
+    assert reader.lookup(cache_key("sh:none", (), {})) is None
+    assert list((tmp_path / "c/index").glob("*.keys"))  # written by the reader
+    RunCache(tmp_path / "c").prune(10 << 30)
+    running.store(keys[600], {str(out): fp})
+    assert RunCache(tmp_path / "c").lookup(keys[600]) is not None
+    RunCache(tmp_path / "c").prune(0)
+    RunCache(tmp_path / "c").prune(0)
+    assert RunCache(tmp_path / "c").stats().entries == 0
+    running.close()
+    assert RunCache(tmp_path / "c").stats().entries == 0
