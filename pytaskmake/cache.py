@@ -586,7 +586,7 @@ def _closed(journal: Path) -> bool:
         return True
     try:
         os.kill(int(pid), 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # (no such process; no such number)
         return True
     except OSError:  # (another user's: running)
         return False
@@ -828,7 +828,7 @@ def _apply(entries: dict[str, _Entry], record: list[object]) -> None:
 def _unlink_quietly(path: str) -> None:
     try:
         os.unlink(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError):  # (gone; or a folder put there by hand)
         pass
 
 

@@ -642,3 +642,22 @@ def test_a_prune_keeps_a_running_journal_another_build_indexed_and_stays_pruned(
     assert RunCache(tmp_path / "c").stats().entries == 0
     running.close()
     assert RunCache(tmp_path / "c").stats().entries == 0
+
+
+def test_a_folder_where_a_keys_file_goes_does_not_stop_a_prune(tmp_path: Path) -> None:
+    """A damaged cache (a folder named like a journal's .keys) is pruned all the same,
+    without a traceback."""
+    out = tmp_path / "o.txt"
+    out.write_text("x")
+    cache = RunCache(tmp_path / "c")
+    cache.store(
+        cache_key("sh:x", (str(out),), {}),
+        {str(out): ((0, 1, 0, 0, 0o100644), hash_file(str(out)))},
+    )
+    cache.close()
+    (keys,) = (tmp_path / "c/index").glob("*.keys")
+    keys.unlink()
+    journal = keys.with_suffix(".log")
+    journal.rename(journal.with_name("4194304999-0000.log"))  # a writer long gone
+    journal.with_name("4194304999-0000.keys").mkdir()
+    assert RunCache(tmp_path / "c").prune(0) == (1, 0)
