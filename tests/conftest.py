@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,16 @@ class Project:
             text=True,
             env=full_env,
         )
+
+
+@pytest.fixture(autouse=True)
+def _restore_cwd() -> Iterator[None]:
+    """Each test starts in the folder the suite started in: a test that chdirs into
+    its tmp_path must not move the next (a callable's project is the folder it is
+    signed in, so test_action's closures signed elsewhere lost their values)."""
+    before = os.getcwd()
+    yield
+    os.chdir(before)
 
 
 @pytest.fixture
