@@ -9,10 +9,11 @@ A task that printed anything has its whole output in that file in the end.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from pathlib import Path
+
+from ..digest import blake2b
 
 SPILL = 256 * 1024  # bytes kept in memory before the output goes to its file
 HEAD = TAIL = 64 * 1024  # bytes of a spilled output kept for the console
@@ -24,7 +25,7 @@ def log_path(logs_dir: Path, task: str) -> Path:
     digest when that changed it, so that two names never share a file)."""
     safe = _UNSAFE.sub("_", task)[:100]
     if safe != task:
-        safe += "-" + hashlib.blake2b(task.encode(), digest_size=4).hexdigest()
+        safe += "-" + blake2b(task.encode(), digest_size=4).hexdigest()
     return logs_dir / f"{safe}.log"
 
 
