@@ -63,10 +63,10 @@ task(
     outputs=["bench/results-watch.md"],
     cache=False,
 )
-task(  # Taskfile edits at 100,000 points against ninja: two 6-minute set-up builds first
+task(  # Taskfile edits at 100,000 points against ninja: three 6-minute set-up builds first
     "bench-edits-100k",
     "python bench/run.py --sizes 100000 --scenarios noop,edit,add10,cmd,remove10 --repeat 3"
-    " --tools pytaskmake,ninja --cache-revert '' --out bench/results-edits-100k.md",
+    " --tools pytaskmake,ninja,ninja-rsp --cache-revert '' --out bench/results-edits-100k.md",
     inputs=sources + bench,
     outputs=["bench/results-edits-100k.md"],
     log=".pytaskmake/logs/bench-edits-100k.log",
@@ -94,7 +94,7 @@ task(  # about 5 minutes: every input rewritten unchanged (ninja reruns all 20,0
 task(  # about 10 minutes: the same edits at 10,000 points, and a parameter edited
     "bench-edits-10k",
     "python bench/run.py --sizes 10000 --scenarios noop,edit,add10,cmd,param,remove10 --repeat 5"
-    " --tools pytaskmake,ninja --cache-revert '' --out bench/results-edits-10k.md",
+    " --tools pytaskmake,ninja,ninja-rsp --cache-revert '' --out bench/results-edits-10k.md",
     inputs=sources + bench,
     outputs=["bench/results-edits-10k.md"],
     log=".pytaskmake/logs/bench-edits-10k.log",

@@ -4,7 +4,7 @@ Why it is built this way: build-tool overhead is small and noisy, so every numbe
 the median of several whole-process runs (as a user would see them, interpreter
 start-up included), taken after an untimed warm-up, with the tools interleaved in
 each repetition so that a slow minute of the machine hurts all of them alike. Each
-tool gets its own fresh workspace (bench/workload.py writes all five build files),
+tool gets its own fresh workspace (bench/workload.py writes all the build files),
 and a tool that once runs past --timeout is skipped from then on, since the larger
 sizes would only take longer.
 
@@ -48,10 +48,19 @@ import workload  # bench/ is on sys.path when this file is run as a script
 
 REPO = Path(__file__).resolve().parent.parent
 SWEEP = REPO / "examples" / "sweep"
-ALL_TOOLS = ("pytaskmake", "pytaskmake-before", "ninja", "make", "make-r", "doit", "snakemake")
+ALL_TOOLS = (
+    "pytaskmake",
+    "pytaskmake-before",
+    "ninja",
+    "ninja-rsp",
+    "make",
+    "make-r",
+    "doit",
+    "snakemake",
+)
 SCENARIOS = ("full", "noop", "touch", "regen", "edit", "add10", "cmd", "param", "remove10")
 EDITS = ("add10", "cmd", "param", "remove10")  # Taskfile edits: pytaskmake and ninja only
-EDITING_TOOLS = ("pytaskmake", "pytaskmake-before", "ninja")
+EDITING_TOOLS = ("pytaskmake", "pytaskmake-before", "ninja", "ninja-rsp")
 JOBS = "2"
 T = TypeVar("T")
 
@@ -115,6 +124,8 @@ BEFORE = "PYTASKMAKE_BEFORE"  # env: a checkout of earlier code, timed as pytask
 # implicit rules off (-r): the typical Makefile pays for them on every prerequisite.
 PEERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "ninja": ("ninja", (f"-j{JOBS}",)),
+    # the same sweep, the summary's input list in its command hash (workload.ninja)
+    "ninja-rsp": ("ninja", ("-f", "build-rsp.ninja", f"-j{JOBS}")),
     "make": ("make", (f"-j{JOBS}", "-f", "Makefile")),
     "make-r": ("make", ("-r", f"-j{JOBS}", "-f", "Makefile")),
     "doit": ("doit", ("-n", JOBS)),

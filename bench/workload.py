@@ -1,9 +1,9 @@
 """One synthetic sweep, written out for every build tool the benchmark compares.
 
 The point is to time the build tools, not the work, so every command is a cheap
-shell one-liner and the five build descriptions (Taskfile.py, Makefile, build.ninja,
-dodo.py, Snakefile) are as equivalent as each tool allows: the same N-point graph,
-the same commands, the same files. For each point i = 1..N:
+shell one-liner and the build descriptions (Taskfile.py, Makefile, build.ninja,
+build-rsp.ninja, dodo.py, Snakefile) are as equivalent as each tool allows: the
+same N-point graph, the same commands, the same files. For each point i = 1..N:
 
     sim_i    cat params.txt inputs/p_i.txt    > out/sim_i.dat
     parse_i  tr a-z A-Z < out/sim_i.dat       > out/parse_i.csv
@@ -22,7 +22,7 @@ from pathlib import Path
 
 PARAMS = "alpha=1\nbeta=2\n"
 SUMMARY_CMD = "find out -name 'parse_*.csv' | LC_ALL=C sort | xargs cat > out/summary.csv"
-FILES = ("Taskfile.py", "Makefile", "build.ninja", "dodo.py", "Snakefile")
+FILES = ("Taskfile.py", "Makefile", "build.ninja", "build-rsp.ninja", "dodo.py", "Snakefile")
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def point_input(i: int) -> str:
 
 
 def generate(root: Path, n: int) -> None:
-    """Write params.txt, inputs/p_1..p_n.txt, an empty out/ and the five build files."""
+    """Write params.txt, inputs/p_1..p_n.txt, an empty out/ and the build files."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "params.txt").write_text(PARAMS)
     write_inputs(root, n)
@@ -68,6 +68,7 @@ def generate(root: Path, n: int) -> None:
     (root / "Taskfile.py").write_text(taskfile(n))
     (root / "Makefile").write_text(makefile(n))
     (root / "build.ninja").write_text(ninja(n))
+    (root / "build-rsp.ninja").write_text(ninja(n, listed=True))
     (root / "dodo.py").write_text(dodo(n))
     (root / "Snakefile").write_text(snakefile(n))
 
@@ -91,6 +92,7 @@ def rewrite(root: Path, v: Variant) -> None:
     write_inputs(root, v.points)
     (root / "Taskfile.py").write_text(taskfile(v.points, v))
     (root / "build.ninja").write_text(ninja(v.points, v))
+    (root / "build-rsp.ninja").write_text(ninja(v.points, v, listed=True))
 
 
 def taskfile(n: int, v: Variant | None = None) -> str:
@@ -155,7 +157,11 @@ out/parse_%.csv: out/sim_%.dat
 """
 
 
-def ninja(n: int, v: Variant | None = None) -> str:
+def ninja(n: int, v: Variant | None = None, listed: bool = False) -> str:
+    """build.ninja; `listed`: build-rsp.ninja, whose summary also writes its input list
+    to a response file, so that ninja's command hash covers the list and a shorter
+    list reruns the summary, as pytaskmake's declared inputs do (plain ninja leaves
+    it: its inputs' mtimes are older and its command did not change)."""
     v = v or Variant(n)
     sim = f"(cat params.txt $in{sim_extra(v)}) > $out" if v.param else "cat params.txt $in > $out"
     lines = [
@@ -166,6 +172,8 @@ def ninja(n: int, v: Variant | None = None) -> str:
         "rule summary",
         f"  command = {SUMMARY_CMD}",
     ]
+    if listed:
+        lines += ["  rspfile = out/summary.rsp", "  rspfile_content = $in"]
     for i in range(1, n + 1):
         lines.append(f"build out/sim_{i}.dat: sim inputs/p_{i}.txt | params.txt")
         if i == v.revised:
