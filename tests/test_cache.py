@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import Project, build, runs
 
-from pytaskmake.cache import RunCache, _KeySet, cache_key, parse_size
+from pytaskmake.cache import _FOLD_AT, RunCache, _index_lock, _KeySet, cache_key, parse_size
 from pytaskmake.fingerprint import hash_file
 
 SWEEP = """
@@ -661,3 +661,74 @@ def test_a_folder_where_a_keys_file_goes_does_not_stop_a_prune(tmp_path: Path) -
     journal.rename(journal.with_name("4194304999-0000.log"))  # a writer long gone
     journal.with_name("4194304999-0000.keys").mkdir()
     assert RunCache(tmp_path / "c").prune(0) == (1, 0)
+
+
+def test_many_small_journals_are_folded_into_one_and_every_entry_stays(tmp_path: Path) -> None:
+    """Each build leaves a journal: a project edited daily for months left hundreds,
+    and every build that looks a key up read each one's .keys file. Past _FOLD_AT
+    journals, a build closing its own folds the small closed ones into one, with its
+    .keys file: every entry is still found, a drop still holds, a torn line (a
+    killed writer's) stays no entry, and a journal still being written is left alone
+    (what its build stores later is found)."""
+    out = tmp_path / "o.txt"
+    out.write_text("x")
+    fp = ((0, 1, 0, 0, 0o100644), hash_file(str(out)))
+    keys = [cache_key(f"sh:{i}", (str(out),), {}) for i in range(_FOLD_AT + 4)]
+    dropped, torn, late, last, *built = keys
+    running = RunCache(tmp_path / "c")  # a build that has not finished
+    running.store(dropped, {str(out): fp})
+    for i, key in enumerate(built[: _FOLD_AT - 2]):
+        cache = RunCache(tmp_path / "c")
+        cache.store(key, {str(out): fp})
+        if i == 5:
+            cache.drop(dropped)
+        cache.close()
+    index = tmp_path / "c/index"
+    (index / "4194304999-dead.log").write_text(f'["put", "{torn}", {{"{out}": "ha')
+    assert len(list(index.glob("*.log"))) == _FOLD_AT
+    closing = RunCache(tmp_path / "c")
+    closing.store(last, {str(out): fp})
+    closing.close()
+    logs = sorted(index.glob("*.log"), key=lambda j: not j.name.startswith("fold-"))
+    assert len(logs) == 2 and logs[0].name.startswith("fold-")
+    assert not (index / "4194304999-dead.log").exists()
+    folded = logs[0]
+    covered, prefixes = _keys_file_with_drops(folded.with_suffix(".keys"))
+    assert covered == folded.stat().st_size
+    assert prefixes == sorted(int(k[:16], 16) for k in [*built[: _FOLD_AT - 2], last])
+    running.store(late, {str(out): fp})
+    running.close()
+    fresh = RunCache(tmp_path / "c")
+    found = {k for k in keys if fresh.lookup(k) is not None}
+    assert found == {*built[: _FOLD_AT - 2], last, late}
+    assert fresh.stats().entries == _FOLD_AT
+
+
+def test_no_fold_while_a_prune_holds_the_index(tmp_path: Path) -> None:
+    """A prune holds the cache's lock while it rewrites the index: a fold then could
+    bring back as live what the prune dropped. A build closing meanwhile leaves its
+    journals as they are."""
+    out = tmp_path / "o.txt"
+    out.write_text("x")
+    fp = ((0, 1, 0, 0, 0o100644), hash_file(str(out)))
+    for i in range(_FOLD_AT):
+        cache = RunCache(tmp_path / "c")
+        cache.store(cache_key(f"sh:{i}", (str(out),), {}), {str(out): fp})
+        if i < _FOLD_AT - 1:
+            cache.close()
+    with _index_lock(tmp_path / "c", wait=True) as held:
+        assert held
+        cache.close()
+    assert len(list((tmp_path / "c/index").glob("*.log"))) == _FOLD_AT
+    closing = RunCache(tmp_path / "c")
+    closing.store(cache_key("sh:last", (str(out),), {}), {str(out): fp})
+    closing.close()
+    assert len(list((tmp_path / "c/index").glob("*.log"))) == 1
+
+
+def _keys_file_with_drops(path: Path) -> tuple[int, list[int]]:
+    data = path.read_bytes()
+    assert data[:8] == b"ptmkeys2" and int.from_bytes(data[16:24], "little") >> 63
+    prefixes = array("Q")
+    prefixes.frombytes(data[24:])
+    return int.from_bytes(data[8:16], "little"), list(prefixes)
