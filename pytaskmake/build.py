@@ -367,7 +367,9 @@ class Build:
         its turn, not long before it runs.
         """
         scheduler = self.scheduler
-        while not self._stopping:
+        # (a Ctrl-C is heard here too: restores and up-to-date verdicts run back to
+        # back without a wait, 20,000 of them when going back to earlier inputs)
+        while not self._stopping and self._interrupts == self._seen_interrupts:
             name = scheduler.admit(time.monotonic())
             if name is None:
                 break

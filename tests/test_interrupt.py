@@ -163,6 +163,37 @@ def test_first_sigint_lets_running_task_finish_and_records_it(project: Project) 
     assert runs(project) == ["later"]  # the finished task is not redone
 
 
+def test_first_sigint_stops_a_run_of_restores(project: Project) -> None:
+    """Going back to earlier inputs restores every task without running one: a Ctrl-C
+    then went unheard until the last restore (the loop restores all it can before
+    it waits). It stops them now; what was restored is recorded, and the next build
+    restores the rest."""
+    project.taskfile(
+        """
+        for i in range(1500):
+            task(f"t{i}", f"cat cfg.txt > out/{i}.txt", inputs=["cfg.txt"],
+                 outputs=[f"out/{i}.txt"])
+        """
+    )
+    for text in ("a\n", "b\n"):
+        project.write("cfg.txt", text)
+        assert project.run("-j2").returncode == 0
+    project.write("cfg.txt", "a\n")
+    with background(project, "-j2") as run:
+        wait_for(lambda: "restored t" in run.output(), 30, "the first restore")
+        run.signal(signal.SIGINT)
+        code = run.wait(30)
+        output = run.output()
+    assert code == 130, output
+    assert "Traceback" not in output
+    restored = output.count("restored t")
+    assert 0 < restored < 1500, output[-500:]
+    again = project.run("-j2")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"restored {1500 - restored}," in again.stdout, again.stdout[-500:]
+    assert project.read("out/1499.txt") == "a\n"
+
+
 def test_second_sigint_kills_every_running_process_group(project: Project) -> None:
     hang = (
         "echo {n} >> runs.log; echo partial > res/{n}.txt; "
