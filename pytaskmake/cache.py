@@ -20,16 +20,18 @@ import json
 import mmap
 import os
 import shutil
+import socket
 import sys
 import time
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import zip_longest
 from pathlib import Path
 from stat import S_ISDIR
+from typing import TypeVar
 
 from blake3 import blake3
 
@@ -40,6 +42,7 @@ from .sizes import parse_size  # noqa: F401 (its old home)
 
 PRINTED = "\0printed"  # an entry's key for what its run printed (no path holds a NUL)
 _FICLONE = 0x40049409  # Linux ioctl: share extents copy-on-write (btrfs, xfs)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -94,11 +97,13 @@ class RunCache:
         for d in (self.blobs, self.index, self.tmp):
             d.mkdir(parents=True, exist_ok=True)
         self._blobs_str, self._tmp_str = str(self.blobs), str(self.tmp)
-        self._token = f"{os.getpid()}-{os.urandom(4).hex()}"
+        # (the host: a journal whose writer is not alive here may be another host's)
+        self._token = f"{os.getpid()}-{os.urandom(4).hex()}-{_HOST}"
         self._counter = 0
         self._journal: int | None = None
         self._entries: dict[str, _Entry] | None = None
         self._journals_read: list[Path] = []
+        self._read_upto: dict[Path, int] = {}  # how much of each journal _load read
         self._scans = 0
         self._keys: _KeySet | None = None  # keys with an entry, when read (see peek)
         self._indexed: bool | None = None  # whether those are cheap to read (see peek)
@@ -116,16 +121,27 @@ class RunCache:
         `fresh` replays them again, this process's own puts included (see _append).
         """
         if self._entries is None or fresh:
-            records: list[list[object]] = []
-            self._journals_read = sorted(self.index.glob("*.log"))
-            for journal in self._journals_read:
-                records += _read_journal(journal)
+            self._journals_read, records = self._listed(self._read_journals)
             records.sort(key=lambda r: r[-1])  # type: ignore[arg-type, return-value]
             entries: dict[str, _Entry] = {}
             for record in records:
                 _apply(entries, record)
             self._entries = entries
         return self._entries
+
+    def _read_journals(self, journals: list[Path]) -> list[list[object]]:
+        """The well-formed lines of `journals` (a torn last line, a killed writer's, is
+        skipped), and how many bytes of each were read (see _dead_in)."""
+        self._read_upto = {}
+        records: list[list[object]] = []
+        for journal in journals:
+            try:
+                data = journal.read_bytes()
+            except OSError:
+                continue
+            self._read_upto[journal] = len(data)
+            records += _parsed(data.decode(errors="replace").split("\n"))
+        return records
 
     def _append(self, record: list[object]) -> None:
         if self._journal is None:
@@ -208,35 +224,56 @@ class RunCache:
         parsed. A key dropped since its entry was put may then read as present: it is
         searched for, and found dropped."""
         if self._keys is None:
-            parts = [(j, _read_keys(j)) for j in sorted(self.index.glob("*.log"))]
-            dropped: dict[str, float] = {}
-            drops: dict[Path, int] = {}
-            for journal, indexed in parts:
-                start = 0 if indexed is None else indexed.covered
-                for key, moment in _keyed(journal, '["drop", "', start):
-                    dropped[key] = max(dropped.get(key, moment), moment)
-                    drops[journal] = drops.get(journal, 0) + 1
-            runs: list[array] = []
-            tags: list[str | None] = []
-            odd: list[str] = []
-            for journal, indexed in parts:
-                if indexed is not None:
-                    runs.append(indexed.prefixes)
-                    tags.append(journal.name if indexed.whole else None)
-                dropping = drops.get(journal, 0)
-                runs.append(self._parsed_keys(journal, indexed, dropped, dropping, odd))
-                tags.append(None)
-            self._keys = _KeySet(odd, runs, tags)
+            self._keys = self._listed(self._key_set)[1]
         return self._keys
+
+    def _key_set(self, journals: list[Path]) -> _KeySet:
+        """The keys present in `journals` (see _present)."""
+        parts = [(j, _read_keys(j)) for j in journals]
+        dropped: dict[str, float] = {}
+        drops: dict[Path, int] = {}
+        for journal, indexed in parts:
+            start = 0 if indexed is None else indexed.covered
+            for key, moment in _keyed(journal, '["drop", "', start):
+                dropped[key] = max(dropped.get(key, moment), moment)
+                drops[journal] = drops.get(journal, 0) + 1
+        runs: list[array] = []
+        tags: list[str | None] = []
+        odd: list[str] = []
+        for journal, indexed in parts:
+            if indexed is not None:
+                runs.append(indexed.prefixes)
+                tags.append(journal.name if indexed.whole else None)
+            dropping = drops.get(journal, 0)
+            runs.append(self._parsed_keys(journal, indexed, dropped, dropping, odd))
+            tags.append(None)
+        return _KeySet(odd, runs, tags)
+
+    def _listed(self, read: Callable[[list[Path]], _T]) -> tuple[list[Path], _T]:
+        """The journals listed now, and `read` of them; listed and read again while
+        one listed was gone before it could be read (a fold or a prune in another
+        process replaced it: its lines are in the journal written in its place,
+        renamed in before it was removed). Read as empty, its entries were misses
+        for the whole build."""
+        for _ in range(_RELISTS):
+            journals = sorted(self.index.glob("*.log"))
+            found = read(journals)
+            if all(j.exists() for j in journals):
+                break
+        return journals, found
 
     def _scan(self, key: str) -> _Entry | None:
         """The entry of `key`, from the journal lines that name it (in time order)."""
         needle = json.dumps(key).encode()
-        records: list[list[object]] = []
         elsewhere = self._keys.elsewhere(key) if self._keys is not None else ()
-        for journal in sorted(self.index.glob("*.log")):
-            if journal.name not in elsewhere:  # (a large journal whose keys tell it not)
-                records += _lines_naming(journal, needle)
+        records = self._listed(
+            lambda journals: [
+                r
+                for j in journals
+                if j.name not in elsewhere  # (a large journal whose keys tell it not)
+                for r in _lines_naming(j, needle)
+            ]
+        )[1]
         records.sort(key=lambda r: r[-1])  # type: ignore[arg-type, return-value]
         entries: dict[str, _Entry] = {}
         for record in records:
@@ -375,6 +412,9 @@ class RunCache:
 
     def _prune(self, max_bytes: int) -> tuple[int, int]:
         began = time.time() - 1.0  # (filesystem clocks tick coarser than ours)
+        # closed before the read: all of such a journal is read (one that closes during
+        # the read may have put entries after it read: it is kept)
+        closed = {j for j in self.index.glob("*.log") if _closed(j)}
         entries = self._load(fresh=True)
         uses: dict[str, int] = {}
         for entry in entries.values():
@@ -398,7 +438,7 @@ class RunCache:
                 if uses[digest] == 0 and digest in blobs:
                     gained = self._remove_blob(digest, blobs[digest])
                     size, freed = size - gained, freed + gained
-        self._compact(entries, dropped)
+        self._compact(entries, dropped, closed)
         return removed, freed
 
     def _remove_blob(self, digest: str, st: os.stat_result) -> int:
@@ -440,21 +480,22 @@ class RunCache:
                     total += st.st_size
         return total
 
-    def _compact(self, entries: dict[str, _Entry], dropped: list[str]) -> None:
+    def _compact(self, entries: dict[str, _Entry], dropped: list[str], closed: set[Path]) -> None:
         """Rewrite the journals as one, holding only the live entries.
 
-        A journal another build may still be appending to (`_closed`) is kept: its
-        entries put after it was read would go with it (a prune while a build ran
+        A journal another build may still be appending to (not in `closed`, the
+        journals closed before the index was read) is kept: its entries put after
+        it was read would go with it (a prune while a build ran
         lost them: rerun instead of restored). The entries `dropped` are then written
         dropped, so that its copies of them do not come back."""
         compact = self.index / f"compact-{self._token}.log"
         own = self.index / f"{self._token}.log"  # (closed here: its records go in compact)
-        kept = [j for j in self._journals_read if j not in (compact, own) and not _closed(j)]
+        kept = [j for j in self._journals_read if j not in (compact, own) and j not in closed]
         lines = "".join(
             json.dumps(["put", key, e.outputs, e.used]) + "\n" for key, e in entries.items()
         )
         now = time.time()
-        drops = dropped + _dead_in(kept, entries) if kept else []
+        drops = dropped + _dead_in(kept, entries, self._read_upto) if kept else []
         lines += "".join(json.dumps(["drop", key, now]) + "\n" for key in drops)
         temp = self.tmp / f"{self._token}-compact"
         temp.write_text(lines)
@@ -487,7 +528,7 @@ class RunCache:
         self._fold()
 
     def _fold(self) -> None:
-        """Fold the small closed journals into one, once there are _FOLD_AT journals.
+        """Fold the small closed journals into one, once there are _FOLD_AT of them.
 
         Every build that looks a key up reads each journal's .keys file, and a hit
         searches each small journal: a project edited daily for months left hundreds
@@ -499,9 +540,21 @@ class RunCache:
         journals = sorted(self.index.glob("*.log"))
         if len(journals) < _FOLD_AT:
             return
+        sizes = {
+            j: size for j in journals if (size := _size(j)) is not None and size <= _FOLD_SMALL
+        }
+        foldable = sorted((j for j in sizes if _closed(j)), key=sizes.__getitem__)
+        if len(foldable) < _FOLD_AT:  # (many large journals: a fold would gain little)
+            return
+        taken, total = [], 0
+        for journal in foldable:  # the smallest first, up to _FOLD_BYTES in all
+            total += sizes[journal]
+            if total > _FOLD_BYTES and len(taken) >= 2:
+                break
+            taken.append(journal)
         with _index_lock(self.root, wait=False) as held:
             if held:
-                self._fold_closed([j for j in journals if _small(j) and _closed(j)])
+                self._fold_closed(taken)
 
     def _fold_closed(self, journals: list[Path]) -> None:
         lines: dict[str, list[object]] = {}  # each well-formed line once, and its record
@@ -594,15 +647,6 @@ class _Entry:
     used: float
 
 
-def _read_journal(path: Path) -> list[list[object]]:
-    """The well-formed lines of a journal; a torn last line (killed writer) is skipped."""
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return []
-    return _parsed(text.split("\n"))
-
-
 # Past this many lookups, a process loads the whole index. A search in place reads
 # the journals at memory speed, a load parses them as JSON (~100 times slower): at
 # 200,000 entries a load took 3.5 s, a search ~20 ms.
@@ -618,18 +662,20 @@ _KEYS_MAGIC = b"ptmkeys2"
 _KEYS_HEAD = 24
 _BY_WRITER = 1 << 63  # in the drops word: written by the journal's own build, closing it
 _WORTH_KEYS = 64 << 10  # a journal parsed whole gets a .keys file past this many bytes
-# journals in the index at which a build closing its own folds the small closed ones
-# into one (RunCache._fold); a journal past _FOLD_SMALL bytes (a sweep's full build)
-# stays as it is: folding is never a rewrite of the large ones
+# small closed journals at which a build closing its own folds them into one
+# (RunCache._fold), the smallest first, up to _FOLD_BYTES in all; a journal past
+# _FOLD_SMALL bytes (a sweep's full build, or a fold) stays as it is: folding is
+# never a rewrite of the large ones
 _FOLD_AT = 64
 _FOLD_SMALL = 256 << 10
+_FOLD_BYTES = 4 << 20
 
 
-def _small(journal: Path) -> bool:
+def _size(journal: Path) -> int | None:
     try:
-        return os.stat(journal).st_size <= _FOLD_SMALL
+        return os.stat(journal).st_size
     except OSError:
-        return False
+        return None
 
 
 @contextmanager
@@ -654,25 +700,38 @@ def _index_lock(root: Path, wait: bool) -> Iterator[bool]:
         os.close(fd)  # (releases the lock)
 
 
-def _dead_in(journals: list[Path], entries: dict[str, _Entry]) -> list[str]:
-    """The keys `journals` put that are not live in `entries` (a drop read elsewhere, a
-    prune before): a compaction that keeps those journals writes them dropped again,
-    since its own file replaces the drops it read."""
-    return list({k for j in journals for k, _ in _keyed(j, '["put", "') if k not in entries})
+def _dead_in(journals: list[Path], entries: dict[str, _Entry], upto: dict[Path, int]) -> list[str]:
+    """The keys `journals` put, in their first `upto` bytes (what the prune read),
+    that are not live in `entries` (a drop read elsewhere, a prune before): a
+    compaction that keeps those journals writes them dropped again, since its own
+    file replaces the drops it read. A key put after the read is its build's."""
+    return list(
+        {
+            k
+            for j in journals
+            for k, _ in _keyed(j, '["put", "', 0, None, upto.get(j, 0))
+            if k not in entries
+        }
+    )
 
 
 def _closed(journal: Path) -> bool:
     """Whether no build may still append to `journal`: its .keys file, written by its
     own build as it closed it (not by a reader), covers it whole; it is a compaction's
-    (written whole); or it was written by a process not running on this host. A
-    journal of another host's running build whose number no process here has reads as
-    closed, as every journal did before."""
+    or a fold's (written whole); or it was written on this host (its name says) by a
+    process no longer running. Another host's journal (a cache shared over NFS)
+    counts as closed only by its .keys file. A journal named by an earlier release
+    (no host in its name) whose writer's number no process here has reads as closed,
+    as every journal did before."""
     indexed = _read_keys(journal)
     if indexed is not None and indexed.by_writer and indexed.covered == indexed.size:
         return True
-    pid = journal.name.split("-", 1)[0]
-    if journal.name.startswith("compact-") or not pid.isdigit():
+    pid, _, rest = journal.stem.partition("-")
+    if journal.name.startswith(("compact-", "fold-")) or not pid.isdigit():
         return True
+    host = rest.partition("-")[2]
+    if host and host != _HOST:
+        return False
     try:
         os.kill(int(pid), 0)
     except (ProcessLookupError, OverflowError):  # (no such process; no such number)
@@ -748,6 +807,9 @@ def _lines_naming(path: Path, needle: bytes) -> list[list[object]]:
 
 
 _RUN = 65_536  # keys sorted at a time (see _KeySet)
+_RELISTS = 8  # times the index is listed again when a journal was replaced while read
+# this host, in journal names: a writer not running here may be running elsewhere
+_HOST = blake2b(socket.gethostname().encode(), digest_size=3).hexdigest()
 
 
 class _KeySet:
@@ -857,13 +919,18 @@ _HEX = "0123456789abcdefABCDEF"
 
 
 def _keyed(
-    path: Path, prefix: str, start: int = 0, reached: list[int] | None = None
+    path: Path,
+    prefix: str,
+    start: int = 0,
+    reached: list[int] | None = None,
+    end: int | None = None,
 ) -> Iterator[tuple[str, float]]:
     """(key, moment) of each well-formed journal line starting with `prefix` (a put
     or a drop), read a line at a time from byte `start`; `reached[0]` is kept at the
     byte past the last whole line read. A line is `["put", "KEY", {...}, MOMENT]` as
     json.dumps writes it: the key and moment are read in place; a line that does
-    not read so (torn by a killed writer) is parsed as JSON or skipped."""
+    not read so (torn by a killed writer) is parsed as JSON or skipped. `end`: no line
+    that ends past this byte."""
     tag = prefix.encode()
     try:
         with open(path, "rb") as f:
@@ -871,6 +938,8 @@ def _keyed(
                 f.seek(start)
             at = start
             for raw in f:
+                if end is not None and at + len(raw) > end:
+                    return  # (past `end`: written after it was read)
                 whole = raw[-1:] == b"\n"  # (else the last line: being written, or torn,
                 if whole:  # or whole but for its newline: read, never counted as covered)
                     at += len(raw)

@@ -6,6 +6,7 @@ import os
 import time
 from array import array
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Project, build, runs
@@ -732,3 +733,86 @@ def _keys_file_with_drops(path: Path) -> tuple[int, list[int]]:
     prefixes = array("Q")
     prefixes.frombytes(data[24:])
     return int.from_bytes(data[8:16], "little"), list(prefixes)
+
+
+def _entry(tmp_path: Path) -> tuple[Path, tuple[tuple[int, int, int, int, int], str]]:
+    out = tmp_path / "o.txt"
+    out.write_text("x")
+    return out, ((0, 1, 0, 0, 0o100644), hash_file(str(out)))
+
+
+def test_a_fold_while_another_build_reads_the_index_hides_no_entry(tmp_path: Path) -> None:
+    """A build lists the journals, then reads them: a fold in another process between
+    the two removed journals it had listed, and their keys read as absent for the
+    whole build (tasks ran again instead of being restored). It lists them again."""
+    out, fp = _entry(tmp_path)
+    keys = [cache_key(f"sh:{i}", (str(out),), {}) for i in range(_FOLD_AT + 2)]
+    index = RunCache(tmp_path / "c").index
+    with _index_lock(tmp_path / "c", wait=True):  # (no fold while they are written)
+        for key in keys:
+            cache = RunCache(tmp_path / "c")
+            cache.store(key, {str(out): fp})
+            cache.close()
+    assert len(list(index.glob("*.log"))) == len(keys)
+    for i, keys_file in enumerate(sorted(index.glob("*.keys"))):  # killed builds' journals
+        keys_file.with_suffix(".log").rename(index / f"4194304999-{i:04}.log")
+        keys_file.unlink()
+    reader = RunCache(tmp_path / "c", read_only=True)
+    parse = reader._parsed_keys
+    folds: list[str] = []
+
+    def a_fold_meanwhile(*args: Any) -> Any:
+        if not folds:  # another build closes, and folds, once this one has listed
+            closing = RunCache(tmp_path / "c")
+            closing.store(cache_key("sh:other", (str(out),), {}), {str(out): fp})
+            closing.close()
+            folds.extend(j.name for j in index.glob("fold-*.log"))
+        return parse(*args)
+
+    reader._parsed_keys = a_fold_meanwhile  # type: ignore[method-assign]
+    assert [k for k in keys if reader.peek(k) is None] == []
+    assert folds
+
+
+def test_a_journal_of_a_build_on_another_host_is_not_folded(tmp_path: Path) -> None:
+    """A build on another host sharing the cache (NFS) has a process number no process
+    here has: its journal read as closed, was folded away while it still wrote to it,
+    and what it stored afterwards was lost. Journals name their host now."""
+    out, fp = _entry(tmp_path)
+    key = lambda s: cache_key(s, (str(out),), {})  # noqa: E731
+    other = RunCache(tmp_path / "c")
+    other._token = "4194304000-0c0ffee0-abcdef"  # running elsewhere
+    other.store(key("before"), {str(out): fp})
+    for i in range(_FOLD_AT + 1):
+        cache = RunCache(tmp_path / "c")
+        cache.store(key(f"local {i}"), {str(out): fp})
+        cache.close()
+    assert list((tmp_path / "c/index").glob("fold-*.log"))
+    other.store(key("after"), {str(out): fp})
+    other.close()
+    fresh = RunCache(tmp_path / "c")
+    assert fresh.lookup(key("before")) and fresh.lookup(key("after"))
+
+
+def test_a_build_closing_while_a_prune_reads_keeps_what_it_stored_after(tmp_path: Path) -> None:
+    """A prune kept the journals still open when it compacted: a build that closed
+    between the prune's read of the index and its compaction had its journal removed,
+    with what it stored after the read. What counts is whether it was closed before
+    the read."""
+    out, fp = _entry(tmp_path)
+    key = lambda s: cache_key(s, (str(out),), {})  # noqa: E731
+    running = RunCache(tmp_path / "c")
+    running.store(key("early"), {str(out): fp})
+    prune = RunCache(tmp_path / "c")
+    load = prune._load
+
+    def the_build_finishes_meanwhile(fresh: bool = False) -> Any:
+        entries = load(fresh)
+        running.store(key("late"), {str(out): fp})
+        running.close()
+        return entries
+
+    prune._load = the_build_finishes_meanwhile  # type: ignore[method-assign]
+    prune.prune(1 << 30)
+    fresh = RunCache(tmp_path / "c")
+    assert fresh.lookup(key("early")) and fresh.lookup(key("late"))
