@@ -20,8 +20,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from . import collector, snapshot
 from . import events as ev
-from . import snapshot
 from .action import CallableAction, ShellAction
 from .cache import CorruptEntry, RunCache, cache_key, outputs_of
 from .dirty import dirty_everywhere, dirty_past_snapshot
@@ -114,7 +114,8 @@ class Build:
         """Build; returns the closing event (also emitted). Ctrl-C is handled inside."""
         start = time.monotonic()
         self._recover_outputs()
-        affected = self._affected()
+        with collector.paused():  # (the dirty set: many objects, no cycles)
+            affected = self._affected()
         exists = lambda p: self.files.stat(p) is not None  # noqa: E731
         self._blocked = self.graph.missing_sources(
             self.names if self.known is None else affected, exists

@@ -23,8 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from . import collector, snapshot
 from . import events as ev
-from . import snapshot
 from .empty import EMPTY
 from .errors import UsageError
 from .fingerprint import FileCache
@@ -328,23 +328,24 @@ class Engine:
             changed_paths = None  # they may have written anything meanwhile
             if prefetch is not None:
                 prefetch.spoil()
-        files = self._file_memo(changed_paths)
-        known: snapshot.Comparison | None = None
-        if not targets and not always and not rerun and not self._has_always():
-            known = self._compare(state, changed_paths, prefetch)
-            if known is not None and known.nothing_changed:
-                self._saved, self._saved_value = known.saved, self._seen_value
-                return self._nothing_to_do(time.monotonic() - start)
-        self._saved = None
-        if known is None:
-            state.load()  # the full path reads every record; otherwise only the suspects'
-        if state.warning:
-            self.observer.handle(ev.Notice(state.warning))
-        from .build import Build, BuildOptions
-        from .discovery import Discovery
+        with collector.paused():  # (the analysis: many objects, no cycles)
+            files = self._file_memo(changed_paths)
+            known: snapshot.Comparison | None = None
+            if not targets and not always and not rerun and not self._has_always():
+                known = self._compare(state, changed_paths, prefetch)
+                if known is not None and known.nothing_changed:
+                    self._saved, self._saved_value = known.saved, self._seen_value
+                    return self._nothing_to_do(time.monotonic() - start)
+            self._saved = None
+            if known is None:
+                state.load()  # the full path reads every record; otherwise only the suspects'
+            if state.warning:
+                self.observer.handle(ev.Notice(state.warning))
+            from .build import Build, BuildOptions
+            from .discovery import Discovery
 
-        graph = self._graph_for(known)
-        names = graph.select(targets, self.base)
+            graph = self._graph_for(known)
+            names = graph.select(targets, self.base)
         executor = self._executor_factory(self.jobs, self.state_dir)
         cache = self._run_cache()
         try:

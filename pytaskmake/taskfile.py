@@ -7,7 +7,6 @@ file and line of the offending call, never as a traceback into pytaskmake.
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 import types
@@ -16,6 +15,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
+from . import collector
 from .action import Action, CallableAction, ShellAction, make_action
 from .errors import TaskfileError
 from .params import check_all_asked
@@ -672,6 +672,7 @@ def load_taskfile(
     on_write: Callable[[], None] | None = None,
     track: bool = False,
     params: dict[str, str] | None = None,
+    frozen: bool = False,
 ) -> Registry:
     """Execute a Taskfile and return the tasks it declared, in order.
 
@@ -685,6 +686,10 @@ def load_taskfile(
     `track`: note the folders the Taskfile lists (a glob over data/*.csv), so that
     a watcher reloads it when a file appears there (Registry.listed). `params`:
     NAME=value from the command line, for param() (UsageError for one not asked for).
+    `frozen`: the process ends with its build (the CLI's): what the load made is
+    frozen for the garbage collector (collector.py), which never walks it again; a
+    cycle it left (a Taskfile's namespace holding a function no task uses) then
+    stays until the process ends.
     """
     path = path.resolve()
     try:
@@ -712,7 +717,7 @@ def load_taskfile(
         os.chdir(path.parent)  # the Taskfile's own relative paths (globs) mean its folder
         sys.dont_write_bytecode = True
         try:
-            _execute(source, path)
+            _execute(source, path, frozen)
         finally:
             sys.dont_write_bytecode = old_dont_write
         registry.finish()
@@ -737,7 +742,7 @@ def _forget_local_modules(before: set[str], root: str) -> set[str]:
     return files
 
 
-def _execute(source: bytes, path: Path) -> None:
+def _execute(source: bytes, path: Path, frozen: bool = False) -> None:
     try:
         # dont_inherit: not this module's `from __future__ import annotations` (a
         # dataclass declared in the Taskfile would then fail to build)
@@ -746,10 +751,9 @@ def _execute(source: bytes, path: Path) -> None:
         raise TaskfileError(f"syntax error: {exc.msg}", path.name, exc.lineno) from None
     namespace = {"__name__": "__taskfile__", "__file__": str(path)}
     sys.path.insert(0, str(path.parent))
-    collecting = gc.isenabled()
-    gc.disable()  # declaring 200,000 tasks makes ~1,000,000 objects and no garbage cycles:
-    try:  # the collector would walk them all again and again (a third of the load time)
-        exec(code, namespace)
+    try:
+        with collector.paused(frozen):  # (200,000 declarations: ~1,000,000 objects)
+            exec(code, namespace)
     except TaskfileError:
         raise
     except SystemExit as exc:
@@ -762,8 +766,6 @@ def _execute(source: bytes, path: Path) -> None:
         raise TaskfileError(f"{type(exc).__name__}: {exc}", path.name, line) from None
     finally:
         sys.path.remove(str(path.parent))
-        if collecting:
-            gc.enable()
 
 
 _hooked = False
