@@ -696,8 +696,8 @@ def _moved_while_running(inputs: Mapping[str, Fingerprint], producer: dict[str, 
     (read from the disk again, not from the memo), or None. Inputs a task produces
     are not looked at: their producer finished before this task started and does not
     run again in this build (a summary of 100,000 of them costs no stat)."""
-    for path, stat in stats_of(inputs):
-        if path not in producer and stat_of(path) != stat:
+    for path, stat in stats_of(inputs, producer):
+        if stat_of(path) != stat:
             return path
     return None
 
