@@ -8,7 +8,6 @@ build lock; build and clean do.
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import sys
 from pathlib import Path
@@ -134,24 +133,15 @@ def _build_with_prefetch(
     early = start_prefetch(taskfile)
     try:
         spoil = early.spoil if early else None
-        registry = load_taskfile(taskfile, on_write=spoil, params=params, frozen=True)
+        registry = load_taskfile(taskfile, on_write=spoil, params=params)
     except BaseException:
         if early is not None:
             early.close()
         raise
     if not registry.tasks:
         print(f"pytaskmake: warning: {taskfile} declares no tasks", file=sys.stderr)
-    _collect_less()
     engine = Engine(registry, options=options, observers=observers, executor=executor)
     return _finished(engine.build(prefetch=early))
-
-
-def _collect_less() -> None:
-    """The cyclic garbage collector, told what a one-shot build is: the declarations
-    and the modules live until the process ends (frozen by the load: never walked
-    again), and the build makes big containers, few cycles (a collection per 10,000
-    new objects, not 700)."""
-    gc.set_threshold(10_000, 10, 10)
 
 
 def _finished(result: BuildResult) -> int:

@@ -672,7 +672,6 @@ def load_taskfile(
     on_write: Callable[[], None] | None = None,
     track: bool = False,
     params: dict[str, str] | None = None,
-    frozen: bool = False,
 ) -> Registry:
     """Execute a Taskfile and return the tasks it declared, in order.
 
@@ -686,10 +685,6 @@ def load_taskfile(
     `track`: note the folders the Taskfile lists (a glob over data/*.csv), so that
     a watcher reloads it when a file appears there (Registry.listed). `params`:
     NAME=value from the command line, for param() (UsageError for one not asked for).
-    `frozen`: the process ends with its build (the CLI's): what the load made is
-    frozen for the garbage collector (collector.py), which never walks it again; a
-    cycle it left (a Taskfile's namespace holding a function no task uses) then
-    stays until the process ends.
     """
     path = path.resolve()
     try:
@@ -717,7 +712,7 @@ def load_taskfile(
         os.chdir(path.parent)  # the Taskfile's own relative paths (globs) mean its folder
         sys.dont_write_bytecode = True
         try:
-            _execute(source, path, frozen)
+            _execute(source, path)
         finally:
             sys.dont_write_bytecode = old_dont_write
         registry.finish()
@@ -742,7 +737,7 @@ def _forget_local_modules(before: set[str], root: str) -> set[str]:
     return files
 
 
-def _execute(source: bytes, path: Path, frozen: bool = False) -> None:
+def _execute(source: bytes, path: Path) -> None:
     try:
         # dont_inherit: not this module's `from __future__ import annotations` (a
         # dataclass declared in the Taskfile would then fail to build)
@@ -752,7 +747,7 @@ def _execute(source: bytes, path: Path, frozen: bool = False) -> None:
     namespace = {"__name__": "__taskfile__", "__file__": str(path)}
     sys.path.insert(0, str(path.parent))
     try:
-        with collector.paused(frozen):  # (200,000 declarations: ~1,000,000 objects)
+        with collector.less_often(collector.LOAD_THRESHOLD):  # (~1,000,000 objects)
             exec(code, namespace)
     except TaskfileError:
         raise
