@@ -18,7 +18,6 @@ a cycle the Taskfile left stayed until 10,000 new objects, there or in a forked
 callable: 540 MB, not 65 MB, for a pandas-like loop of cyclic frames).
 """
 
-
 from __future__ import annotations
 
 import gc
@@ -51,4 +50,3 @@ def less_often(threshold: int) -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*before)
-

@@ -789,7 +789,7 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
     registry = _loading.get()
     if registry is None:
         return
-    if registry.listed is not None and event in _LISTING:
+    if registry.listed is not None and event in _LISTING and not _importing():
         _note_listing(registry.listed, event, args)
     if registry.on_write is None:
         return
@@ -804,6 +804,15 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
 
 
 _LISTING = frozenset(("os.listdir", "os.scandir", "glob.glob"))
+
+
+def _importing() -> bool:
+    """Whether the listing being audited is the import system's (its FileFinder lists
+    a folder on sys.path to find a module, again whenever the folder changed): not a
+    glob of the Taskfile's, or every file written beside a project module would reload
+    a watched Taskfile. Frame 2 is the listing's Python caller (0 is this, 1 the hook;
+    os.listdir is C, no frame)."""
+    return sys._getframe(2).f_code.co_filename.startswith("<frozen importlib")
 
 
 def _note_listing(listed: set[str], event: str, args: tuple[Any, ...]) -> None:

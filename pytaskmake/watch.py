@@ -57,6 +57,7 @@ class Watcher:
         registry = load_taskfile(self.taskfile, track=True, params=self.params)  # must succeed
         self.engine = Engine(registry, options=self.options, observers=self.observers)
         self._track(registry)
+        self._good = registry
         from watchdog.observers import Observer
 
         observer = self._observer = Observer()
@@ -185,20 +186,33 @@ class Watcher:
         self.out.write(f"pytaskmake: changed: {shown}{more}\n")
         self.out.flush()
         if any(self._reloads(p) for p in changed):
-            try:
-                registry = load_taskfile(self.taskfile, track=True, params=self.params)
-            except PytaskmakeError as exc:
-                self.out.write(f"pytaskmake: error: {exc} (keeping the last good Taskfile)\n")
-                self.out.flush()
-                return _Kept(2)
-            self.engine.replace_tasks(registry)
-            self._track(registry)
-            self._schedule()
-            return self.engine.build(self.targets, always=self.always)
+            return self._reload()
         inputs = [self.engine.reads(os.path.relpath(p, self.engine.root)) for p in changed]
         return self.engine.build(
             self.targets, changed_paths=[p for p in inputs if p], always=self.always
         )
+
+    def _reload(self) -> BuildResult | _Kept:
+        """Load the Taskfile again and build it; a Taskfile that does not load, or
+        whose tasks do not make a graph (a cycle, two tasks writing one file: found
+        before anything runs), is said in one line and the last good one is kept."""
+        try:
+            registry = load_taskfile(self.taskfile, track=True, params=self.params)
+            self._use(registry)
+            result = self.engine.build(self.targets, always=self.always)
+        except PytaskmakeError as exc:
+            self.out.write(f"pytaskmake: error: {exc} (keeping the last good Taskfile)\n")
+            self.out.flush()
+            if self.engine.tasks is not self._good.tasks:
+                self._use(self._good)
+            return _Kept(2)
+        self._good = registry
+        return result
+
+    def _use(self, registry: Registry) -> None:
+        self.engine.replace_tasks(registry)
+        self._track(registry)
+        self._schedule()
 
 
 class _Kept:

@@ -492,3 +492,20 @@ def test_a_load_keeps_pytaskmakes_bytecode_but_writes_none_for_the_project(
     cached = {p.name.split(".")[0] for p in (package / "__pycache__").glob("*.pyc")}
     assert {"taskfile", "placeholders", "codeprint", "implicit"} <= cached
     assert not (project / "__pycache__").exists()
+
+
+def test_a_glob_is_a_listing_and_importing_a_project_module_is_not(tmp_path: Path) -> None:
+    """A watcher reloads the Taskfile when a file appears in a folder it listed. The
+    import system lists the project folder too (to find `helpers`), again each time
+    the folder changed: that must not count, or every file a task writes there
+    (a log, a scratch file) would reload the Taskfile."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "helpers.py").write_text("N = 1\n")
+    (tmp_path / "Taskfile.py").write_text(
+        "import glob\nfrom helpers import N\nfrom pytaskmake import task\n"
+        "for p in glob.glob('data/*.csv'):\n    task(p, 'true', inputs=[p])\n"
+    )
+    first = load_taskfile(tmp_path / "Taskfile.py", track=True)
+    (tmp_path / "notes.txt").write_text("the folder changed: the import lists it again\n")
+    again = load_taskfile(tmp_path / "Taskfile.py", track=True)
+    assert first.listed == again.listed == {str(tmp_path / "data")}

@@ -134,6 +134,45 @@ def test_taskfile_edits_reload_and_a_broken_taskfile_keeps_the_watch(pipeline: P
         w.stop()
 
 
+@pytest.mark.parametrize(
+    "bad, said",
+    [
+        (  # a cycle: found only when the graph is built, after the load
+            'task("a", "cat b.txt > a.txt", inputs=["b.txt"], outputs=["a.txt"])\n'
+            'task("b", "cat a.txt > b.txt", inputs=["a.txt"], outputs=["b.txt"])\n',
+            "dependency cycle: ",
+        ),
+        (  # two tasks writing one file
+            'task("twin", "tr a-z A-Z < in.txt > up.txt", inputs=["in.txt"], outputs=["up.txt"])\n',
+            "up.txt",
+        ),
+    ],
+    ids=["cycle", "clash"],
+)
+def test_a_taskfile_whose_graph_is_wrong_keeps_the_last_good_one(
+    pipeline: Project, bad: str, said: str
+) -> None:
+    """The load succeeds, the graph does not: the watch says so in one line and goes
+    on with the last good declarations, as for a Taskfile that does not load."""
+    with watching(pipeline) as w:
+        runs(pipeline)
+        pipeline.taskfile(PIPELINE + bad)
+        w.wait_builds(2)
+        assert said in w.output() and "keeping the last good Taskfile" in w.output()
+        assert "Traceback" not in w.output()
+        pipeline.write("in.txt", "still watched\n")  # with the last good graph
+        w.wait_builds(3)
+        assert runs(pipeline) == ["up", "count"]
+        assert pipeline.read("up.txt") == "STILL WATCHED\n"
+        pipeline.taskfile(
+            PIPELINE + 'task("new", "echo new >> runs.log; echo n > new.txt", '
+            'outputs=["new.txt"])\n'
+        )
+        w.wait_builds(4)
+        assert runs(pipeline) == ["new"]
+        assert w.stop() == 130
+
+
 def test_a_new_file_in_a_globbed_folder_is_picked_up(project: Project) -> None:
     project.write("data/a.csv", "1\n")
     project.taskfile(
