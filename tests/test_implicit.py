@@ -90,7 +90,6 @@ def test_an_argv_word_naming_a_file_is_an_input(project: Project) -> None:
     assert runs(project) == ["sim"] and project.read("out.txt") == "x=2\n"
 
 
-
 def test_a_word_also_written_with_punctuation_is_still_an_input(tmp_path: Path) -> None:
     """`data.txt` and `data.txt;` in one chunk's commands: the plain one names the file,
     whatever order a set gives them (string hashes differ in every process)."""
@@ -109,3 +108,51 @@ def test_a_word_also_written_with_punctuation_is_still_an_input(tmp_path: Path) 
             [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
         )
         assert done.stdout.strip() == "('data.txt',)", (seed, done.stdout, done.stderr)
+
+
+def test_a_file_another_task_declares_is_still_an_implicit_input(project: Project) -> None:
+    """`other` names dur.txt without declaring it; `long` declares it. Declared by a
+    task, the word was dropped for every task of its block (2,048 tasks), and
+    `other` stayed up to date when dur.txt changed."""
+    project.write("dur.txt", "1\n")
+    project.write("o.txt", "o\n")
+    project.write("in.txt", "i\n")
+    project.taskfile(
+        """
+        task("long", "echo long >> runs.log; cat dur.txt > long.txt", inputs=["dur.txt"],
+             outputs=["long.txt"])
+        task("other", "echo other >> runs.log; cat dur.txt o.txt > other.txt",
+             inputs=["o.txt"], outputs=["other.txt"])
+        task("quoted", "echo quoted >> runs.log; wc -l <in.txt > quoted.txt; cat 'dur.txt'",
+             outputs=["quoted.txt"])
+        task("reads", "echo reads >> runs.log; cat in.txt > reads.txt", inputs=["in.txt"],
+             outputs=["reads.txt"])
+        """
+    )
+    build(project)
+    assert sorted(runs(project)) == ["long", "other", "quoted", "reads"]
+    project.write("dur.txt", "2\n")
+    build(project)
+    assert sorted(runs(project)) == ["long", "other", "quoted"]
+    project.write("in.txt", "j\n")
+    build(project)
+    assert sorted(runs(project)) == ["quoted", "reads"]
+
+
+def test_own_declared_paths_with_punctuation_are_not_implicit_but_others_are(
+    tmp_path: Path,
+) -> None:
+    """`(cat p.txt;)` declaring p.txt adds nothing; `cat 'p.txt'` in a task that does
+    not declare it adds p.txt, though the word is dropped as punctuation for the
+    first task (what add_implicit_inputs sees, on the real files)."""
+    from pytaskmake.implicit import add_implicit_inputs
+    from pytaskmake.taskfile import Task
+
+    (tmp_path / "p.txt").write_text("1\n")
+    (tmp_path / "q.txt").write_text("2\n")
+    own = Task("own", "(cat p.txt;) > a", ("p.txt",), ("a",))
+    other = Task("other", "cat 'p.txt' q.txt > b", ("q.txt",), ("b",))
+    os.chdir(tmp_path)  # (the conftest puts the folder back)
+    add_implicit_inputs([own, other], tmp_path)
+    assert own.inputs == ("p.txt",)
+    assert other.inputs == ("q.txt", "p.txt")
