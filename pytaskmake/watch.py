@@ -50,8 +50,10 @@ class Watcher:
         self.params = params  # NAME=value from the command line, for every reload
         self.options, self.observers = options, observers
         self.targets, self.always, self.out = list(targets), always, out
-        self._changes: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._changes: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
         self._stop = 0  # the signal that asked to stop
+        self._watches: dict[tuple[str, bool], object] = {}  # (folder, recursive) -> watch
+        self._broken = False  # the last reload failed: any .py saved retries it
 
     def run(self) -> int:
         registry = load_taskfile(self.taskfile, track=True, params=self.params)  # must succeed
@@ -72,10 +74,10 @@ class Watcher:
                 result: BuildResult | _Kept = self.engine.build(self.targets, always=self.always)
                 while not self._stop and not result.interrupted:
                     self._quiet_line(result.exit_code)
-                    changed = self._next_burst()
-                    if changed is None:
+                    burst = self._next_burst()
+                    if burst is None:
                         break
-                    result = self._answer(changed)
+                    result = self._answer(burst)
         finally:
             observer.stop()
             observer.join(5)
@@ -85,11 +87,13 @@ class Watcher:
             return result.exit_code
         return 128 + self._stop if self._stop else 130
 
-    def _schedule(self) -> None:
+    def _schedule(self, renew: frozenset[str] = frozenset()) -> None:
         """Watch the folders holding source files (inputs no task produces), the
         Taskfile and its modules, and the folders it listed; not the outputs' folders
         nor `.pytaskmake/`: a build writing 200,000 files must not flood the kernel's
-        event queue (inotify drops events past 16,384)."""
+        event queue (inotify drops events past 16,384). Only what changed is
+        unscheduled and scheduled (`renew`: folders deleted or made again, whose old
+        watch is dead)."""
         from watchdog.events import (
             DirCreatedEvent,
             DirDeletedEvent,
@@ -119,13 +123,21 @@ class Watcher:
             if full.is_dir():
                 trees.add(str(full))
             folders.add(str(full.parent))
-        self._observer.unschedule_all()
+        self._folders = folders | trees  # (a folder deleted or made among them: rescheduled)
+        # a folder not there yet (or deleted): its nearest existing ancestor is watched,
+        # to see it made
+        plain = {_existing(f) for f in folders - trees}
+        want = {(f, False) for f in plain} | {(t, True) for t in trees if os.path.isdir(t)}
+        for key in [k for k in self._watches if k not in want or k[0] in renew]:
+            self._observer.unschedule(self._watches.pop(key))  # type: ignore[arg-type]
         handler = _Handler(self._changes)
-        for folder in sorted(folders - trees):
-            if os.path.isdir(folder):
-                self._observer.schedule(handler, folder, event_filter=wanted)  # type: ignore[arg-type]
-        for tree in sorted(trees):
-            self._observer.schedule(handler, tree, recursive=True, event_filter=wanted)  # type: ignore[arg-type]
+        for folder, recursive in sorted(want - set(self._watches)):
+            self._watches[folder, recursive] = self._observer.schedule(
+                handler,
+                folder,
+                recursive=recursive,
+                event_filter=wanted,  # type: ignore[arg-type]
+            )
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self._stop = signum
@@ -143,25 +155,35 @@ class Watcher:
         self.out.write(f"pytaskmake: watching {n} tasks (last build: {how}); Ctrl-C to stop\n")
         self.out.flush()
 
-    def _next_burst(self) -> list[str] | None:
-        """The paths of the next burst of relevant changes (None: asked to stop)."""
-        found: dict[str, None] = {}
+    def _next_burst(self) -> _Burst | None:
+        """The next burst of relevant changes (None: asked to stop)."""
+        burst = _Burst()
         first = None
         while not self._stop:
             try:
-                path = self._changes.get(timeout=QUIET if found else 0.1)
+                path, kind = self._changes.get(timeout=QUIET if burst else 0.1)
             except queue.Empty:
-                if found:
-                    return list(found)
+                if burst:
+                    return burst
                 continue
-            if self._relevant(path):
-                found[path] = None
+            if self._note(burst, path, kind):
                 first = first or time.monotonic()
             if first is not None and time.monotonic() - first > _LONGEST_BURST:
-                return list(found)
+                return burst
         return None
 
-    def _relevant(self, path: str) -> bool:
+    def _note(self, burst: _Burst, path: str, kind: str) -> bool:
+        """Add a change to the burst if it is worth a look; whether it was."""
+        if not self._relevant(path, kind):
+            return False
+        if kind == "dir" and self._holds_watched(path):
+            burst.folders[path] = None
+        if self._reloads(path, kind):
+            burst.reload[path] = None
+        burst.paths[path] = None
+        return True
+
+    def _relevant(self, path: str, kind: str) -> bool:
         """A change worth a look: not pytaskmake's own writing, nor an editor's."""
         root = str(self.engine.root)
         rel = os.path.relpath(path, root)
@@ -170,49 +192,112 @@ class Watcher:
         parts = rel.split(os.sep)
         if parts[0] in (".pytaskmake", ".git") or "__pycache__" in parts:
             return False
+        if kind == "dir":
+            return self._holds_watched(path) or self._reloads(path, kind)
+        reads = self.engine.reads(rel)
         name = parts[-1]
-        if name.startswith(".#") or name == "4913" or name.endswith(_EDITOR_TEMP):
+        editors = name.startswith(".#") or name == "4913" or name.endswith(_EDITOR_TEMP)
+        if editors and reads != os.path.normpath(rel):  # (a declared `model.part` counts)
             return False
-        if self._reloads(path):
+        if self._reloads(path, kind):
             return True
-        return not self.engine.writes(rel) and self.engine.reads(rel) is not None
+        return reads is not None and not self.engine.writes(rel)
 
-    def _reloads(self, path: str) -> bool:
-        return path in self.reload_on or os.path.dirname(path) in self.listed
+    def _reloads(self, path: str, kind: str) -> bool:
+        """Whether the change reloads the Taskfile: an edit of it or of a module it
+        imports (while it fails to load, of any .py file), a file made, removed or
+        renamed in a folder it listed and that no task writes."""
+        if path in self.reload_on or (self._broken and path.endswith(".py")):
+            return True
+        if kind == "modified" or os.path.dirname(path) not in self.listed:
+            return False
+        return not self.engine.writes(os.path.relpath(path, self.engine.root))
 
-    def _answer(self, changed: list[str]) -> BuildResult | _Kept:
+    def _holds_watched(self, path: str) -> bool:
+        """A folder made or removed that is, or holds, one the watch needs."""
+        inside = path + os.sep
+        return any(f == path or f.startswith(inside) for f in self._folders)
+
+    def _answer(self, burst: _Burst) -> BuildResult | _Kept:
+        changed = list(burst.paths)
         shown = ", ".join(os.path.relpath(p, self.engine.root) for p in changed[:5])
         more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
         self.out.write(f"pytaskmake: changed: {shown}{more}\n")
         self.out.flush()
-        if any(self._reloads(p) for p in changed):
-            return self._reload()
-        inputs = [self.engine.reads(os.path.relpath(p, self.engine.root)) for p in changed]
-        return self.engine.build(
-            self.targets, changed_paths=[p for p in inputs if p], always=self.always
-        )
+        if burst.reload:
+            result = self._reload()
+            if result is not None:
+                return result
+        if burst.folders:  # their old watches are dead, their files unknown
+            self._schedule(renew=frozenset(burst.folders))
+        inputs = {self.engine.reads(os.path.relpath(p, self.engine.root)) for p in changed}
+        inputs.update(self._sources_under(burst.folders))
+        inputs.discard(None)
+        if not inputs or self._stop:
+            return _Kept(2 if self._broken else 0)
+        return self.engine.build(self.targets, changed_paths=sorted(inputs), always=self.always)  # type: ignore[arg-type]
 
-    def _reload(self) -> BuildResult | _Kept:
+    def _sources_under(self, folders: dict[str, None]) -> set[str]:
+        """The source files inside folders made or removed (relative paths)."""
+        found = set()
+        for folder in folders:
+            rel = os.path.relpath(folder, self.engine.root) + os.sep
+            found.update(s for s in self.engine.sources() if s.startswith(rel))
+        return found
+
+    def _reload(self) -> BuildResult | _Kept | None:
         """Load the Taskfile again and build it; a Taskfile that does not load, or
         whose tasks do not make a graph (a cycle, two tasks writing one file: found
-        before anything runs), is said in one line and the last good one is kept."""
+        before anything runs), is said in one line and the last good one is kept
+        (None: then the burst's inputs are built with it)."""
         try:
             registry = load_taskfile(self.taskfile, track=True, params=self.params)
+        except PytaskmakeError as exc:
+            return self._kept(exc)
+        self._broken = False  # (the load is good; a graph error below says so again)
+        if self._stop:  # (a stop asked while the Taskfile loaded: nothing is started)
+            return _Kept(0)
+        try:
             self._use(registry)
             result = self.engine.build(self.targets, always=self.always)
         except PytaskmakeError as exc:
-            self.out.write(f"pytaskmake: error: {exc} (keeping the last good Taskfile)\n")
-            self.out.flush()
-            if self.engine.tasks is not self._good.tasks:
-                self._use(self._good)
-            return _Kept(2)
+            self._use(self._good)
+            return self._kept(exc)
         self._good = registry
         return result
+
+    def _kept(self, exc: PytaskmakeError) -> None:
+        """Say why the last good Taskfile is kept; None: the caller goes on with it."""
+        self.out.write(f"pytaskmake: error: {exc} (keeping the last good Taskfile)\n")
+        self.out.flush()
+        self._broken = True
 
     def _use(self, registry: Registry) -> None:
         self.engine.replace_tasks(registry)
         self._track(registry)
         self._schedule()
+
+
+class _Burst:
+    """The relevant paths of one burst of events, and what they ask for."""
+
+    def __init__(self) -> None:
+        self.paths: dict[str, None] = {}  # (dicts: ordered, once each)
+        self.reload: dict[str, None] = {}  # those that reload the Taskfile
+        self.folders: dict[str, None] = {}  # folders made or removed that the watch needs
+
+    def __bool__(self) -> bool:
+        return bool(self.paths)
+
+
+def _existing(folder: str) -> str:
+    """The folder itself if it exists, else its nearest existing ancestor."""
+    while not os.path.isdir(folder):
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return folder
 
 
 class _Kept:
@@ -235,9 +320,13 @@ class _Handler:
         kind = getattr(event, "event_type", "")
         if kind in ("opened", "closed_no_write"):
             return  # reads
-        if getattr(event, "is_directory", False) and kind == "modified":
-            return  # a folder's mtime moves with every file written in it
+        if getattr(event, "is_directory", False):
+            if kind == "modified":
+                return  # a folder's mtime moves with every file written in it
+            kind = "dir"
+        elif kind == "closed":
+            kind = "modified"  # (a file written and closed)
         for attribute in ("src_path", "dest_path"):
             path = getattr(event, attribute, "")
             if path:
-                self.changes.put(os.fsdecode(path))
+                self.changes.put((os.fsdecode(path), kind))

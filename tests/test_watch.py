@@ -4,6 +4,7 @@ real file edits, real watchdog (inotify) events, real signals."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -235,3 +236,142 @@ def test_the_watch_needs_a_taskfile_that_loads(project: Project) -> None:
     result = project.run("--watch")
     assert result.returncode == 2 and "syntax error" in result.stderr
     assert isinstance(Path(project.root), Path)
+
+
+def test_a_stop_asked_while_the_taskfile_reloads_starts_nothing(project: Project) -> None:
+    """SIGTERM from a batch system while a slow Taskfile reloads: the watch ends
+    then, without starting the rebuild (the SIGKILL that follows would land mid-task)."""
+    project.taskfile(
+        """
+        import os, time
+        if os.path.exists("slow"):
+            time.sleep(3)
+        V = 1
+        task("long", f"echo long >> runs.log; sleep {30 * (V - 1)}; echo {V} > long.txt",
+             outputs=["long.txt"])
+        """
+    )
+    with watching(project) as w:
+        assert runs(project) == ["long"]
+        project.write("slow", "")
+        text = (project.root / "Taskfile.py").read_text().replace("V = 1", "V = 2")
+        (project.root / "Taskfile.py").write_text(text)
+        deadline = time.monotonic() + 10
+        while "changed: Taskfile.py" not in w.output():
+            assert time.monotonic() < deadline, w.output()
+            time.sleep(0.05)
+        time.sleep(0.5)  # (inside the 3 s load)
+        started = time.monotonic()
+        w.proc.send_signal(signal.SIGTERM)
+        assert w.proc.wait(15) == 143
+        assert time.monotonic() - started < 6, w.output()
+        assert runs(project) == [], w.output()
+
+
+def test_writes_in_a_globbed_folder_by_the_build_do_not_reload_it(project: Project) -> None:
+    """A folder the Taskfile globs also holds a task's log and outputs: writing them
+    is no new point, and must not reload the Taskfile (each build's log would
+    trigger the next: a loop)."""
+    project.write("data/a.csv", "1\n")
+    project.taskfile(
+        """
+        import glob
+        for c in sorted(glob.glob("data/*.csv")):
+            task(c, "cp {inputs} {outputs}", inputs=[c], outputs=[c + ".out"])
+        task("check", "echo check >> runs.log", always=True, log="data/check.log")
+        """
+    )
+    with watching(project) as w:
+        time.sleep(2.0)
+        assert w.builds() == 1, w.output()
+        project.write("data/b.csv", "2\n")  # a new point: one reload
+        w.wait_builds(2)
+        assert project.read("data/b.csv.out") == "2\n"
+        time.sleep(2.0)
+        assert w.builds() == 2, w.output()
+        w.stop()
+
+
+def test_an_input_folder_removed_and_made_again_is_watched_again(project: Project) -> None:
+    project.write("inp/a.txt", "a\n")
+    project.taskfile(
+        'task("A", "cp {inputs} {outputs}", inputs=["inp/a.txt"], outputs=["out/a.txt"])'
+    )
+    with watching(project) as w:
+        shutil.rmtree(project.root / "inp")
+        w.wait_builds(2)  # (the task fails: its input is missing)
+        project.write("inp/a.txt", "a3\n")
+        w.wait_builds(3)
+        assert project.read("out/a.txt") == "a3\n", w.output()
+        time.sleep(0.3)
+        project.write("inp/a.txt", "a4\n")  # the new folder is watched
+        w.wait_builds(4)
+        assert project.read("out/a.txt") == "a4\n", w.output()
+        w.stop()
+
+
+def test_an_input_whose_folder_appears_later_is_built(project: Project) -> None:
+    project.write("inp/a.txt", "a\n")
+    project.taskfile(
+        """
+        task("A", "cp {inputs} {outputs}", inputs=["inp/a.txt"], outputs=["out/a.txt"])
+        task("B", "cp {inputs} {outputs}", inputs=["later/deep/b.txt"], outputs=["out/b.txt"])
+        """
+    )
+    log = project.root / "_watch.out"
+    with watching(project) as w:
+        assert "missing input later/deep/b.txt" in log.read_text()
+        project.write("later/deep/b.txt", "b\n")
+        w.wait_builds(2)
+        deadline = time.monotonic() + 10
+        while not project.exists("out/b.txt"):
+            assert time.monotonic() < deadline, w.output()
+            time.sleep(0.05)
+        assert project.read("out/b.txt") == "b\n"
+        project.write("inp/a.txt", "a2\n")  # another input's build: b.txt is not missing
+        n = w.builds()
+        w.wait_builds(n + 1)
+        assert w.output().count("missing input") == 1, w.output()
+        w.stop()
+
+
+def test_a_module_a_failed_reload_imported_first_is_watched(project: Project) -> None:
+    project.taskfile("")
+    with watching(project) as w:
+        project.write("h2.py", "X = (\n")  # a syntax error
+        project.taskfile('import h2\ntask("h", "echo %s > {outputs}" % h2.X, outputs=["h.txt"])\n')
+        w.wait_builds(2)
+        assert "keeping the last good Taskfile" in w.output()
+        project.write("h2.py", "X = 42\n")  # fixing the module alone reloads
+        w.wait_builds(3)
+        assert project.read("h.txt") == "42\n", w.output()
+        w.stop()
+
+
+def test_while_the_taskfile_is_broken_input_edits_build_with_the_last_good_one(
+    project: Project,
+) -> None:
+    project.write("data/a.csv", "1\n")
+    good = """
+        import glob
+        for c in sorted(glob.glob("data/*.csv")):
+            task(c, "cp {inputs} {outputs}", inputs=[c], outputs=[c.replace("data", "out")])
+        """
+    project.taskfile(good)
+    with watching(project) as w:
+        project.taskfile(good + "task(\n")
+        w.wait_builds(2)
+        project.write("data/a.csv", "2\n")  # in the globbed folder: a reload is tried too
+        w.wait_builds(3)
+        assert project.read("out/a.csv") == "2\n", w.output()
+        w.stop()
+
+
+def test_an_input_named_like_an_editors_temporary_file_triggers(project: Project) -> None:
+    project.write("model.part", "1\n")
+    project.taskfile('task("m", "cp {inputs} {outputs}", inputs=["model.part"], outputs=["m.out"])')
+    with watching(project) as w:
+        project.write("model.part", "2\n")
+        w.wait_builds(2)
+        assert project.read("m.out") == "2\n"
+        w.stop()
