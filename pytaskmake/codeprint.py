@@ -10,6 +10,7 @@ dtype/shape/bytes, objects by their state, never by a repr that hides the value)
 
 from __future__ import annotations
 
+import ast
 import builtins
 import functools
 import importlib.machinery
@@ -50,6 +51,9 @@ class CodePrinter:
         self._texts: dict[int, tuple[object, str, list[object]]] = {}
         self._digests: dict[int, tuple[object, str]] = {}
         self._values: dict[int, tuple[object, str, list[object]]] = {}
+        # project files read for modules imported inside functions, not yet imported:
+        # a watcher reloads the Taskfile when one changes
+        self.unimported_files: set[str] = set()
 
     def digest(self, function: Callable[..., Any]) -> str:
         """What `function` does and all it reaches, as a hex digest; raises
@@ -297,7 +301,7 @@ class CodePrinter:
         """A module the function imports itself, or a member of one."""
         found = sys.modules.get(module)
         if found is None:  # not imported yet: its source, when it is the project's
-            return f"import {module}={self._unimported(module)}", []
+            return f"import {module}={self._unimported(module, member)}", []
         value: object = found
         if member is not None:
             value = vars(found).get(member, sys.modules.get(f"{module}.{member}", _ABSENT))
@@ -306,11 +310,61 @@ class CodePrinter:
         chains = code.locals.get(alias, {()})
         return self._reached(alias, value, chains, code, f"{alias!r} imported by {name}")
 
-    def _unimported(self, module: str) -> str:
-        spec = importlib.machinery.PathFinder.find_spec(module.partition(".")[0], [self.root])
-        origin = getattr(spec, "origin", None)
-        source = self._source(origin) if origin and self._local_file(origin) else None
-        return source.whole if source is not None else "elsewhere"
+    def _unimported(self, module: str, member: str | None) -> str:
+        """A project module nothing imported yet (a function imports it when it runs):
+        the source of every project file that import would run, found without running
+        it: the packages along its name, the module, `member` if it is a submodule, and
+        what their own import statements reach in the project, on and on."""
+        names = [module, f"{module}.{member}"] if member else [module]
+        files = self._import_closure(names)
+        self.unimported_files.update(files)
+        if not files:
+            return "elsewhere"
+        texts = []
+        for file in sorted(files):
+            source = self._source(file)
+            texts.append(f"{os.path.relpath(file, self.root)}={source and source.whole}")
+        return "|".join(texts)
+
+    def _import_closure(self, names: list[str]) -> set[str]:
+        files: set[str] = set()
+        todo, seen = list(names), set(names)
+        while todo:
+            for dotted, file, package in self._module_files(todo.pop()):
+                if file in files:
+                    continue
+                files.add(file)
+                source = self._source(file)
+                where = dotted if package else dotted.rpartition(".")[0]
+                for name in _imports_in(source.tree if source else None, where):
+                    if name not in seen:
+                        seen.add(name)
+                        todo.append(name)
+        return files
+
+    def _module_files(self, dotted: str) -> list[tuple[str, str, bool]]:
+        """The project files `import dotted` runs: each package's __init__.py along
+        the name, then the module: (name, file, whether a package); [] past the
+        first part that is not the project's."""
+        found: list[tuple[str, str, bool]] = []
+        path: list[str] | None = [self.root]
+        parts = dotted.split(".")
+        for depth, part in enumerate(parts):
+            try:
+                spec = importlib.machinery.PathFinder.find_spec(part, path)
+            except (ImportError, ValueError):
+                spec = None
+            if spec is None:
+                break
+            origin = spec.origin
+            path = list(spec.submodule_search_locations or ()) or None
+            if origin and os.path.isfile(origin):  # (a namespace package has no file)
+                if not self._local_file(origin):
+                    break
+                found.append((".".join(parts[: depth + 1]), origin, path is not None))
+            if path is None:
+                break
+        return found
 
     def _module_text(self, module: types.ModuleType) -> Text:
         """A project module used as a whole: its source and all its members."""
@@ -357,6 +411,30 @@ class CodePrinter:
         if filename not in self._sources:
             self._sources[filename] = SourceFile.read(filename)
         return self._sources[filename]
+
+
+def _imports_in(tree: ast.Module | None, package: str) -> list[str]:
+    """The modules a file's import statements name (anywhere in it: inside functions
+    too), relative ones made absolute from its `package`; for `from a import b`,
+    both a and a.b (b may be a submodule)."""
+    if tree is None:
+        return []
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".") if package else []
+                if node.level - 1 > len(parts):
+                    continue
+                parts = parts[: len(parts) - (node.level - 1)]
+                base = ".".join([*parts, base] if base else parts)
+            if base:
+                names.append(base)
+                names.extend(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
+    return names
 
 
 def _functions_of(member: object) -> list[types.FunctionType]:

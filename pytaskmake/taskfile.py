@@ -263,6 +263,7 @@ class Registry:
         printer = CodePrinter(self.root)
         for t in tasks:
             t._action.sign(printer, t.name, t.where)  # type: ignore[union-attr]
+        self.modules.update(printer.unimported_files)
 
     def refuse_twice(self, new: Task, where: str) -> None:
         """`new` has the name of a task declared before it."""
@@ -720,7 +721,7 @@ def load_taskfile(
     finally:
         _loading.reset(token)
         os.chdir(old_cwd)
-        registry.modules = _forget_local_modules(modules, str(path.parent) + os.sep)
+        registry.modules.update(_forget_local_modules(modules, str(path.parent) + os.sep))
     return registry
 
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from conftest import RAN_LINE, Project, build, runs
+from conftest import RAN_LINE, Project, build, ran, runs
 
 from pytaskmake.action import ArgvAction, CallableAction, ShellAction, make_action
 
@@ -264,6 +264,34 @@ def test_callable_changes_rerun_exactly_the_changed_task(project: Project) -> No
         write_callables(project, **change)  # type: ignore[arg-type]
         build(project)
         assert runs(project) == expected, change
+
+
+def test_an_edit_behind_an_import_inside_a_callable_reruns_it(project: Project) -> None:
+    """The callables import their modules when they run, not at load: an edit of
+    what physics.py imports, or of lib/model.py (`from lib import model`), reruns
+    the task that would run it, and only that one."""
+    project.write("constants.py", "RATE = 2\n")
+    project.write("physics.py", "from constants import RATE\ndef f(x):\n    return x * RATE\n")
+    project.write("lib/__init__.py", "")
+    project.write("lib/model.py", "def g(x):\n    return x + 100\n")
+    project.taskfile(
+        """
+        def a(outputs):
+            import physics
+            open(outputs[0], "w").write(str(physics.f(10)))
+        def b(outputs):
+            from lib import model
+            open(outputs[0], "w").write(str(model.g(1)))
+        task("a", a, outputs=["a.txt"])
+        task("b", b, outputs=["b.txt"])
+        """
+    )
+    build(project)
+    assert (project.read("a.txt"), project.read("b.txt")) == ("20", "101")
+    project.write("constants.py", "RATE = 3\n")
+    assert ran(build(project)) == ["a"] and project.read("a.txt") == "30"
+    project.write("lib/model.py", "def g(x):\n    return x + 200\n")
+    assert ran(build(project)) == ["b"] and project.read("b.txt") == "201"
 
 
 def test_command_text_change_reruns(project: Project) -> None:

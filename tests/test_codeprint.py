@@ -184,6 +184,49 @@ def test_a_project_module_imported_inside_the_function_counts(tmp_path: Path) ->
     assert len(digests) == 2
 
 
+@pytest.mark.parametrize(
+    "entry, files, edited",
+    [
+        (  # what the module imported inside the function imports in turn
+            "import physics as m",
+            {
+                "physics.py": "from constants import RATE\ndef f():\n    return RATE\n",
+                "constants.py": "RATE = {}\n",
+            },
+            "constants.py",
+        ),
+        (  # `from lib import model`: a submodule, not lib/__init__.py alone
+            "from lib import model as m",
+            {"lib/__init__.py": "", "lib/model.py": "def f():\n    return {}\n"},
+            "lib/model.py",
+        ),
+        (  # a relative import in a package, inside a function of it
+            "from pkg import physics as m",
+            {
+                "pkg/__init__.py": "",
+                "pkg/physics.py": "def f():\n    from . import c\n    return c.K\n",
+                "pkg/c.py": "K = {}\n",
+            },
+            "pkg/c.py",
+        ),
+    ],
+    ids=["its-imports", "submodule", "relative"],
+)
+def test_what_a_module_imported_inside_the_function_imports_counts(
+    tmp_path: Path, entry: str, files: dict[str, str], edited: str
+) -> None:
+    """Nothing imported it during the load: which files it would run is read from
+    the import statements, as far as they reach in the project."""
+    text = f"def f():\n    {entry}\n    return m.f()\n"
+    digests = set()
+    for value in ("1", "22"):
+        for name, body in files.items():
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name).write_text(body.format(value) if name == edited else body)
+        digests.add(digest(tmp_path, text))
+    assert len(digests) == 2
+
+
 def test_a_module_read_by_getattr_counts_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -375,3 +375,21 @@ def test_an_input_named_like_an_editors_temporary_file_triggers(project: Project
         w.wait_builds(2)
         assert project.read("m.out") == "2\n"
         w.stop()
+
+
+def test_a_module_a_callable_imports_when_it_runs_is_watched(project: Project) -> None:
+    project.write("physics.py", "def f(x):\n    return x + 1\n")
+    project.taskfile(
+        """
+        def make(outputs):
+            import physics
+            open(outputs[0], "w").write(str(physics.f(1)))
+        task("make", make, outputs=["out.txt"])
+        """
+    )
+    with watching(project) as w:
+        assert project.read("out.txt") == "2"
+        project.write("physics.py", "def f(x):\n    return x + 5\n")
+        w.wait_builds(2)
+        assert project.read("out.txt") == "6", w.output()
+        w.stop()
