@@ -213,7 +213,9 @@ class ConsoleReporter:
             self._streamed.discard(e.name)
         head = self._paint(f"FAILED {e.name}: {e.reason}", "RED", "BRIGHT")
         command = shorten_command(e.command, self.verbosity > 0)
-        lines = [f"[{self.done}/{self.total}] {head}", f"  command: {command}"]
+        lines = [f"[{self.done}/{self.total}] {head}"]
+        if command:  # (none for a task never started: a missing input)
+            lines.append(f"  command: {command}")
         head, tail, source, cut = self._failure_lines(e)
         if head:
             lines.append(f"  first error lines of {source}:")

@@ -218,7 +218,7 @@ class Registry:
         # called when the Taskfile may write a file while it loads (see _audit)
         self.on_write: Callable[[], None] | None = None
         # what the load read besides the Taskfile, for a watcher (load_taskfile(track=True)):
-        # project-local modules it imported and folders it listed (globs)
+        # project-local modules it imported and files it opened, folders it listed (globs)
         self.modules: set[str] = set()
         self.listed: set[str] | None = None
         self.warnings: list[str] = []  # said to the user; the load goes on
@@ -790,8 +790,11 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
     registry = _loading.get()
     if registry is None:
         return
-    if registry.listed is not None and event in _LISTING and not _importing():
-        _note_listing(registry.listed, event, args)
+    if registry.listed is not None:
+        if event in _LISTING and not _importing():
+            _note_listing(registry.listed, event, args)
+        elif event == "open" and _reads(args) and not _importing():
+            _note_read(registry, args[0])
     if registry.on_write is None:
         return
     if event == "open":
@@ -805,6 +808,20 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
 
 
 _LISTING = frozenset(("os.listdir", "os.scandir", "glob.glob"))
+
+
+def _reads(args: tuple[Any, ...]) -> bool:
+    """An `open` audit event's (path, mode, flags) open a file for reading only."""
+    flags = args[2] if len(args) > 2 else 0
+    return type(flags) is int and not flags & _WRITE_FLAGS and isinstance(args[0], (str, bytes))
+
+
+def _note_read(registry: Registry, path: str | bytes) -> None:
+    """A project file the Taskfile read while loading (a list of points): a watcher
+    reloads it when that file changes."""
+    full = os.path.abspath(os.fsdecode(path))
+    if full.startswith(str(registry.root) + os.sep) and "__pycache__" not in full:
+        registry.modules.add(full)
 
 
 def _importing() -> bool:

@@ -7,13 +7,15 @@ saved input checks only that input's downstream. watchdog reports the changes
 `git checkout` of 50 files) gives one rebuild, 0.06 s after the last one. Files
 pytaskmake writes (outputs, logs, `.pytaskmake/`), editors' temporary files and
 `.git/` never trigger anything, so a build never triggers the next. An edit of
-the Taskfile, of a project module it imports, or a file appearing in a folder it
-globbed reloads it; a Taskfile that no longer loads is reported in one line and
-the last good one is kept. The build lock is held for the whole watch.
+the Taskfile, of a project module or file it read, or a file appearing in a folder
+it globbed reloads it; a Taskfile that no longer loads (or makes no graph) is
+reported in one line and the last good one is kept. The build lock is held for
+the whole watch.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import signal
@@ -62,6 +64,9 @@ class Watcher:
         self._good = registry
         from watchdog.observers import Observer
 
+        # a watch unscheduled while its thread reads an event logs an error that
+        # says nothing to the user (watchdog's race, harmless: nothing is lost)
+        logging.getLogger("watchdog.observers.inotify").addFilter(_not_inactive)
         observer = self._observer = Observer()
         self._schedule()
         previous = {
@@ -143,8 +148,11 @@ class Watcher:
         self._stop = signum
 
     def _track(self, registry: Registry) -> None:
-        """What reloads the Taskfile: itself, its project modules, folders it listed."""
-        self.reload_on = {str(self.taskfile), *registry.modules}
+        """What reloads the Taskfile: itself, the project modules and files it read
+        (no output: a build writing it would reload), the folders it listed."""
+        root = self.engine.root
+        read = {m for m in registry.modules if not self.engine.writes(os.path.relpath(m, root))}
+        self.reload_on = {str(self.taskfile), *read}  # (not an output read: a loop)
         self.listed = set(registry.listed or ())
 
     def _quiet_line(self, code: int) -> None:
@@ -288,6 +296,10 @@ class _Burst:
 
     def __bool__(self) -> bool:
         return bool(self.paths)
+
+
+def _not_inactive(record: logging.LogRecord) -> bool:
+    return "called when the thread is inactive" not in record.getMessage()
 
 
 def _existing(folder: str) -> str:

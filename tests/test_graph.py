@@ -277,6 +277,7 @@ def test_cli_missing_source_blocks_only_what_needs_it_with_keep_going(project: P
     assert result.returncode == 1, result.stdout + result.stderr
     assert project.read("ok.txt") == "ok\n"
     assert "missing input data/in.csv (no task produces it)" in result.stdout
+    assert "command: \n" not in result.stdout + "\n"  # never started: no empty command line
     assert "needs reader, which failed" in result.stdout or "skipped 1" in result.stdout
     dry = project.run("-n")
     assert dry.returncode == 0, dry.stderr

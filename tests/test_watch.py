@@ -393,3 +393,25 @@ def test_a_module_a_callable_imports_when_it_runs_is_watched(project: Project) -
         w.wait_builds(2)
         assert project.read("out.txt") == "6", w.output()
         w.stop()
+
+
+def test_a_file_the_taskfile_reads_to_declare_its_points_reloads_it(project: Project) -> None:
+    """The sweep's points come from points.txt: a point added there is a task added."""
+    project.write("points.txt", "1\n")
+    project.taskfile(
+        """
+        with open("points.txt") as f:
+            points = f.read().split()
+        for p in points:
+            task(f"p{p}", f"echo {p} > {{outputs}}", outputs=[f"out/{p}.txt"])
+        task("all", "cat {inputs} > {outputs}", inputs=[f"out/{p}.txt" for p in points],
+             outputs=["all.txt"])
+        """
+    )
+    with watching(project) as w:
+        project.write("points.txt", "1\n2\n")
+        w.wait_builds(2)
+        assert project.read("all.txt") == "1\n2\n", w.output()
+        time.sleep(1.0)
+        assert w.builds() == 2, w.output()  # (all.txt, written by the build, is no trigger)
+        w.stop()
