@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .codetext import CodeFacts, SourceFile, bytecode_text
+from .codetext import CodeFacts, Import, SourceFile, bytecode_text
 from .digest import blake2b
 from .errors import UnstableValueError
 
@@ -54,6 +54,7 @@ class CodePrinter:
         # project files read for modules imported inside functions, not yet imported:
         # a watcher reloads the Taskfile when one changes
         self.unimported_files: set[str] = set()
+        self._search: list[str] | None = None  # where project modules are found
 
     def digest(self, function: Callable[..., Any]) -> str:
         """What `function` does and all it reaches, as a hex digest; raises
@@ -263,8 +264,8 @@ class CodePrinter:
             elif value is not _ABSENT:
                 what = f"global {var!r} read by {name}"
                 parts.append(self._reached(var, value, chains, code, what))
-        for alias, (module, member) in sorted(code.imports.items()):
-            parts.append(self._imported(alias, module, member, code, name))
+        for alias, statement in sorted(code.imports.items()):
+            parts.append(self._imported(alias, statement, code, name, space))
         return _joined("function", parts)
 
     def _reached(
@@ -296,26 +297,33 @@ class CodePrinter:
         return f"{'.'.join(chain)}={text}", nodes
 
     def _imported(
-        self, alias: str, module: str, member: str | None, code: CodeFacts, name: str
+        self, alias: str, statement: Import, code: CodeFacts, name: str, space: dict[str, Any]
     ) -> Text:
-        """A module the function imports itself, or a member of one."""
+        """A module the function imports itself, or a member of one. One not imported
+        yet (or a submodule not imported yet) counts by the files it would run."""
+        module, member, imported, level = statement
+        if level:  # relative to the function's package
+            base = _package_base(space, level)
+            if base is None:
+                return f"import {'.' * level}{imported}=unresolved", []
+            imported = module = f"{base}.{imported}" if imported else base
         found = sys.modules.get(module)
-        if found is None:  # not imported yet: its source, when it is the project's
-            return f"import {module}={self._unimported(module, member)}", []
+        targets = [imported, f"{imported}.{member}"] if member else [imported]
+        if found is None or imported not in sys.modules:
+            return f"import {imported}={self._unimported(targets)}", []
         value: object = found
         if member is not None:
             value = vars(found).get(member, sys.modules.get(f"{module}.{member}", _ABSENT))
         if value is _ABSENT:
-            return f"import {module}.{member}=absent", []
+            return f"import {module}.{member}={self._unimported(targets)}", []
         chains = code.locals.get(alias, {()})
         return self._reached(alias, value, chains, code, f"{alias!r} imported by {name}")
 
-    def _unimported(self, module: str, member: str | None) -> str:
-        """A project module nothing imported yet (a function imports it when it runs):
-        the source of every project file that import would run, found without running
-        it: the packages along its name, the module, `member` if it is a submodule, and
-        what their own import statements reach in the project, on and on."""
-        names = [module, f"{module}.{member}"] if member else [module]
+    def _unimported(self, names: list[str]) -> str:
+        """Project modules nothing imported yet (a function imports them when it runs):
+        the source of every project file importing them would run, found without
+        running it: the packages along each name, the module, and what their own
+        import statements reach in the project, on and on."""
         files = self._import_closure(names)
         self.unimported_files.update(files)
         if not files:
@@ -330,24 +338,31 @@ class CodePrinter:
         files: set[str] = set()
         todo, seen = list(names), set(names)
         while todo:
-            for dotted, file, package in self._module_files(todo.pop()):
+            name = todo.pop()
+            if name.endswith(".*"):  # `from pkg import *`: any of its modules
+                subs = self._submodules(name[:-2])
+                found = [row for sub in subs for row in self._module_files(sub)]
+            else:
+                found = self._module_files(name)
+            for dotted, file, package in found:
                 if file in files:
                     continue
                 files.add(file)
                 source = self._source(file)
                 where = dotted if package else dotted.rpartition(".")[0]
-                for name in _imports_in(source.tree if source else None, where):
-                    if name not in seen:
-                        seen.add(name)
-                        todo.append(name)
+                for imported in _imports_in(source.tree if source else None, where):
+                    if imported not in seen:
+                        seen.add(imported)
+                        todo.append(imported)
         return files
 
     def _module_files(self, dotted: str) -> list[tuple[str, str, bool]]:
         """The project files `import dotted` runs: each package's __init__.py along
         the name, then the module: (name, file, whether a package); [] past the
-        first part that is not the project's."""
+        first part that is not the project's. Looked for in the project folder and
+        the project folders on sys.path (a src/ layout)."""
         found: list[tuple[str, str, bool]] = []
-        path: list[str] | None = [self.root]
+        path: list[str] | None = self._search_path()
         parts = dotted.split(".")
         for depth, part in enumerate(parts):
             try:
@@ -365,6 +380,29 @@ class CodePrinter:
             if path is None:
                 break
         return found
+
+    def _submodules(self, package: str) -> list[str]:
+        """The modules and packages directly inside a project package."""
+        files = self._module_files(package)
+        if not files or not files[-1][2] or files[-1][0] != package:
+            return []
+        folder = os.path.dirname(files[-1][1])
+        names = []
+        for entry in sorted(os.listdir(folder)):
+            stem, ext = os.path.splitext(entry)
+            if ext == ".py" and stem != "__init__":
+                names.append(f"{package}.{stem}")
+            elif os.path.isfile(os.path.join(folder, entry, "__init__.py")):
+                names.append(f"{package}.{entry}")
+        return names
+
+    def _search_path(self) -> list[str]:
+        if self._search is None:
+            local = [
+                p for p in sys.path if p and self._local_file(os.path.join(os.path.abspath(p), "_"))
+            ]
+            self._search = [self.root.rstrip(os.sep), *dict.fromkeys(local)]
+        return self._search
 
     def _module_text(self, module: types.ModuleType) -> Text:
         """A project module used as a whole: its source and all its members."""
@@ -413,6 +451,19 @@ class CodePrinter:
         return self._sources[filename]
 
 
+def _package_base(space: dict[str, Any], level: int) -> str | None:
+    """The package a relative import of `level` dots starts from, in a module whose
+    globals are `space` (None: beyond the top, or not in a package)."""
+    package = space.get("__package__")
+    if package is None:
+        name = space.get("__name__") or ""
+        package = name if "__path__" in space else name.rpartition(".")[0]
+    parts = package.split(".") if package else []
+    if not parts or level - 1 >= len(parts):
+        return None
+    return ".".join(parts[: len(parts) - (level - 1)])
+
+
 def _imports_in(tree: ast.Module | None, package: str) -> list[str]:
     """The modules a file's import statements name (anywhere in it: inside functions
     too), relative ones made absolute from its `package`; for `from a import b`,
@@ -433,7 +484,7 @@ def _imports_in(tree: ast.Module | None, package: str) -> list[str]:
                 base = ".".join([*parts, base] if base else parts)
             if base:
                 names.append(base)
-                names.extend(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
+                names.extend(f"{base}.{alias.name}" for alias in node.names)  # (a.*: any)
     return names
 
 

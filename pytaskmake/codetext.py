@@ -13,6 +13,7 @@ import dis
 import functools
 import types
 from collections.abc import Iterator
+from typing import NamedTuple
 
 
 class CodeFacts:
@@ -27,7 +28,7 @@ class CodeFacts:
         self.params = code.co_varnames[: code.co_argcount]
         self.globals: dict[str, set[tuple[str, ...]]] = {}
         self.locals: dict[str, set[tuple[str, ...]]] = {}
-        self.imports: dict[str, tuple[str, str | None]] = {}
+        self.imports: dict[str, Import] = {}
         for inner in _code_objects(code):
             self._read(list(dis.get_instructions(inner)))
         self.sorted_globals = sorted(self.globals.items())
@@ -52,16 +53,28 @@ class CodeFacts:
             table.setdefault(op.argval, set()).add(tuple(chain))
 
     def _note_import(self, ops: list[dis.Instruction], i: int) -> None:
-        """`import a.b` binds a, `import a.b as c` binds a.b, `from a import b` a's b."""
+        """`import a.b` binds a, `import a.b as c` binds a.b, `from a import b` a's b;
+        each with the dotted name the statement imports and its level (`from ..a`: 2)."""
         name, fromlist = ops[i].argval, ops[i - 1].argval if i else None
+        level = ops[i - 2].argval if i > 1 and ops[i - 2].opname == "LOAD_CONST" else 0
+        level = level if type(level) is int else 0
         module, member = name.partition(".")[0], None
         for op in ops[i + 1 : i + 12]:
             if op.opname == "IMPORT_FROM":
                 module, member = (name, op.argval) if fromlist is not None else (name, None)
             elif op.opname in _STORE:
-                self.imports[op.argval] = (module, member)
+                self.imports[op.argval] = Import(module, member, name, level)
             elif op.opname not in ("ROT_TWO", "SWAP", "POP_TOP", "COPY"):
                 break
+
+
+class Import(NamedTuple):
+    """What an import statement in a function binds to a name."""
+
+    module: str  # the module whose value is bound (or whose member is)
+    member: str | None  # `from module import member`
+    imported: str  # the dotted name the statement imports (`import a.b.c`: a.b.c)
+    level: int  # leading dots of a relative import
 
 
 _LOAD_GLOBAL = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "LOAD_FROM_DICT_OR_GLOBALS"})
@@ -111,19 +124,26 @@ class SourceFile:
         node = self.classes.get(qualname)
         return _canonical(node) if node else None
 
-    def _index(self, node: ast.AST, prefix: str) -> None:
-        for child in ast.iter_child_nodes(node):
-            _drop_docstring(child)
-            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-                name = getattr(child, "name", "<lambda>")
-                lines = [d.lineno for d in getattr(child, "decorator_list", [])]
-                self.functions.setdefault((min([child.lineno, *lines]), name), []).append(child)
-                self._index(child, f"{prefix}{name}.<locals>.")
-            elif isinstance(child, ast.ClassDef):
-                self.classes[prefix + child.name] = child
-                self._index(child, f"{prefix}{child.name}.")
-            else:
-                self._index(child, prefix)
+    def _index(self, tree: ast.AST, prefix: str) -> None:
+        """Each function and class by where it starts, depth first (lambdas on one
+        line in source order). With a stack, not recursion: a chain of 300 elifs is
+        a tree 300 deep."""
+        stack: list[tuple[ast.AST, str]] = [
+            (child, prefix) for child in reversed(list(ast.iter_child_nodes(tree)))
+        ]
+        while stack:
+            node, prefix = stack.pop()
+            _drop_docstring(node)
+            inner = prefix
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                name = getattr(node, "name", "<lambda>")
+                lines = [d.lineno for d in getattr(node, "decorator_list", [])]
+                self.functions.setdefault((min([node.lineno, *lines]), name), []).append(node)
+                inner = f"{prefix}{name}.<locals>."
+            elif isinstance(node, ast.ClassDef):
+                self.classes[prefix + node.name] = node
+                inner = f"{prefix}{node.name}."
+            stack.extend((child, inner) for child in reversed(list(ast.iter_child_nodes(node))))
 
 
 def _drop_docstring(node: ast.AST) -> None:
@@ -138,19 +158,42 @@ def _drop_docstring(node: ast.AST) -> None:
         del body[0]
 
 
+class _Literal(str):
+    """Text of _canonical's own (brackets, names), not a value to repr."""
+
+
 def _canonical(node: object) -> str:
     """ast.dump without positions, and without empty fields (which Python versions
-    add and drop), so the same source reads the same on any Python 3."""
-    if isinstance(node, ast.AST):
-        fields = [
-            f"{name}={_canonical(value)}"
-            for name, value in ast.iter_fields(node)
-            if value is not None and value != []
-        ]
-        return f"{type(node).__name__}({', '.join(fields)})"
-    if isinstance(node, list):
-        return "[" + ", ".join(map(_canonical, node)) + "]"
-    return repr(node)
+    add and drop), so the same source reads the same on any Python 3. With a stack,
+    not recursion (a chain of 300 elifs is a tree 300 deep)."""
+    out: list[str] = []
+    stack: list[object] = [node]
+    while stack:
+        item = stack.pop()
+        if type(item) is _Literal:
+            out.append(item)
+            continue
+        parts: list[object]
+        if isinstance(item, ast.AST):
+            parts = [_Literal(f"{type(item).__name__}(")]
+            for name, value in ast.iter_fields(item):
+                if value is not None and value != []:
+                    if len(parts) > 1:
+                        parts.append(_Literal(", "))
+                    parts += (_Literal(f"{name}="), value)
+            parts.append(_Literal(")"))
+        elif isinstance(item, list):
+            parts = [_Literal("[")]
+            for k, value in enumerate(item):
+                if k:
+                    parts.append(_Literal(", "))
+                parts.append(value)
+            parts.append(_Literal("]"))
+        else:
+            out.append(repr(item))
+            continue
+        stack.extend(reversed(parts))
+    return "".join(out)
 
 
 def bytecode_text(code: types.CodeType) -> str:

@@ -82,12 +82,19 @@ def _named_by_others(chunk: list[Task], punctuated: set[str]) -> set[str]:
     found: set[str] = set()
     for t in chunk:
         words = _word_set(t)
-        if words:
-            for word in words & punctuated:
-                bare = _bare(word)
-                if bare not in t.inputs and bare not in t.outputs:
-                    found.add(word)
+        mine = words & punctuated if words else None
+        if mine:
+            declared = _declared(t)
+            found.update(word for word in mine if _bare(word) not in declared)
     return found
+
+
+def _declared(t: Task) -> set[str] | tuple[str, ...]:
+    """A task's declared paths, as a set when there are many (a summary's 20,000
+    quoted inputs, each looked up: not in a tuple)."""
+    if len(t.inputs) > 8:
+        return set(t.inputs) | set(t.outputs)
+    return (*t.inputs, *t.outputs)
 
 
 def _words(t: Task) -> list[str] | None:
@@ -111,7 +118,7 @@ def _bare(word: str) -> str:
 
 
 def _implicit_of(t: Task, words: list[str], finder: _Finder) -> tuple[str, ...]:
-    declared = set(t.inputs) | set(t.outputs) if len(t.inputs) > 8 else (*t.inputs, *t.outputs)
+    declared = _declared(t)
     found: dict[str, None] = {}
     skip_next = False
     for word in words:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Project, build, runs
+from conftest import Project, build, ran, runs
 
 from pytaskmake.codeprint import CodePrinter
 from pytaskmake.errors import UnstableValueError
@@ -556,3 +556,77 @@ def test_an_argument_without_a_stable_hash_is_a_one_line_error(
     assert "Taskfile.py:8: task 'bad':" in lines[0] and named in lines[0], lines[0]
     assert "cannot be hashed stably" in lines[0]
     assert not project.exists("b.txt")
+
+
+def test_imports_inside_callables_in_every_shape_rerun_their_task(project: Project) -> None:
+    """Each task imports its module when it runs, in one shape; editing the file
+    behind it reruns that task alone (a plain `import a.b.c`, a submodule of a
+    package the load imported, a relative import in a package's function, a module
+    of a package imported with *, a module of a src/ folder the Taskfile put on
+    sys.path)."""
+    files = {
+        "a/__init__.py": "",
+        "a/b/__init__.py": "",
+        "a/b/c.py": "V = 1\n",
+        "pkg/__init__.py": "",
+        "pkg/sub.py": "V = 1\n",
+        "pkg/tasks.py": "def f():\n    from .physics import V\n    return V\n",
+        "pkg/physics.py": "V = 1\n",
+        "star/__init__.py": "from .inner import *\n",
+        "star/inner.py": "V = 1\n",
+        "uses_star.py": "from star import *\n",
+        "src/srcmod.py": "V = 1\n",
+    }
+    for name, text in files.items():
+        project.write(name, text)
+    project.taskfile(
+        """
+        import os, sys
+        import pkg
+        from pkg.tasks import f as relative
+        sys.path.insert(0, os.path.abspath("src"))
+        def plain(outputs):
+            import a.b.c
+            open(outputs[0], "w").write(str(a.b.c.V))
+        def submodule(outputs):
+            from pkg import sub
+            open(outputs[0], "w").write(str(sub.V))
+        def rel(outputs):
+            open(outputs[0], "w").write(str(relative()))
+        def star(outputs):
+            import uses_star
+            open(outputs[0], "w").write(str(uses_star.V))
+        def src(outputs):
+            import srcmod
+            open(outputs[0], "w").write(str(srcmod.V))
+        for t in (plain, submodule, rel, star, src):
+            task(t.__name__, t, outputs=[t.__name__ + ".txt"])
+        """
+    )
+    build(project)
+    edits = {
+        "plain": "a/b/c.py",
+        "submodule": "pkg/sub.py",
+        "rel": "pkg/physics.py",
+        "star": "star/inner.py",
+        "src": "src/srcmod.py",
+    }
+    for name, path in edits.items():
+        project.write(path, "V = 2\n")
+        result = build(project)
+        assert ran(result) == [name], (path, result.stdout)
+        assert project.read(name + ".txt") == "2"
+
+
+def test_a_function_300_elifs_deep_is_read_without_a_recursion_error(tmp_path: Path) -> None:
+    """An elif chain is a tree as deep as it is long: read with a stack, its text
+    still changes with any branch."""
+    branches = "".join(f"    elif x == {i}:\n        return {i}\n" for i in range(1, 300))
+    digests = set()
+    for last in ("299", "-1"):
+        table = "def g(x):\n    if x == 0:\n        return 0\n" + branches.replace(
+            "return 299", f"return {last}"
+        )
+        (tmp_path / "table.py").write_text(table)
+        digests.add(digest(tmp_path, "def f():\n    from table import g\n    return g(5)\n"))
+    assert len(digests) == 2
