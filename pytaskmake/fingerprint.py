@@ -91,12 +91,15 @@ def _hash_tree(path: str) -> str:
     digest = blake3.blake3()
     for rel, st in _tree_entries(path):
         full = os.path.join(path, rel)
-        if S_ISREG(st.st_mode):
-            what = "f" + hash_file(full) + (EXECUTABLE if st.st_mode & 0o111 else "")
-        elif S_ISLNK(st.st_mode):
-            what = "l" + os.readlink(full)
-        else:
-            what = "d" if S_ISDIR(st.st_mode) else "o"
+        try:
+            if S_ISREG(st.st_mode):
+                what = "f" + hash_file(full) + (EXECUTABLE if st.st_mode & 0o111 else "")
+            elif S_ISLNK(st.st_mode):
+                what = "l" + os.readlink(full)
+            else:
+                what = "d" if S_ISDIR(st.st_mode) else "o"
+        except FileNotFoundError:  # removed since the folder was listed: not there
+            continue
         digest.update(f"{rel}\0{what}\n".encode())
     return digest.hexdigest()
 
@@ -197,7 +200,11 @@ class FileCache:
         packed = self._known.get(path)
         if packed is not None and len(packed) == _HASHED and _unpack(packed) == st:
             return (st, _with_kind(packed[_STAT.size :].hex(), st))
-        content = self.read_hash(path)
+        try:
+            content = self.read_hash(path)
+        except FileNotFoundError:  # removed since its stat was taken (during a build)
+            self._known[path] = None
+            return None
         self._known[path] = _STAT.pack(*st) + bytes.fromhex(content)
         return (st, _with_kind(content, st))
 

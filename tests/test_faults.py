@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import Project
+from conftest import Project, build, ran
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs /proc")
 
@@ -298,3 +298,32 @@ def test_sigkill_then_rerun_loses_nothing_and_redoes_nothing(
     if seed % 4 == 0:  # and the next build has nothing left to do
         again = project.run("-j2")
         assert again.returncode == 0 and take_runs(root) == [], again.stdout
+
+
+def test_an_input_removed_while_the_build_runs_fails_its_task_without_a_traceback(
+    project: Project,
+) -> None:
+    """b.txt existed when the build looked, and is gone when b's turn comes (-j1: b
+    waits for a): b fails, a's work is kept, and no traceback."""
+    project.write("a.txt", "1\n")
+    project.write("b.txt", "1\n")
+    project.taskfile(
+        """
+        task("a", "touch started; sleep 1; cp {inputs} {outputs}", inputs=["a.txt"],
+             outputs=["a.out"])
+        task("b", "cp {inputs} {outputs}", inputs=["b.txt"], outputs=["b.out"])
+        """
+    )
+    proc = project.popen("-j1")
+    deadline = time.monotonic() + 10
+    while not project.exists("started"):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.02)
+    (project.root / "b.txt").unlink()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, out + err
+    assert "Traceback" not in err and "FAILED b" in out, out + err
+    assert project.read("a.out") == "1\n"
+    project.write("b.txt", "2\n")
+    result = build(project)
+    assert ran(result) == ["b"] and project.read("b.out") == "2\n"
