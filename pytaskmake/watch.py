@@ -15,13 +15,15 @@ the whole watch.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import logging
 import os
 import queue
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -56,6 +58,8 @@ class Watcher:
         self._stop = 0  # the signal that asked to stop
         self._watches: dict[tuple[str, bool], object] = {}  # (folder, recursive) -> watch
         self._broken = False  # the last reload failed: any .py saved retries it
+        self._aliases: dict[str, str] = {}  # a symlinked folder's target -> the folder
+        self._listing: dict[str, frozenset[str]] = {}  # a listed folder -> its names
 
     def run(self) -> int:
         registry = load_taskfile(self.taskfile, track=True, params=self.params)  # must succeed
@@ -79,10 +83,15 @@ class Watcher:
                 result: BuildResult | _Kept = self.engine.build(self.targets, always=self.always)
                 while not self._stop and not result.interrupted:
                     self._quiet_line(result.exit_code)
-                    burst = self._next_burst()
-                    if burst is None:
+                    answer = None
+                    while answer is None:  # (a burst that asks for nothing: no line)
+                        burst = self._next_burst()
+                        if burst is None:
+                            break
+                        answer = self._answer(burst)
+                    if answer is None:
                         break
-                    result = self._answer(burst)
+                    result = answer
         finally:
             observer.stop()
             observer.join(5)
@@ -122,24 +131,34 @@ class Watcher:
         ]
         root = self.engine.root
         folders = {str(root), *self.listed, *(os.path.dirname(m) for m in self.reload_on)}
-        trees = set()
-        for source in self.engine.sources():
+        trees, missing = set(), []
+        sources = sorted(self.engine.sources())
+        for source in sources:
             full = root / source
             if full.is_dir():
                 trees.add(str(full))
+            elif not full.exists():
+                missing.append(str(full))  # (a file, or a folder input, made later)
             folders.add(str(full.parent))
-        self._folders = folders | trees  # (a folder deleted or made among them: rescheduled)
+        self._sources = sources  # (sorted: those under a folder are found by bisection)
+        self._source_set = set(sources)
+        # a folder made or removed that is, or holds, one of these is watched anew
+        self._needed = _with_ancestors([*folders, *trees, *missing], str(root))
         # a folder not there yet (or deleted): its nearest existing ancestor is watched,
-        # to see it made
+        # to see it made; a symlinked one by its target (inotify reports nothing of the
+        # files directly inside a link)
         plain = {_existing(f) for f in folders - trees}
         want = {(f, False) for f in plain} | {(t, True) for t in trees if os.path.isdir(t)}
         for key in [k for k in self._watches if k not in want or k[0] in renew]:
             self._observer.unschedule(self._watches.pop(key))  # type: ignore[arg-type]
         handler = _Handler(self._changes)
         for folder, recursive in sorted(want - set(self._watches)):
+            real = os.path.realpath(folder)
+            if real != folder:
+                self._aliases[real] = folder
             self._watches[folder, recursive] = self._observer.schedule(
                 handler,
-                folder,
+                real,
                 recursive=recursive,
                 event_filter=wanted,  # type: ignore[arg-type]
             )
@@ -154,6 +173,7 @@ class Watcher:
         read = {m for m in registry.modules if not self.engine.writes(os.path.relpath(m, root))}
         self.reload_on = {str(self.taskfile), *read}  # (not an output read: a loop)
         self.listed = set(registry.listed or ())
+        self._listing = {folder: self._names(folder) for folder in self.listed}
 
     def _quiet_line(self, code: int) -> None:
         how = {0: "done", 1: "failed", 2: "Taskfile error, the last good one kept"}.get(
@@ -182,14 +202,24 @@ class Watcher:
 
     def _note(self, burst: _Burst, path: str, kind: str) -> bool:
         """Add a change to the burst if it is worth a look; whether it was."""
+        if self._aliases:
+            path = self._unaliased(path)
         if not self._relevant(path, kind):
             return False
-        if kind == "dir" and self._holds_watched(path):
+        if kind == "dir" and path in self._needed:
             burst.folders[path] = None
-        if self._reloads(path, kind):
+        if path in self.reload_on or (self._broken and path.endswith(".py")):
             burst.reload[path] = None
+        elif self._relists(path, kind):
+            burst.relisted[os.path.dirname(path)] = None
         burst.paths[path] = None
         return True
+
+    def _unaliased(self, path: str) -> str:
+        for real, folder in self._aliases.items():
+            if path == real or path.startswith(real + os.sep):
+                return folder + path[len(real) :]
+        return path
 
     def _relevant(self, path: str, kind: str) -> bool:
         """A change worth a look: not pytaskmake's own writing, nor an editor's."""
@@ -201,57 +231,93 @@ class Watcher:
         if parts[0] in (".pytaskmake", ".git") or "__pycache__" in parts:
             return False
         if kind == "dir":
-            return self._holds_watched(path) or self._reloads(path, kind)
+            return path in self._needed or self._relists(path, kind)
         reads = self.engine.reads(rel)
         name = parts[-1]
-        editors = name.startswith(".#") or name == "4913" or name.endswith(_EDITOR_TEMP)
-        if editors and reads != os.path.normpath(rel):  # (a declared `model.part` counts)
-            return False
+        if name.startswith(".#") or name == "4913" or name.endswith(_EDITOR_TEMP):
+            # an editor's: only if an input counts it (model.part, a file of a folder
+            # input, whose digest it moves)
+            return reads is not None and not self.engine.writes(rel)
         if self._reloads(path, kind):
             return True
         return reads is not None and not self.engine.writes(rel)
 
     def _reloads(self, path: str, kind: str) -> bool:
-        """Whether the change reloads the Taskfile: an edit of it or of a module it
-        imports (while it fails to load, of any .py file), a file made, removed or
-        renamed in a folder it listed and that no task writes."""
+        """Whether the change may reload the Taskfile: an edit of it or of a module or
+        file it read (while it fails to load, of any .py file), or a file made,
+        removed or renamed in a folder it listed."""
         if path in self.reload_on or (self._broken and path.endswith(".py")):
             return True
+        return self._relists(path, kind)
+
+    def _relists(self, path: str, kind: str) -> bool:
+        """A file made, removed or renamed in a folder the Taskfile listed, that no
+        task writes: it reloads if the folder's names then differ from the load's."""
         if kind == "modified" or os.path.dirname(path) not in self.listed:
             return False
         return not self.engine.writes(os.path.relpath(path, self.engine.root))
 
-    def _holds_watched(self, path: str) -> bool:
-        """A folder made or removed that is, or holds, one the watch needs."""
-        inside = path + os.sep
-        return any(f == path or f.startswith(inside) for f in self._folders)
-
-    def _answer(self, burst: _Burst) -> BuildResult | _Kept:
+    def _answer(self, burst: _Burst) -> BuildResult | _Kept | None:
+        """Reload and build what the burst asks for; None when it asks for nothing (a
+        temporary file made and gone in a globbed folder)."""
+        root = self.engine.root
+        if burst.folders:  # their old watches are dead, their files unknown
+            self._schedule(renew=frozenset(burst.folders))
+        relisted = any(self._names(f) != self._listing.get(f) for f in burst.relisted)
+        inputs = self._inputs_holding(os.path.relpath(p, root) for p in burst.paths)
+        inputs.update(self._sources_under(burst.folders))
+        if not (burst.reload or relisted or inputs):
+            return None
         changed = list(burst.paths)
-        shown = ", ".join(os.path.relpath(p, self.engine.root) for p in changed[:5])
+        shown = ", ".join(os.path.relpath(p, root) for p in changed[:5])
         more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
         self.out.write(f"pytaskmake: changed: {shown}{more}\n")
         self.out.flush()
-        if burst.reload:
+        if burst.reload or relisted:
             result = self._reload()
             if result is not None:
                 return result
-        if burst.folders:  # their old watches are dead, their files unknown
-            self._schedule(renew=frozenset(burst.folders))
-        inputs = {self.engine.reads(os.path.relpath(p, self.engine.root)) for p in changed}
-        inputs.update(self._sources_under(burst.folders))
-        inputs.discard(None)
         if not inputs or self._stop:
             return _Kept(2 if self._broken else 0)
-        return self.engine.build(self.targets, changed_paths=sorted(inputs), always=self.always)  # type: ignore[arg-type]
+        return self.engine.build(self.targets, changed_paths=sorted(inputs), always=self.always)
+
+    def _inputs_holding(self, paths: Iterable[str]) -> set[str]:
+        """Every input each changed file counts for: itself, and each folder input
+        holding it (data/y.txt may be both a task's implicit input and in another's
+        folder input data/: both stats must be taken again)."""
+        found: set[str] = set()
+        reads = self.engine.reads
+        for path in paths:
+            path = os.path.normpath(path)
+            while path and path != ".":
+                if reads(path) == path:
+                    found.add(path)
+                path = os.path.dirname(path)
+        return found
 
     def _sources_under(self, folders: dict[str, None]) -> set[str]:
-        """The source files inside folders made or removed (relative paths)."""
-        found = set()
+        """The source files (or folders) at or inside folders made or removed."""
+        found: set[str] = set()
+        sources = self._sources
         for folder in folders:
-            rel = os.path.relpath(folder, self.engine.root) + os.sep
-            found.update(s for s in self.engine.sources() if s.startswith(rel))
+            rel = os.path.relpath(folder, self.engine.root)
+            if rel in self._source_set:  # (a folder input itself)
+                found.add(rel)
+            start = bisect.bisect_left(sources, rel + os.sep)
+            for source in itertools.islice(sources, start, None):
+                if not source.startswith(rel + os.sep):
+                    break
+                found.add(source)
         return found
+
+    def _names(self, folder: str) -> frozenset[str]:
+        """What a listed folder holds, less what the build writes there."""
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return frozenset()
+        rel = os.path.relpath(folder, self.engine.root)
+        return frozenset(n for n in names if not self.engine.writes(os.path.join(rel, n)))
 
     def _reload(self) -> BuildResult | _Kept | None:
         """Load the Taskfile again and build it; a Taskfile that does not load, or
@@ -293,6 +359,7 @@ class _Burst:
         self.paths: dict[str, None] = {}  # (dicts: ordered, once each)
         self.reload: dict[str, None] = {}  # those that reload the Taskfile
         self.folders: dict[str, None] = {}  # folders made or removed that the watch needs
+        self.relisted: dict[str, None] = {}  # listed folders where a file came or went
 
     def __bool__(self) -> bool:
         return bool(self.paths)
@@ -300,6 +367,16 @@ class _Burst:
 
 def _not_inactive(record: logging.LogRecord) -> bool:
     return "called when the thread is inactive" not in record.getMessage()
+
+
+def _with_ancestors(paths: list[str], root: str) -> set[str]:
+    """The paths and every folder above them, up to `root`."""
+    found: set[str] = set()
+    for path in paths:
+        while path not in found and path.startswith(root) and path != root:
+            found.add(path)
+            path = os.path.dirname(path)
+    return found
 
 
 def _existing(folder: str) -> str:

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -415,3 +415,120 @@ def test_a_file_the_taskfile_reads_to_declare_its_points_reloads_it(project: Pro
         time.sleep(1.0)
         assert w.builds() == 2, w.output()  # (all.txt, written by the build, is no trigger)
         w.stop()
+
+
+def _until(check: Callable[[], bool], w: Watching, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, w.output()
+        time.sleep(0.05)
+
+
+def test_a_folder_input_removed_and_made_again_is_watched(project: Project) -> None:
+    project.write("data/a.txt", "1\n")
+    project.taskfile('task("s", "cat data/* > {outputs}", inputs=["data/"], outputs=["s.txt"])')
+    with watching(project) as w:
+        shutil.rmtree(project.root / "data")
+        time.sleep(0.5)
+        project.write("data/a.txt", "2\n")
+        _until(lambda: project.exists("s.txt") and project.read("s.txt") == "2\n", w)
+        time.sleep(0.3)
+        project.write("data/a.txt", "3\n")  # the new folder is watched, recursively
+        _until(lambda: project.read("s.txt") == "3\n", w)
+        w.stop()
+
+
+def test_a_folder_input_made_later_is_watched(project: Project) -> None:
+    project.taskfile('task("l", "cat later/* > {outputs}", inputs=["later/"], outputs=["l.txt"])')
+    with watching(project) as w:
+        project.write("later/x.txt", "x\n")
+        _until(lambda: project.exists("l.txt") and project.read("l.txt") == "x\n", w)
+        time.sleep(0.3)
+        project.write("later/x.txt", "y\n")
+        _until(lambda: project.read("l.txt") == "y\n", w)
+        w.stop()
+
+
+def test_a_folder_replaced_in_the_burst_that_reloads_the_taskfile_stays_watched(
+    project: Project,
+) -> None:
+    project.write("data/a.txt", "1\n")
+    project.taskfile(
+        'task("t", "cat {inputs} > {outputs}", inputs=["data/a.txt"], outputs=["t.out"])'
+    )
+    with watching(project) as w:
+        shutil.rmtree(project.root / "data")
+        project.write("data/a.txt", "1\n")
+        project.taskfile(
+            'task("t", "cat {inputs} > {outputs}", inputs=["data/a.txt"], outputs=["t.out"])\n'
+            "# edited\n"
+        )
+        w.wait_builds(2)
+        time.sleep(0.3)
+        project.write("data/a.txt", "2\n")
+        _until(lambda: project.read("t.out") == "2\n", w)
+        w.stop()
+
+
+def test_a_symlinked_input_folder_is_watched_through_its_link(
+    project: Project, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    real = tmp_path_factory.mktemp("real")
+    (real / "a.txt").write_text("1\n")
+    (project.root / "data").symlink_to(real)
+    project.taskfile('task("s", "cat data/a.txt > {outputs}", inputs=["data/"], outputs=["s.txt"])')
+    with watching(project) as w:
+        (real / "a.txt").write_text("2\n")
+        _until(lambda: project.read("s.txt") == "2\n", w)
+        w.stop()
+
+
+def test_a_temporary_file_a_task_makes_in_a_globbed_folder_reloads_nothing(
+    project: Project,
+) -> None:
+    """The summary is written through a temporary file beside it, then renamed: the
+    folder's names are the same after, so no reload (always=True looped on it)."""
+    project.write("data/a.csv", "1\n")
+    project.taskfile(
+        """
+        import glob
+        task("s", "echo s >> runs.log; t=$(mktemp data/.s.XXXX); cat {inputs} > $t; "
+             "mv $t {outputs}", inputs=sorted(glob.glob("data/*.csv")),
+             outputs=["data/summary.txt"], always=True)
+        """
+    )
+    with watching(project) as w:
+        time.sleep(2.5)
+        assert w.builds() == 1 and "changed:" not in w.output(), w.output()
+        project.write("data/b.csv", "2\n")  # a new point: one reload
+        _until(lambda: project.read("data/summary.txt") == "1\n2\n", w)
+        time.sleep(2.0)
+        assert w.builds() == 2, w.output()
+        w.stop()
+
+
+def test_an_edit_inside_a_folder_input_leaves_nothing_stale(project: Project) -> None:
+    """data/y.txt is named on the command line (an implicit input) of the task reading
+    the folder data/: each edit reruns it and leaves it up to date."""
+    project.write("data/y.txt", "1\n")
+    project.taskfile('task("t", "cat data/y.txt > {outputs}", inputs=["data/"], outputs=["t.out"])')
+    with watching(project) as w:
+        for n, value in enumerate(("2\n", "3\n"), start=2):
+            project.write("data/y.txt", value)
+            w.wait_builds(n)
+            assert project.read("t.out") == value
+        w.stop()
+    assert "changed while it ran" not in w.output()
+    assert "0 of 1 tasks would run" in project.run("-n").stdout
+
+
+def test_an_editors_file_inside_a_folder_input_triggers_as_its_digest_moves(
+    project: Project,
+) -> None:
+    project.write("models/net.txt", "1\n")
+    project.taskfile('task("t", "ls models > {outputs}", inputs=["models/"], outputs=["t.out"])')
+    with watching(project) as w:
+        project.write("models/net.part", "partial\n")
+        _until(lambda: "net.part" in project.read("t.out"), w)
+        w.stop()
+    assert "0 of 1 tasks would run" in project.run("-n").stdout
