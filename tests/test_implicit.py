@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import Project, build, runs
+from conftest import Project, build, ran, runs
 
 
 def test_a_script_named_on_the_command_line_is_an_input(project: Project) -> None:
@@ -156,3 +156,65 @@ def test_own_declared_paths_with_punctuation_are_not_implicit_but_others_are(
     add_implicit_inputs([own, other], tmp_path)
     assert own.inputs == ("p.txt",)
     assert other.inputs == ("q.txt", "p.txt")
+
+
+def test_files_named_in_every_shell_shape_are_inputs(project: Project) -> None:
+    """Each task names one project file in a different shape and declares nothing:
+    editing it reruns that task alone (a break-it helper found each one missed)."""
+    for name in ("VERSION", "p.txt", "q.txt", "cfg.txt", "s.txt", "t.txt"):
+        project.write(name, "1\n")
+    project.write("merge.py", "print(1)\n")
+    project.write("tools/__init__.py", "")
+    project.write("tools/sim.py", "print(1)\n")
+    gen = project.write("bin/gen.sh", "#!/bin/sh\necho 1\n")
+    gen.chmod(0o755)
+    project.taskfile(
+        """
+        import os
+        os.environ["PATH"] = os.path.abspath("bin") + os.pathsep + os.environ["PATH"]
+        task("noext", "cat VERSION > o1", outputs=["o1"])
+        task("dotprog", "gen.sh > o2", outputs=["o2"])
+        task("semi", "(cat p.txt;) > o3", outputs=["o3"])
+        task("subst", "echo $(cat q.txt) > o4", outputs=["o4"])
+        task("cfgq", 'grep . --file="cfg.txt" /dev/null > o5 || true', outputs=["o5"])
+        task("shc", ["sh", "-c", "python3 merge.py > o6"], outputs=["o6"])
+        task("pym", "python3 -m tools.sim > o7", outputs=["o7"])
+        task("dd", "dd if=s.txt of=o8 2>/dev/null", outputs=["o8"])
+        task("pipe", "cat t.txt|sort > o9", outputs=["o9"])
+        """
+    )
+    path = f"{project.root / 'bin'}{os.pathsep}{os.environ['PATH']}"
+    build(project)
+    edits = {
+        "VERSION": "noext",
+        "bin/gen.sh": "dotprog",
+        "p.txt": "semi",
+        "q.txt": "subst",
+        "cfg.txt": "cfgq",
+        "merge.py": "shc",
+        "tools/sim.py": "pym",
+        "s.txt": "dd",
+        "t.txt": "pipe",
+    }
+    for edited, name in edits.items():
+        with open(project.root / edited, "a") as f:
+            f.write("# edited\n")
+        result = project.run(PATH=path)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert ran(result) == [name], (edited, result.stdout)
+
+
+def test_a_file_a_task_writes_is_not_its_implicit_input(project: Project) -> None:
+    """`tee run.log`, `sort -o sorted.txt`: written, not read; as an implicit input
+    it changed on every run, and the task reran on every build."""
+    project.write("in.txt", "b\na\n")
+    project.taskfile(
+        """
+        task("tee", "date +%N | tee run.log > o1", outputs=["o1"])
+        task("sort", "sort -o sorted.txt in.txt; cp sorted.txt o2", inputs=["in.txt"],
+             outputs=["o2"])
+        """
+    )
+    build(project)
+    build(project)  # run.log and sorted.txt exist now: still no inputs
+    assert ran(build(project)) == []
