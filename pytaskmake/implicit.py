@@ -27,11 +27,14 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from itertools import chain
 from pathlib import Path
+from typing import NoReturn
 
 from .action import ArgvAction
-from .taskfile import Task
+from .errors import TaskfileError
+from .taskfile import Task, _split_where
 
 _REDIRECT_OUT = (">", ">>", ">|", "1>", "2>", "&>", "1>>", "2>>", "&>>")
 _CHUNK = 2048  # (the words of 4,096 tasks, split and kept twice across iterations, were
@@ -45,14 +48,15 @@ def add_implicit_inputs(tasks: list[Task], root: Path) -> None:
         chunk = tasks[start : start + _CHUNK]
         named = _undeclared_words(chunk)
         # (`python -m pkg.mod` names a file only with the -m before it)
+        module = "-m" in named and any(w.startswith("python") for w in named)
         names = [c for w in named for c in ((w, w.partition("=")[2]) if "=" in w else (w,))]
-        usual = "-m" not in named and not any([finder.file(c) for c in names if c])
+        usual = not module and not any([finder.file(c) for c in names if c])
         del named, names  # (before the next chunk's are made)
         if usual:
             continue  # every word is a declared path of its own task, or no file
         for t in chunk:
             words = _words(t) if t.implicit_allowed else None
-            found = _implicit_of(t, words, finder) if words else ()
+            found = _implicit_of(t, words, finder, _literal(t)) if words else ()
             if found:
                 t._set_implicit(True, found)
 
@@ -63,8 +67,12 @@ def _undeclared_words(chunk: list[Task]) -> set[str]:
     task's output (never an implicit input). Per task: a path one task declares and
     another only names (`cat dur.txt` beside the task reading dur.txt) is an input of
     both."""
-    texts = [t._action if type(t._action) is str else " ".join(_words(t) or ()) for t in chunk]
-    cut = _spaced("\0".join(texts)).split("\0")  # (one call a chunk)
+    # (an argv list's items as they are too: no shell reads `run(1).csv` in one)
+    texts = [t._action if type(t._action) is str else " ".join(_argv_texts(t)) for t in chunk]
+    try:
+        cut = _spaced("\0".join(texts)).split("\0")  # (one call a chunk)
+    except UnicodeEncodeError:
+        _refuse_unencodable(chunk, texts)
     if len(cut) != len(chunk):  # (a NUL in a command)
         cut = [_spaced(text) for text in texts]
     named: set[str] = set()
@@ -86,6 +94,21 @@ def _spaced(text: str) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
+def _refuse_unencodable(chunk: list[Task], texts: list[str]) -> NoReturn:
+    """A command no process can be given (a lone surrogate, \\ud800: not bytes in any
+    encoding) is a load error naming its task, not a traceback when it runs."""
+    for t, text in zip(chunk, texts, strict=True):
+        try:
+            text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError as exc:
+            bad = repr(text[exc.start])
+            raise TaskfileError(
+                f"task {t.name!r}: its command holds {bad}, which no program can be given",
+                *_split_where(t.where),
+            ) from None
+    raise AssertionError("no task's command failed to encode")
+
+
 def _declared(t: Task) -> set[str] | tuple[str, ...]:
     """A task's declared paths, as a set when there are many (a summary's 20,000
     quoted inputs, each looked up: not in a tuple)."""
@@ -97,15 +120,38 @@ def _declared(t: Task) -> set[str] | tuple[str, ...]:
 def _words(t: Task) -> list[str] | None:
     action = t._action
     if type(action) is str:
-        return action.split()
+        return _shell_words(action)
     if isinstance(action, ArgvAction):  # (an item with spaces: a `sh -c` script's words)
-        return [w for item in action.argv for w in (item.split() if " " in item else (item,))]
+        argv = action.argv
+        return [w for item in argv for w in (_shell_words(item) if " " in item else (item,))]
     command = getattr(action, "command", None)  # a str subclass, kept wrapped
-    return str(command).split() if command is not None else None
+    return _shell_words(str(command)) if command is not None else None
+
+
+def _shell_words(text: str) -> list[str]:
+    """A shell command's words; a line's end ends a command, as `;` does."""
+    if "\n" in text:
+        text = text.replace("\\\n", " ").replace("\n", " ; ")
+    return text.split()
+
+
+def _argv_texts(t: Task) -> list[str]:
+    """An argv list's items, each also with its shell words (a `sh -c` script)."""
+    if not isinstance(t._action, ArgvAction):
+        return list(_words(t) or ())
+    return [*t._action.argv, *(_words(t) or ())]
+
+
+def _literal(t: Task) -> frozenset[str]:
+    """The words no shell reads: an argv list's items (but a `sh -c` script's)."""
+    if not isinstance(t._action, ArgvAction):
+        return frozenset()
+    return frozenset(item for item in t._action.argv if " " not in item)
 
 
 _OPERATORS = re.compile(r"(\$\(|[|;&()`]+)")  # (captured: a command ends there)
-_WRITTEN_AFTER = ("-o", "--output")
+_WRITTEN_AFTER = ("-o", "--output", "--out")
+_WRITTEN_AS = ("--output=", "--out=", "-o=")
 _REDIRECTED = (">", "1>", "2>", "&>")
 
 
@@ -118,50 +164,134 @@ def _candidates(piece: str) -> list[str]:
         if not part or _OPERATORS.fullmatch(part) or part.startswith(_REDIRECTED):
             continue
         for text in part.split(">", 1)[0].split("<"):  # (`a>b`: a read, b written)
-            text = text.strip("'\"")
-            if text:
-                found.append(text)
-                value = text.partition("=")[2].strip("'\"")
-                if value:
-                    found.append(value)
+            for quoted in _QUOTES.split(text):  # (`open("e.txt",` in python -c)
+                if quoted:
+                    found.append(quoted)
+                    value = quoted.partition("=")[2]
+                    if value:
+                        found.append(value)
     return found
 
 
-def _implicit_of(t: Task, words: list[str], finder: _Finder) -> tuple[str, ...]:
+_QUOTES = re.compile(r"[\"',]+")
+
+
+def _implicit_of(
+    t: Task, words: list[str], finder: _Finder, literal: frozenset[str] = frozenset()
+) -> tuple[str, ...]:
     declared = _declared(t)
+    # a sweep's commands differ only in their declared paths: what the rest of the
+    # words name is found once for all the commands of that shape
+    shape = (bool(literal), *[None if word in declared else word for word in words])
+    named = finder.shapes.get(shape)
+    if named is None:
+        if len(finder.shapes) >= 4096:
+            finder.shapes.clear()
+        named = finder.shapes[shape] = _named_by(words, declared, finder, literal)
+    return tuple(path for path in named if path not in declared)
+
+
+def _named_by(
+    words: list[str],
+    declared: set[str] | tuple[str, ...],
+    finder: _Finder,
+    literal: frozenset[str],
+) -> tuple[str, ...]:
+    """The project files a command line reads, in order, once each."""
     found: dict[str, None] = {}
-    skip_next = writing = False  # (the next word is written; `tee`'s words are)
-    before = ""
+    written: set[str] = set()  # (a file the line writes, then reads: its own)
+    for command in _commands(words, declared, literal):
+        # (memoized by the command's words less its declared paths: a sweep's commands
+        # differ only in those)
+        key = tuple([piece if names is not None else None for piece, names in command])
+        known = _read_memo.get(key)
+        if known is None:
+            if len(_read_memo) >= 4096:
+                _read_memo.clear()
+            reads: list[str] = []
+            writes: set[str] = set()
+            known = _read_memo[key] = (tuple(_read_by(command, reads, writes)), tuple(writes))
+        for name in known[0]:
+            path = finder.file(name)
+            if path is not None and path not in written:
+                found[path] = None
+        written.update(known[1])
+    return tuple(found)
+
+
+_read_memo: dict[tuple[str | None, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+
+def _commands(
+    words: list[str], declared: set[str] | tuple[str, ...], literal: frozenset[str]
+) -> Iterator[list[_Word]]:
+    """The simple commands of a command line (cut at `;`, `|`, `&&`, `(`...), each as
+    its words with the paths they may name (None: a declared path)."""
+    command: list[_Word] = []
     for word in words:
         if word in declared:  # (a sweep's words are mostly its own paths)
-            skip_next = False
-            before = word
+            command.append((word, None))
+            continue
+        if word in literal:  # (an argv item: no shell cuts it)
+            value = word.partition("=")[2]
+            command.append((word, (word, value) if value else (word,)))
             continue
         for operator, piece, names in _parsed(word):
-            if operator:  # a command ends
-                skip_next = writing = False
-                before = ""
-                continue
-            if skip_next:  # the target of an output redirection: written, not read
-                skip_next = False
-            elif piece in _REDIRECT_OUT or piece in _WRITTEN_AFTER:
-                skip_next = True
-            elif piece == "tee" or piece.endswith("/tee"):
-                writing = True
-            elif not (
-                piece.startswith(_REDIRECTED)
-                or piece.startswith(("--output=", "-o="))
-                or (writing and not piece.startswith("-"))
-            ):
-                if before == "-m" and names:  # python -m pkg.mod
-                    module = names[0].replace(".", "/")
-                    names = (*names, module + ".py", module + "/__main__.py")
-                for name in names:
-                    path = finder.file(name)
-                    if path is not None and path not in declared:
-                        found[path] = None
-            before = piece
-    return tuple(found)
+            if operator:
+                if command:
+                    yield command
+                command = []
+            else:
+                command.append((piece, names))
+    if command:
+        yield command
+
+
+def _read_by(command: list[_Word], reads: list[str], written: set[str]) -> list[str]:
+    """The paths a simple command may read (into `reads`, returned): its words, less
+    what it writes (after an output redirection, `-o`, `--output`; every file of
+    touch, mkdir, rm, tee, gzip; the last of cp, mv, ln, rsync; those of `sed -i`),
+    which go into `written`; and with `-m`'s module."""
+    program = os.path.basename(command[0][0])
+    pieces = [piece for piece, _ in command]
+    written_all = program in _WRITES_EACH or (
+        program in ("sed", "perl") and any(p.startswith("-i") for p in pieces)
+    )
+    last = -1
+    if program in _WRITES_LAST:
+        plain = [k for k, p in enumerate(pieces) if k and not p.startswith(("-", *_REDIRECTED))]
+        last = plain[-1] if len(plain) > 1 else -1
+    skip_next = False
+    for k, (piece, names) in enumerate(command):
+        names = names or ()
+        if piece.startswith("<") or (k and pieces[k - 1] == "<"):  # (`tee o < c.txt`)
+            reads += names
+        elif skip_next:  # the target of an output redirection: written, not read
+            skip_next = False
+            written.update(os.path.normpath(n) for n in names)
+        elif piece in _REDIRECT_OUT or piece in _WRITTEN_AFTER:
+            skip_next = True
+        elif piece.startswith(_REDIRECTED) or piece.startswith(_WRITTEN_AS):
+            target = piece.lstrip("0123456789&>|").partition("=")[2] or piece.lstrip(
+                "0123456789&>|"
+            )
+            written.add(os.path.normpath(target.strip("'\"")))
+        elif k and not piece.startswith("-") and (written_all or k == last):
+            written.update(os.path.normpath(n) for n in names)
+        elif k and pieces[k - 1] == "-m" and names:  # python -m pkg.mod
+            module = names[0].replace(".", "/")
+            reads += (*names, module + ".py", module + "/__main__.py")
+        else:
+            reads += names
+    return reads
+
+
+_Word = tuple[str, tuple[str, ...] | None]  # a command's word, the paths it may name
+# programs whose every file argument is written (or removed), and those whose last is
+_WRITES_EACH = frozenset(
+    ("touch", "mkdir", "rm", "rmdir", "tee", "truncate", "gzip", "gunzip", "bzip2", "xz")
+)
+_WRITES_LAST = frozenset(("cp", "mv", "ln", "install", "rsync", "scp"))
 
 
 _Piece = tuple[bool, str, tuple[str, ...]]  # (an operator?, the text, the paths it may name)
@@ -174,6 +304,7 @@ def _parsed(word: str) -> tuple[_Piece, ...]:
     name (memoized: a sweep repeats `(cat`, `params.txt)`, `>` in every command)."""
     found = _parsed_words.get(word)
     if found is None:
+        text = word.replace(">|", ">")  # (>| overwrites: not a pipe)
         if _SPECIAL.search(word) is None:
             found = ((False, word, (word,)),)
         else:
@@ -181,13 +312,20 @@ def _parsed(word: str) -> tuple[_Piece, ...]:
                 (True, piece, ())
                 if _OPERATORS.fullmatch(piece)
                 else (False, piece, tuple(_candidates(piece)))
-                for piece in _OPERATORS.split(word)
+                for piece in _OPERATORS.split(text)
                 if piece
             )
         if len(_parsed_words) >= 8192:  # (each point's own words repeat nowhere)
             _parsed_words.clear()
         _parsed_words[word] = found
     return found
+
+
+def _listing(folder: str) -> frozenset[str]:
+    try:
+        return frozenset(os.listdir(folder))
+    except OSError:
+        return frozenset()
 
 
 def _number(text: str) -> bool:
@@ -206,7 +344,9 @@ class _Finder:
         self.tasks = tasks
         self._produced: set[str] | None = None  # made when a word names a file
         self.memo: dict[str, str | None] = {}
-        self._path_dirs: list[tuple[str, bool]] | None = None
+        self._path_dirs: list[tuple[str, bool, frozenset[str]]] | None = None
+        self._top: frozenset[str] | None = None  # what the project folder holds
+        self.shapes: dict[tuple[object, ...], tuple[str, ...]] = {}  # (_implicit_of)
 
     def produced(self, path: str) -> bool:
         """A task's output, or inside one (a folder output)."""
@@ -232,37 +372,50 @@ class _Finder:
         if not text or text.startswith("-") or "$" in text or "*" in text or _number(text):
             return None  # (a sweep's parameters: 100,000 distinct numbers, no file)
         path = self._inside(text)
-        if path is None or path.startswith(".pytaskmake/") or not os.path.isfile(path):
+        if path is None or path.startswith(".pytaskmake/") or not self._isfile(path):
             path = self._program(text) if "/" not in text else None
             if path is None:
                 return None
         return None if self.produced(path) else path  # another task's output: an edge
 
+    def _isfile(self, path: str) -> bool:
+        """A file, asked of the disk only when the project folder has its first part
+        (`run_17`, `label17`: 100,000 words of a sweep, each a stat, were 4 s)."""
+        if self._top is None:
+            try:
+                self._top = frozenset(os.listdir(self.root))
+            except OSError:
+                self._top = frozenset()
+        return path.partition(os.sep)[0] in self._top and os.path.isfile(path)
+
     def _program(self, name: str) -> str | None:
         """A program run by name and found first on PATH inside the project."""
         if not name[0].isalpha():
             return None
-        for folder, inside in self._path():
+        for folder, inside, names in self._path():
             full = os.path.join(folder, name)
-            if os.path.isfile(full) and os.access(full, os.X_OK):
+            if name in names and os.path.isfile(full) and os.access(full, os.X_OK):
                 return self._inside(full) if inside else None
         return None
 
-    def _path(self) -> list[tuple[str, bool]]:
+    def _path(self) -> list[tuple[str, bool, frozenset[str]]]:
         """PATH's folders up to the last one inside the project (none: no program run
-        by name is the project's, and nothing is looked up), each with whether it is."""
+        by name is the project's, and nothing is looked up), each with whether it is
+        and what it holds (listed once: not a stat a word a folder)."""
         if self._path_dirs is None:
             folders = [
                 os.path.abspath(f) for f in os.environ.get("PATH", "").split(os.pathsep) if f
             ]
             inside = [self._inside(f) is not None for f in folders]
             last = max((k for k, yes in enumerate(inside) if yes), default=-1)
-            self._path_dirs = list(zip(folders, inside, strict=True))[: last + 1]
+            self._path_dirs = [
+                (f, yes, _listing(f)) for f, yes in zip(folders[: last + 1], inside, strict=False)
+            ]
         return self._path_dirs
 
     def _inside(self, text: str) -> str | None:
-        if os.path.isabs(text):
-            rel = os.path.relpath(text, self.root)
+        if os.path.isabs(text):  # (through symlinks: the root is a real path)
+            rel = os.path.relpath(os.path.realpath(text), self.root)
         else:
             rel = os.path.normpath(text)
         if rel == "." or rel.startswith(".."):

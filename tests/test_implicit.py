@@ -161,8 +161,10 @@ def test_own_declared_paths_with_punctuation_are_not_implicit_but_others_are(
 def test_files_named_in_every_shell_shape_are_inputs(project: Project) -> None:
     """Each task names one project file in a different shape and declares nothing:
     editing it reruns that task alone (a break-it helper found each one missed)."""
-    for name in ("VERSION", "p.txt", "q.txt", "cfg.txt", "s.txt", "t.txt"):
+    for name in ("VERSION", "p.txt", "q.txt", "cfg.txt", "s.txt", "t.txt", "a.txt", "c.txt"):
         project.write(name, "1\n")
+    project.write("e.txt", "1\n")
+    project.write("run(1).csv", "1\n")
     project.write("merge.py", "print(1)\n")
     project.write("tools/__init__.py", "")
     project.write("tools/sim.py", "print(1)\n")
@@ -181,6 +183,10 @@ def test_files_named_in_every_shell_shape_are_inputs(project: Project) -> None:
         task("pym", "python3 -m tools.sim > o7", outputs=["o7"])
         task("dd", "dd if=s.txt of=o8 2>/dev/null", outputs=["o8"])
         task("pipe", "cat t.txt|sort > o9", outputs=["o9"])
+        task("lines", "echo s | tee run.log\\ncat a.txt > o10", outputs=["o10"])
+        task("teein", "tee o11 < c.txt > /dev/null", outputs=["o11"])
+        task("argv", ["cp", "run(1).csv", "o12"], outputs=["o12"])
+        task("pyc", "python3 -c 'print(open(\\"e.txt\\").read())' > o13", outputs=["o13"])
         """
     )
     path = f"{project.root / 'bin'}{os.pathsep}{os.environ['PATH']}"
@@ -195,6 +201,10 @@ def test_files_named_in_every_shell_shape_are_inputs(project: Project) -> None:
         "tools/sim.py": "pym",
         "s.txt": "dd",
         "t.txt": "pipe",
+        "a.txt": "lines",
+        "c.txt": "teein",
+        "run(1).csv": "argv",
+        "e.txt": "pyc",
     }
     for edited, name in edits.items():
         with open(project.root / edited, "a") as f:
@@ -205,16 +215,36 @@ def test_files_named_in_every_shell_shape_are_inputs(project: Project) -> None:
 
 
 def test_a_file_a_task_writes_is_not_its_implicit_input(project: Project) -> None:
-    """`tee run.log`, `sort -o sorted.txt`: written, not read; as an implicit input
-    it changed on every run, and the task reran on every build."""
+    """`tee run.log`, `sort -o sorted.txt`, `touch started`, `cp src.txt copy.txt`'s
+    copy, `sed -i`'s file: written, not read; as an implicit input each changed on
+    every run, and the task reran on every build. cp's source is read."""
     project.write("in.txt", "b\na\n")
+    project.write("src.txt", "s\n")
     project.taskfile(
         """
         task("tee", "date +%N | tee run.log > o1", outputs=["o1"])
         task("sort", "sort -o sorted.txt in.txt; cp sorted.txt o2", inputs=["in.txt"],
              outputs=["o2"])
+        task("touch", "touch started; date +%N > o3", outputs=["o3"])
+        task("cp", "cp src.txt copy.txt; date +%N >> copy.txt; cp copy.txt o4",
+             outputs=["o4"])
+        task("sed", "date +%N > edited.txt; sed -i s/1/2/ edited.txt; cp edited.txt o5",
+             outputs=["o5"])
+        task("clobber", "date +%N >| w1.log; date +%N > o6", outputs=["o6"])
+        task("out", "python3 -c 'import sys; open(sys.argv[2], \\"w\\")' --out w5.txt; "
+             "date +%N > o7", outputs=["o7"])
         """
     )
     build(project)
-    build(project)  # run.log and sorted.txt exist now: still no inputs
+    build(project)  # the written files exist now: still no inputs
     assert ran(build(project)) == []
+    project.write("src.txt", "t\n")
+    assert ran(build(project)) == ["cp"]
+
+
+def test_a_command_no_program_can_be_given_is_a_load_error(project: Project) -> None:
+    """A lone surrogate is no byte in any encoding: one line naming the task, exit 2
+    (it ended the build with a traceback when the task was started)."""
+    project.taskfile('task("odd", "cat in.txt \\ud800 > o8", outputs=["o8"])\n')
+    result = build(project, code=2)
+    assert "Taskfile.py:2: task 'odd': its command holds" in result.stderr
