@@ -49,7 +49,9 @@ _T = TypeVar("_T")
 class CacheStats:
     entries: int
     blobs: int
-    size: int  # bytes held by blobs only the cache references
+    size: int  # bytes held by blobs only the cache references (what --prune counts)
+    shared: int = 0  # bytes of blobs that are also a current output (hard links)
+    disk: int = 0  # the disk blocks the cache's own blobs take (a small file: 4 KiB)
 
 
 class CorruptEntry(Exception):
@@ -396,7 +398,9 @@ class RunCache:
     def stats(self) -> CacheStats:
         blobs = self._blob_files()
         size = sum(st.st_size for st in blobs.values() if st.st_nlink == 1)
-        return CacheStats(len(self._load(fresh=True)), len(blobs), size)
+        shared = sum(st.st_size for st in blobs.values() if st.st_nlink > 1)
+        disk = sum(st.st_blocks * 512 for st in blobs.values() if st.st_nlink == 1)
+        return CacheStats(len(self._load(fresh=True)), len(blobs), size, shared, disk)
 
     def prune(self, max_bytes: int) -> tuple[int, int]:
         """Drop least-recently-used entries until blobs fit in `max_bytes`, then compact.

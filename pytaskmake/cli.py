@@ -365,7 +365,11 @@ def _cache(args: argparse.Namespace) -> int:
         removed, freed = cache.prune(limit)
         print(f"pytaskmake: pruned {removed} entries, freed {format_bytes(freed)}")
     stats = cache.stats()
-    print(f"{directory}: {stats.entries} entries, {stats.blobs} blobs, {format_bytes(stats.size)}")
+    print(
+        f"{directory}: {stats.entries} entries, {stats.blobs} blobs, {format_bytes(stats.size)}"
+        f" in the cache alone ({format_bytes(stats.disk)} of disk blocks), and"
+        f" {format_bytes(stats.shared)} shared with current outputs by hard links"
+    )
     return 0
 
 

@@ -95,6 +95,8 @@ def _looking(args: argparse.Namespace, engine: Engine) -> int:
     """-n, --explain, -l, --graph, --question, --touch: nothing runs."""
     if args.graph:
         return _graph(args, engine)
+    if not args.touch:  # (touching waits for no one: the lock refuses it)
+        _say_if_building(engine)
     if args.question:
         verdicts = engine.plan(args.targets, args.always, args.rerun)
         return 1 if any(v.stale for v in verdicts.values()) else 0
@@ -103,6 +105,21 @@ def _looking(args: argparse.Namespace, engine: Engine) -> int:
     count = engine.touch(args.targets)
     print(f"pytaskmake: recorded {count} tasks as up to date, their outputs as they are")
     return 0
+
+
+def _say_if_building(engine: Engine) -> None:
+    """A listing taken while a build runs: the tasks it is running, and their
+    downstream, look stale here (their outputs are being made)."""
+    from .lock import building_now
+
+    pid = building_now(engine.state_dir)
+    if pid is not None:
+        who = f" (pid {pid})" if pid else ""
+        print(
+            f"pytaskmake: note: a build is running here{who}: what it is running, and what "
+            "needs it, is shown as it stands now",
+            file=sys.stderr,
+        )
 
 
 def _clean(args: argparse.Namespace, engine: Engine) -> int:

@@ -32,6 +32,23 @@ def last_holder(directory: Path) -> LockMark | None:
         os.close(fd)
 
 
+def building_now(directory: Path) -> int | None:
+    """The PID of the build holding the lock right now (0: unknown), or None when no
+    build does; takes nothing (a shared lock tried and let go at once)."""
+    try:
+        fd = os.open(directory / "lock", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        return int(holder) if holder.isdigit() else 0
+    finally:
+        os.close(fd)  # (closing lets go of the shared lock, if taken)
+    return None
+
+
 def holder_alive(mark: LockMark | None) -> bool:
     """The process named in the lock file exists (it may be building right now)."""
     if mark is None or not mark[1].isdigit():

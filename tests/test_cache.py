@@ -13,6 +13,7 @@ from conftest import Project, build, runs
 
 from pytaskmake.cache import _FOLD_AT, RunCache, _index_lock, _KeySet, cache_key, parse_size
 from pytaskmake.fingerprint import hash_file
+from pytaskmake.report import format_bytes
 
 SWEEP = """
 for i in range(3):
@@ -837,3 +838,30 @@ def test_a_build_closing_while_a_prune_reads_keeps_what_it_stored_after(tmp_path
     prune.prune(1 << 30)
     fresh = RunCache(tmp_path / "c")
     assert fresh.lookup(key("early")) and fresh.lookup(key("late"))
+
+
+def test_the_cache_size_says_what_is_shared_with_outputs_and_the_disk_blocks(
+    project: Project,
+) -> None:
+    """Four 2-byte outputs, hard-linked into the cache: nothing in the cache alone;
+    once they are edited, the cache's own four blobs take four disk blocks, which a
+    `du` shows and the bytes did not."""
+    project.taskfile(
+        """
+        for i in range(4):
+            task(f"t{i}", f"echo {i} > o{i}.txt", outputs=[f"o{i}.txt"])
+        """
+    )
+    assert project.run().returncode == 0
+    shown = project.run("cache").stdout
+    assert "4 blobs, 0 B in the cache alone" in shown and "8 B shared" in shown, shown
+    for i in range(4):
+        (project.root / f"o{i}.txt").unlink()
+        project.write(f"o{i}.txt", "edited\n")
+    shown = project.run("cache").stdout
+    blocks = sum(
+        p.stat().st_blocks * 512
+        for p in (project.root / ".pytaskmake").rglob("*")
+        if p.is_file() and p.stat().st_size == 2
+    )
+    assert f"8 B in the cache alone ({format_bytes(blocks)} of disk blocks)" in shown, shown

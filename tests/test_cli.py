@@ -702,8 +702,11 @@ def test_clean_dash_n_lists_and_removes_nothing(sweep: Project) -> None:
 def test_clean_dead_removes_outputs_and_records_of_removed_tasks(sweep: Project) -> None:
     build(sweep)
     runs(sweep)
-    sweep.taskfile(SWEEP.replace("for p in (1, 2):", "for p in (1,):").replace(
-        '"results/sum/1.txt", "results/sum/2.txt"', '"results/sum/1.txt"'))
+    sweep.taskfile(
+        SWEEP.replace("for p in (1, 2):", "for p in (1,):").replace(
+            '"results/sum/1.txt", "results/sum/2.txt"', '"results/sum/1.txt"'
+        )
+    )
     listed = build(sweep, "--clean-dead", "-n")
     assert listed.stdout.splitlines() == [
         "would remove results/sim/2.txt",
@@ -750,3 +753,19 @@ def test_help_lists_subcommands_targets_and_exit_codes(project: Project) -> None
     text = build(project, "--help").stdout
     for part in ("subcommands", "why TARGET", "cache [--prune SIZE]", "NAME=value", "exit codes"):
         assert part in text
+
+
+def test_a_listing_taken_while_a_build_runs_says_so(project: Project) -> None:
+    project.taskfile('task("slow", "touch started; sleep 3; echo > out.txt", outputs=["out.txt"])')
+    running = project.popen()
+    try:
+        deadline = time.monotonic() + 10
+        while not project.exists("started"):
+            assert time.monotonic() < deadline and running.poll() is None
+            time.sleep(0.02)
+        for option in ("-n", "-l"):
+            result = project.run(option)
+            assert f"a build is running here (pid {running.pid})" in result.stderr, option
+    finally:
+        running.communicate(timeout=30)
+    assert "a build is running" not in project.run("-n").stderr
