@@ -825,12 +825,17 @@ def _note_read(registry: Registry, path: str | bytes) -> None:
 
 
 def _importing() -> bool:
-    """Whether the listing being audited is the import system's (its FileFinder lists
-    a folder on sys.path to find a module, again whenever the folder changed): not a
-    glob of the Taskfile's, or every file written beside a project module would reload
-    a watched Taskfile. Frame 2 is the listing's Python caller (0 is this, 1 the hook;
+    """Whether the listing or read being audited is the import system's (its
+    FileFinder lists a folder on sys.path to find a module, again whenever the folder
+    changed) or pytaskmake's own (the implicit-input pass lists the project folder
+    once): not the Taskfile's, or every file written beside a project module would
+    reload a watched Taskfile. Frame 2 is the caller (0 is this, 1 the hook;
     os.listdir is C, no frame)."""
-    return sys._getframe(2).f_code.co_filename.startswith("<frozen importlib")
+    caller = sys._getframe(2).f_code.co_filename
+    return caller.startswith(("<frozen importlib", _PACKAGE))
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def _note_listing(listed: set[str], event: str, args: tuple[Any, ...]) -> None:

@@ -497,14 +497,17 @@ def test_a_load_keeps_pytaskmakes_bytecode_but_writes_none_for_the_project(
 def test_a_glob_is_a_listing_and_importing_a_project_module_is_not(tmp_path: Path) -> None:
     """A watcher reloads the Taskfile when a file appears in a folder it listed. The
     import system lists the project folder too (to find `helpers`), again each time
-    the folder changed: that must not count, or every file a task writes there
-    (a log, a scratch file) would reload the Taskfile."""
+    the folder changed, and so does pytaskmake's implicit-input pass: neither must
+    count, or every file a task writes there (a log, a scratch file) would reload the
+    Taskfile."""
     (tmp_path / "data").mkdir()
     (tmp_path / "helpers.py").write_text("N = 1\n")
     (tmp_path / "Taskfile.py").write_text(
         "import glob\nfrom helpers import N\nfrom pytaskmake import task\n"
         "for p in glob.glob('data/*.csv'):\n    task(p, 'true', inputs=[p])\n"
+        "task('x', 'cat notes.txt > o', outputs=['o'])\n"  # (the implicit pass lists too)
     )
+    (tmp_path / "notes.txt").write_text("n\n")
     first = load_taskfile(tmp_path / "Taskfile.py", track=True)
     (tmp_path / "notes.txt").write_text("the folder changed: the import lists it again\n")
     again = load_taskfile(tmp_path / "Taskfile.py", track=True)
