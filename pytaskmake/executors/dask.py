@@ -158,6 +158,7 @@ class DaskExecutor:
         self._cpus_everywhere: bool | None = None
         self._mem_anywhere = False  # (with _cpus_everywhere, from the workers' resources)
         self._wake_r, self._wake_w = os.pipe()
+        self._wake_lock = threading.Lock()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._old_wakeup: int | None = None
@@ -246,10 +247,15 @@ class DaskExecutor:
             self._wake()
 
     def _wake(self) -> None:
-        try:
-            os.write(self._wake_w, b"\0")
-        except BlockingIOError:
-            pass  # the pipe is full: wait() will wake anyway
+        # (a callback may come after close(): a future cancelled then, or a worker's
+        # late word; the pipe is gone, and its number may be another file's by now)
+        with self._wake_lock:
+            if self._wake_w < 0:
+                return
+            try:
+                os.write(self._wake_w, b"\0")
+            except BlockingIOError:
+                pass  # the pipe is full: wait() will wake anyway
 
     def wait(self, timeout: float | None) -> list[Completion]:
         if not self._finished and not self._unsent and not self._pushed:
@@ -363,8 +369,10 @@ class DaskExecutor:
         shutil.rmtree(self._tokens, ignore_errors=True)
         if self._old_wakeup is not None:
             signal.set_wakeup_fd(self._old_wakeup)
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        with self._wake_lock:
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            self._wake_w = -1
 
 
 def _unpicklable(job: Job) -> str | None:
