@@ -182,13 +182,35 @@ def _implicit_of(
     declared = _declared(t)
     # a sweep's commands differ only in their declared paths: what the rest of the
     # words name is found once for all the commands of that shape
-    shape = (bool(literal), *[None if word in declared else word for word in words])
+    shape = _shape(words, declared, literal)
     named = finder.shapes.get(shape)
     if named is None:
         if len(finder.shapes) >= 4096:
             finder.shapes.clear()
         named = finder.shapes[shape] = _named_by(words, declared, finder, literal)
     return tuple(path for path in named if path not in declared)
+
+
+def _shape(
+    words: list[str], declared: set[str] | tuple[str, ...], literal: frozenset[str]
+) -> tuple[object, ...]:
+    """A command line less what differs from point to point and names nothing read:
+    its declared paths, numbers (`--seed 17`), a plain word written by a redirection
+    (`> out/17.log`) and read nowhere else in the line. Lines of one shape read the
+    same files."""
+    key: list[object] = [bool(literal)]
+    redirected = False
+    for word in words:
+        if word in declared:
+            key.append(None)
+        elif redirected and _SPECIAL.search(word) is None and words.count(word) == 1:
+            key.append(0)
+        elif word[0] in "0123456789" and _number(word):
+            key.append(1)
+        else:
+            key.append(word)
+        redirected = word in _REDIRECT_OUT
+    return tuple(key)
 
 
 def _named_by(
@@ -254,9 +276,10 @@ def _read_by(command: list[_Word], reads: list[str], written: set[str]) -> list[
     which go into `written`; and with `-m`'s module."""
     program = os.path.basename(command[0][0])
     pieces = [piece for piece, _ in command]
-    written_all = program in _WRITES_EACH or (
-        program in ("sed", "perl") and any(p.startswith("-i") for p in pieces)
-    )
+    written_all = (
+        program in _WRITES_EACH and not (program in _COMPRESSORS and _to_stdout(pieces))
+    ) or (program in ("sed", "perl") and any(p.startswith("-i") for p in pieces))
+    written_after = () if program in _O_IS_NOT_OUTPUT else _WRITTEN_AFTER
     last = -1
     if program in _WRITES_LAST:
         plain = [k for k, p in enumerate(pieces) if k and not p.startswith(("-", *_REDIRECTED))]
@@ -269,7 +292,7 @@ def _read_by(command: list[_Word], reads: list[str], written: set[str]) -> list[
         elif skip_next:  # the target of an output redirection: written, not read
             skip_next = False
             written.update(os.path.normpath(n) for n in names)
-        elif piece in _REDIRECT_OUT or piece in _WRITTEN_AFTER:
+        elif piece in _REDIRECT_OUT or piece in written_after:
             skip_next = True
         elif piece.startswith(_REDIRECTED) or piece.startswith(_WRITTEN_AS):
             target = piece.lstrip("0123456789&>|").partition("=")[2] or piece.lstrip(
@@ -292,6 +315,17 @@ _WRITES_EACH = frozenset(
     ("touch", "mkdir", "rm", "rmdir", "tee", "truncate", "gzip", "gunzip", "bzip2", "xz")
 )
 _WRITES_LAST = frozenset(("cp", "mv", "ln", "install", "rsync", "scp"))
+_COMPRESSORS = frozenset(("gzip", "gunzip", "bzip2", "xz"))
+# programs whose -o is no output file (unzip: overwrite; find: or; ssh: an option)
+_O_IS_NOT_OUTPUT = frozenset(("unzip", "find", "ssh", "scp", "sftp", "mount", "tar", "ps"))
+
+
+def _to_stdout(pieces: list[str]) -> bool:
+    """`gunzip -c`, `gzip -dc`, `xz --stdout`: the files are read, the result printed."""
+    return any(
+        p in ("--stdout", "--to-stdout") or (p[:1] == "-" and p[1:2] != "-" and "c" in p)
+        for p in pieces
+    )
 
 
 _Piece = tuple[bool, str, tuple[str, ...]]  # (an operator?, the text, the paths it may name)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import Project, build, ran, runs
 
 
@@ -248,3 +250,45 @@ def test_a_command_no_program_can_be_given_is_a_load_error(project: Project) -> 
     project.taskfile('task("odd", "cat in.txt \\ud800 > o8", outputs=["o8"])\n')
     result = build(project, code=2)
     assert "Taskfile.py:2: task 'odd': its command holds" in result.stderr
+
+
+@pytest.mark.skipif(shutil.which("unzip") is None, reason="needs unzip")
+def test_archives_read_to_stdout_and_minus_o_that_is_no_output_are_inputs(
+    project: Project,
+) -> None:
+    """`gunzip -c d.gz` reads d.gz (gunzip alone replaces it); unzip's -o overwrites:
+    the archive after it is read (both missed, found by a helper's regression sweep)."""
+    import gzip
+    import zipfile
+
+    (project.root / "d.gz").write_bytes(gzip.compress(b"hi\n"))
+    with zipfile.ZipFile(project.root / "data.zip", "w") as z:
+        z.writestr("a.txt", "1\n")
+    project.taskfile(
+        """
+        task("unz", "gunzip -c d.gz > d.txt", outputs=["d.txt"])
+        task("zip", "unzip -o -p data.zip a.txt > r.txt", outputs=["r.txt"])
+        """
+    )
+    build(project)
+    (project.root / "d.gz").write_bytes(gzip.compress(b"bye\n"))
+    assert ran(build(project)) == ["unz"] and project.read("d.txt") == "bye\n"
+    with zipfile.ZipFile(project.root / "data.zip", "w") as z:
+        z.writestr("a.txt", "2\n")
+    assert ran(build(project)) == ["zip"] and project.read("r.txt") == "2\n"
+
+
+def test_lines_alike_but_for_what_they_write_read_their_own_files(project: Project) -> None:
+    """`> a.txt && cat b.txt` reads b.txt; `> b.txt && cat b.txt` reads its own b.txt:
+    the lines are alike but for their redirection, and must not share an answer."""
+    project.write("b.txt", "b\n")
+    project.taskfile(
+        """
+        task("own", "echo x > b2.txt && cat b2.txt > o1", outputs=["o1"])
+        task("reads", "echo x > a.txt && cat b.txt > o2", outputs=["o2"])
+        task("writes", "echo x > b.txt && cat b.txt > o3", outputs=["o3"])
+        """
+    )
+    build(project)
+    project.write("b.txt", "c\n")
+    assert ran(build(project)) == ["reads"]  # (writes reads the b.txt it wrote)
