@@ -196,14 +196,14 @@ def _shape(
 ) -> tuple[object, ...]:
     """A command line less what differs from point to point and names nothing read:
     its declared paths, numbers (`--seed 17`), a plain word written by a redirection
-    (`> out/17.log`) and read nowhere else in the line. Lines of one shape read the
-    same files."""
+    (`> out/17.log`) and named nowhere else in the line, in any spelling. Lines of
+    one shape read the same files."""
     key: list[object] = [bool(literal)]
     redirected = False
     for word in words:
         if word in declared:
             key.append(None)
-        elif redirected and _SPECIAL.search(word) is None and words.count(word) == 1:
+        elif redirected and _SPECIAL.search(word) is None and _only_here(word, words):
             key.append(0)
         elif word[0] in "0123456789" and _number(word):
             key.append(1)
@@ -211,6 +211,13 @@ def _shape(
             key.append(word)
         redirected = word in _REDIRECT_OUT
     return tuple(key)
+
+
+def _only_here(word: str, words: list[str]) -> bool:
+    """No other word of the line may name the same file (`./x.txt`, `sub/../x.txt`):
+    none holds its name."""
+    name = os.path.basename(word) or word
+    return sum(name in w for w in words) == 1
 
 
 def _named_by(

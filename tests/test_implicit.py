@@ -282,13 +282,18 @@ def test_lines_alike_but_for_what_they_write_read_their_own_files(project: Proje
     """`> a.txt && cat b.txt` reads b.txt; `> b.txt && cat b.txt` reads its own b.txt:
     the lines are alike but for their redirection, and must not share an answer."""
     project.write("b.txt", "b\n")
+    project.write("b3.txt", "b\n")
     project.taskfile(
         """
         task("own", "echo x > b2.txt && cat b2.txt > o1", outputs=["o1"])
         task("reads", "echo x > a.txt && cat b.txt > o2", outputs=["o2"])
         task("writes", "echo x > b.txt && cat b.txt > o3", outputs=["o3"])
+        task("spelled", "echo x > ./b3.txt && cat b3.txt > o4", outputs=["o4"])
+        task("other", "echo x > ./b4.txt && cat b3.txt > o5", outputs=["o5"])
         """
     )
     build(project)
     project.write("b.txt", "c\n")
     assert ran(build(project)) == ["reads"]  # (writes reads the b.txt it wrote)
+    project.write("b3.txt", "d\n")  # spelled wrote its own; other reads this one
+    assert ran(build(project)) == ["other"]
