@@ -84,7 +84,7 @@ def _undeclared_words(chunk: list[Task]) -> set[str]:
     return named
 
 
-_PUNCTUATION = bytes.maketrans(b";|&()<>`$'\"", b" " * 11)
+_PUNCTUATION = bytes.maketrans(b";|&()<>`$'\",", b" " * 12)
 
 
 def _spaced(text: str) -> str:
@@ -200,8 +200,9 @@ def _shape(
     one shape read the same files."""
     key: list[object] = [bool(literal)]
     redirected = False
+    program = True  # (the first word, or one after an operator: it says what runs)
     for word in words:
-        if word in declared:
+        if word in declared and not program:
             key.append(None)
         elif redirected and _SPECIAL.search(word) is None and _only_here(word, words):
             key.append(0)
@@ -210,7 +211,11 @@ def _shape(
         else:
             key.append(word)
         redirected = word in _REDIRECT_OUT
+        program = word in _COMMAND_ENDS or word[-1:] in (";", "|", "&", "(")
     return tuple(key)
+
+
+_COMMAND_ENDS = frozenset((";", "|", "||", "&", "&&", "(", "then", "do", "else", "time", "nice"))
 
 
 def _only_here(word: str, words: list[str]) -> bool:
@@ -232,7 +237,11 @@ def _named_by(
     for command in _commands(words, declared, literal):
         # (memoized by the command's words less its declared paths: a sweep's commands
         # differ only in those)
-        key = tuple([piece if names is not None else None for piece, names in command])
+        key = (
+            bool(literal),
+            command[0][0],  # (the program, declared or not: gzip and zstd differ)
+            *[piece if names is not None else None for piece, names in command[1:]],
+        )
         known = _read_memo.get(key)
         if known is None:
             if len(_read_memo) >= 4096:
@@ -279,23 +288,30 @@ def _commands(
 def _read_by(command: list[_Word], reads: list[str], written: set[str]) -> list[str]:
     """The paths a simple command may read (into `reads`, returned): its words, less
     what it writes (after an output redirection, `-o`, `--output`; every file of
-    touch, mkdir, rm, tee, gzip; the last of cp, mv, ln, rsync; those of `sed -i`),
+    touch, mkdir, rm, tee; the last of cp, mv, ln, rsync; those of `sed -i`; gzip's
+    are read: -k keeps them, -c prints them),
     which go into `written`; and with `-m`'s module."""
     program = os.path.basename(command[0][0])
     pieces = [piece for piece, _ in command]
-    written_all = (
-        program in _WRITES_EACH and not (program in _COMPRESSORS and _to_stdout(pieces))
-    ) or (program in ("sed", "perl") and any(p.startswith("-i") for p in pieces))
+    written_all = program in _WRITES_EACH or (
+        program in ("sed", "perl") and any(p.startswith("-i") for p in pieces)
+    )
     written_after = () if program in _O_IS_NOT_OUTPUT else _WRITTEN_AFTER
     last = -1
     if program in _WRITES_LAST:
-        plain = [k for k, p in enumerate(pieces) if k and not p.startswith(("-", *_REDIRECTED))]
+        plain = [
+            k
+            for k, p in enumerate(pieces)
+            if k and not p.startswith(("-", *_REDIRECTED)) and pieces[k - 1] not in _REDIRECT_OUT
+        ]
         last = plain[-1] if len(plain) > 1 else -1
     skip_next = False
     for k, (piece, names) in enumerate(command):
         names = names or ()
         if piece.startswith("<") or (k and pieces[k - 1] == "<"):  # (`tee o < c.txt`)
             reads += names
+        elif piece in _REDIRECT_OUT:  # (also right after `-o`: `grep -o > A.log`)
+            skip_next = True
         elif skip_next:  # the target of an output redirection: written, not read
             skip_next = False
             written.update(os.path.normpath(n) for n in names)
@@ -318,21 +334,10 @@ def _read_by(command: list[_Word], reads: list[str], written: set[str]) -> list[
 
 _Word = tuple[str, tuple[str, ...] | None]  # a command's word, the paths it may name
 # programs whose every file argument is written (or removed), and those whose last is
-_WRITES_EACH = frozenset(
-    ("touch", "mkdir", "rm", "rmdir", "tee", "truncate", "gzip", "gunzip", "bzip2", "xz")
-)
+_WRITES_EACH = frozenset(("touch", "mkdir", "rm", "rmdir", "tee", "truncate"))
 _WRITES_LAST = frozenset(("cp", "mv", "ln", "install", "rsync", "scp"))
-_COMPRESSORS = frozenset(("gzip", "gunzip", "bzip2", "xz"))
 # programs whose -o is no output file (unzip: overwrite; find: or; ssh: an option)
 _O_IS_NOT_OUTPUT = frozenset(("unzip", "find", "ssh", "scp", "sftp", "mount", "tar", "ps"))
-
-
-def _to_stdout(pieces: list[str]) -> bool:
-    """`gunzip -c`, `gzip -dc`, `xz --stdout`: the files are read, the result printed."""
-    return any(
-        p in ("--stdout", "--to-stdout") or (p[:1] == "-" and p[1:2] != "-" and "c" in p)
-        for p in pieces
-    )
 
 
 _Piece = tuple[bool, str, tuple[str, ...]]  # (an operator?, the text, the paths it may name)

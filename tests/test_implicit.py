@@ -297,3 +297,38 @@ def test_lines_alike_but_for_what_they_write_read_their_own_files(project: Proje
     assert ran(build(project)) == ["reads"]  # (writes reads the b.txt it wrote)
     project.write("b3.txt", "d\n")  # spelled wrote its own; other reads this one
     assert ran(build(project)) == ["other"]
+
+
+def test_lines_of_one_shape_that_run_different_programs_read_their_own_files(
+    project: Project,
+) -> None:
+    """Found by a helper attacking the shape memo: a declared program (bin/gzip,
+    bin/zstd) hidden in the shape gave zstd gzip's answer (no corpus.txt read); a
+    `-o` just before `>` let the redirection's target count as read; an argv list's
+    answer reached a shell line with the same words."""
+    for tool in ("gzip", "zstd"):
+        script = project.write(f"bin/{tool}", '#!/bin/sh\ncat "$2"\n')
+        script.chmod(0o755)
+    for name in ("corpus.txt", "data.txt", "a.csv", "b.csv"):
+        project.write(name, "hi\n")
+    project.write("merge.py", "print(1)\n")
+    project.taskfile(
+        """
+        for tool in ["gzip", "zstd"]:
+            task(f"bench-{tool}", f"bin/{tool} -k corpus.txt > {tool}.out",
+                 inputs=[f"bin/{tool}"], outputs=[f"{tool}.out"])
+        for n in ["A", "B"]:
+            task(f"g{n}", f"grep -e hi data.txt -o > {n}.log; cp {n}.log g{n}.out",
+                 outputs=[f"g{n}.out"])
+        task("argv", ["python3", "merge.py", "--in=a.csv,b.csv"], outputs=[])
+        task("shell", "python3 merge.py --in=a.csv,b.csv | sort > shell.out",
+             outputs=["shell.out"])
+        """
+    )
+    build(project)
+    build(project)  # (A.log and B.log exist now: still nobody's input)
+    project.write("corpus.txt", "more\n")
+    assert sorted(ran(build(project))) == ["bench-gzip", "bench-zstd"]
+    project.write("b.csv", "more\n")
+    assert "shell" in ran(build(project))
+    assert ran(build(project)) == []
