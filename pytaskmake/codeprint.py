@@ -458,6 +458,11 @@ def _package_base(space: dict[str, Any], level: int) -> str | None:
     if package is None:
         name = space.get("__name__") or ""
         package = name if "__path__" in space else name.rpartition(".")[0]
+    return _relative_base(package, level)
+
+
+def _relative_base(package: str, level: int) -> str | None:
+    """Where `from {level dots} import` starts in `package` (None: beyond the top)."""
     parts = package.split(".") if package else []
     if not parts or level - 1 >= len(parts):
         return None
@@ -477,11 +482,10 @@ def _imports_in(tree: ast.Module | None, package: str) -> list[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                parts = package.split(".") if package else []
-                if node.level - 1 > len(parts):
-                    continue
-                parts = parts[: len(parts) - (node.level - 1)]
-                base = ".".join([*parts, base] if base else parts)
+                start = _relative_base(package, node.level)
+                if start is None:
+                    continue  # (Python refuses it too)
+                base = f"{start}.{base}" if base else start
             if base:
                 names.append(base)
                 names.extend(f"{base}.{alias.name}" for alias in node.names)  # (a.*: any)

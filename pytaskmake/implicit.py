@@ -17,10 +17,11 @@ A sweep declares 200,000 tasks whose command words are nearly all declared
 paths: the commands of 2,048 tasks are cut at the shell's punctuation in one call,
 each task's words less its own declared inputs gathered in a set, and only a chunk
 left with a word naming a project file is looked at word by word, in order, task
-by task. Measured in process at 100,000 points (the whole pass): the benchmark's
-sweep 161 ms (101 before this release, which missed a path one task declared and
-another only named, and any path written with punctuation around it); with
-`python3 sim.py` undeclared in every command, 822 ms (1,366).
+by task, once per command shape (a sweep's lines differ only in their declared
+paths, numbers and logs). Measured in process at 100,000 points (the whole pass):
+the benchmark's sweep ~160 ms (101 before this release, which missed a path one
+task declared and another only named, and any path written with punctuation around
+it); with `python3 sim.py` undeclared in every command, 0.7-0.9 s (1.37).
 """
 
 from __future__ import annotations
@@ -257,7 +258,7 @@ def _named_by(
     return tuple(found)
 
 
-_read_memo: dict[tuple[str | None, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+_read_memo: dict[tuple[object, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
 
 def _commands(
@@ -315,13 +316,13 @@ def _read_by(command: list[_Word], reads: list[str], written: set[str]) -> list[
         elif skip_next:  # the target of an output redirection: written, not read
             skip_next = False
             written.update(os.path.normpath(n) for n in names)
-        elif piece in _REDIRECT_OUT or piece in written_after:
+        elif piece in written_after:
             skip_next = True
         elif piece.startswith(_REDIRECTED) or piece.startswith(_WRITTEN_AS):
-            target = piece.lstrip("0123456789&>|").partition("=")[2] or piece.lstrip(
-                "0123456789&>|"
-            )
-            written.add(os.path.normpath(target.strip("'\"")))
+            # (`2>err.log`, `>a=b.txt`: all after the `>`; `--out=x`: after the `=`)
+            target = piece.partition("=")[2] if piece[0] == "-" else piece.lstrip("0123456789&>|")
+            if target.strip("'\""):
+                written.add(os.path.normpath(target.strip("'\"")))
         elif k and not piece.startswith("-") and (written_all or k == last):
             written.update(os.path.normpath(n) for n in names)
         elif k and pieces[k - 1] == "-m" and names:  # python -m pkg.mod

@@ -21,6 +21,7 @@ import logging
 import os
 import queue
 import signal
+import stat
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -134,12 +135,13 @@ class Watcher:
         trees, missing = set(), []
         sources = sorted(self.engine.sources())
         for source in sources:
-            full = root / source
-            if full.is_dir():
-                trees.add(str(full))
-            elif not full.exists():
-                missing.append(str(full))  # (a file, or a folder input, made later)
-            folders.add(str(full.parent))
+            full = os.path.join(root, source)
+            try:
+                if stat.S_ISDIR(os.stat(full).st_mode):  # (one stat a source)
+                    trees.add(full)
+            except OSError:
+                missing.append(full)  # (a file, or a folder input, made later)
+            folders.add(os.path.dirname(full))
         self._sources = sources  # (sorted: those under a folder are found by bisection)
         self._source_set = set(sources)
         # a folder made or removed that is, or holds, one of these is watched anew
@@ -152,10 +154,13 @@ class Watcher:
         for key in [k for k in self._watches if k not in want or k[0] in renew]:
             self._observer.unschedule(self._watches.pop(key))  # type: ignore[arg-type]
         handler = _Handler(self._changes)
-        for folder, recursive in sorted(want - set(self._watches)):
+        self._aliases = {}
+        for folder, _ in want:
             real = os.path.realpath(folder)
             if real != folder:
                 self._aliases[real] = folder
+        for folder, recursive in sorted(want - set(self._watches)):
+            real = os.path.realpath(folder)
             self._watches[folder, recursive] = self._observer.schedule(
                 handler,
                 real,
@@ -208,7 +213,7 @@ class Watcher:
             return False
         if kind == "dir" and path in self._needed:
             burst.folders[path] = None
-        if path in self.reload_on or (self._broken and path.endswith(".py")):
+        if self._edits_taskfile(path):
             burst.reload[path] = None
         elif self._relists(path, kind):
             burst.relisted[os.path.dirname(path)] = None
@@ -246,9 +251,11 @@ class Watcher:
         """Whether the change may reload the Taskfile: an edit of it or of a module or
         file it read (while it fails to load, of any .py file), or a file made,
         removed or renamed in a folder it listed."""
-        if path in self.reload_on or (self._broken and path.endswith(".py")):
-            return True
-        return self._relists(path, kind)
+        return self._edits_taskfile(path) or self._relists(path, kind)
+
+    def _edits_taskfile(self, path: str) -> bool:
+        """The Taskfile, or a module or file it read (while it fails to load, any .py)."""
+        return path in self.reload_on or (self._broken and path.endswith(".py"))
 
     def _relists(self, path: str, kind: str) -> bool:
         """A file made, removed or renamed in a folder the Taskfile listed, that no

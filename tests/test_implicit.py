@@ -233,6 +233,7 @@ def test_a_file_a_task_writes_is_not_its_implicit_input(project: Project) -> Non
         task("sed", "date +%N > edited.txt; sed -i s/1/2/ edited.txt; cp edited.txt o5",
              outputs=["o5"])
         task("clobber", "date +%N >| w1.log; date +%N > o6", outputs=["o6"])
+        task("eq", "date +%N >run=1.log; cp run=1.log o9", outputs=["o9"])
         task("out", "python3 -c 'import sys; open(sys.argv[2], \\"w\\")' --out w5.txt; "
              "date +%N > o7", outputs=["o7"])
         """
